@@ -1,0 +1,52 @@
+"""saliency-bench: the public API that plugins import (and nothing private beyond it)."""
+from __future__ import annotations
+
+from .checks.base import Check, MethodGroup
+from .datasets.base import Dataset, DatasetSpec
+from .errors import MethodError, UserError
+from .hookspecs import hookimpl
+from .methods import Method, validate_maps
+from .models.base import ModelSpec
+from .models.wrapper import ModelWrapper, derive_blocks, derive_randomization_order
+from .suite import Suite
+
+__version__ = "0.1.0"
+
+
+class MethodPlugin:
+    """A pluggy plugin that registers exactly one method: the target of one entry point."""
+
+    def __init__(self, method: Method):
+        self.method = method
+
+    @hookimpl
+    def register_methods(self, register):
+        register(self.method)
+
+    def __repr__(self) -> str:
+        return f"<MethodPlugin {self.method.name!r}>"
+
+
+def method_plugin(method: Method) -> MethodPlugin:
+    """Wrap one method as a plugin object, so a distribution can declare one entry point per method."""
+    return MethodPlugin(method)
+
+
+__all__ = [
+    "Check",
+    "Dataset",
+    "DatasetSpec",
+    "Method",
+    "MethodError",
+    "MethodGroup",
+    "MethodPlugin",
+    "ModelSpec",
+    "ModelWrapper",
+    "Suite",
+    "UserError",
+    "derive_blocks",
+    "derive_randomization_order",
+    "hookimpl",
+    "method_plugin",
+    "validate_maps",
+]

@@ -1,0 +1,1 @@
+"""The four sanity checks (DESIGN.md "The four sanity checks"), registered as default plugins."""

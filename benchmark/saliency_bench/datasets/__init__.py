@@ -1,0 +1,1 @@
+"""Dataset contract and the built-in dataset plugins."""

@@ -1,0 +1,14 @@
+"""Exception types: user errors (exit 2) and method failures (that method is marked failed)."""
+
+
+class UserError(Exception):
+    """A mistake in what the user asked for; the CLI prints it on one line and exits 2."""
+
+
+class MethodError(Exception):
+    """A saliency method raised or returned something invalid; that method is marked failed."""
+
+    def __init__(self, method: str, reason: str):
+        super().__init__(f"method '{method}' failed: {reason}")
+        self.method = method
+        self.reason = reason

@@ -1,0 +1,1 @@
+"""Model wrappers and the built-in model plugins."""
