@@ -1,0 +1,238 @@
+"""The command line: parses, calls the library, prints. Every user error is one line on stderr, exit 2."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from .errors import UserError
+
+EXIT_OK, EXIT_FAILED, EXIT_USER = 0, 1, 2
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse that reports a usage mistake as one line and exit 2 (no usage dump)."""
+
+    def error(self, message: str):  # noqa: D401 - argparse API
+        raise UserError(f"{self.prog}: {message}")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got '{text}'") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got '{text}'")
+    return value
+
+
+def _check_param(text: str) -> tuple[str, str, str]:
+    check, dot, rest = text.partition(".")
+    key, eq, value = rest.partition("=")
+    if not (dot and eq and check and key):
+        raise argparse.ArgumentTypeError(f"expected CHECK.KEY=VALUE, got '{text}'")
+    return check, key, value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog="saliency-bench", description="Sanity checks for saliency methods.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+
+    sub.add_parser("list", help="registered methods, checks, models and datasets")
+
+    run = sub.add_parser("run", help="run methods through the sanity checks")
+    _add_run_options(run)
+    run.add_argument("--all", action="store_true", help="every registered method")
+    run.add_argument("-m", "--method", dest="methods", nargs="+", action="extend", metavar="NAME",
+                     help="method names or globs (gradcam*)")
+    run.add_argument("--fresh", action="store_true", help="recompute everything in --out")
+    run.add_argument("--board-dir", default=None,
+                     help="also write leaderboard.md/json here (default: '.' for the default `run --all`)")
+
+    check = sub.add_parser("check", help="regression-check methods against a recorded leaderboard.json")
+    check.add_argument("methods", nargs="+", metavar="METHOD")
+    check.add_argument("--against", required=True, metavar="LEADERBOARD_JSON")
+    check.add_argument("--tolerance", type=float, default=None,
+                       help="allowed absolute difference (default: the recorded 95%% interval)")
+    check.add_argument("--device", default="auto")
+    check.add_argument("--out", default=None, help="where to store the rerun (default: a temporary folder)")
+    check.add_argument("--data-root", default=None)
+    check.add_argument("--weights", default=None)
+    check.add_argument("--no-progress", action="store_true")
+
+    train = sub.add_parser("train", help="reproduce the default model's shipped weights")
+    train.add_argument("--out", default="runs/train", help="folder for tiny_vgg.pt and tiny_vgg.json")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--epochs", type=_positive_int, default=None)
+    train.add_argument("--n-train", type=_positive_int, default=None)
+    train.add_argument("--n-val", type=_positive_int, default=None)
+
+    figure = sub.add_parser("figure", help="maps of every method of a family for two classes of one image")
+    figure.add_argument("--family", choices=("aggregation", "propagation", "baseline", "all"), default="all")
+    figure.add_argument("-m", "--method", dest="methods", nargs="+", action="extend", metavar="NAME")
+    figure.add_argument("--image", type=int, default=None, help="dataset index (default: first with 2+ classes)")
+    figure.add_argument("--output", default="figures/maps.png")
+    figure.add_argument("--model", default=None)
+    figure.add_argument("--dataset", default=None)
+    figure.add_argument("--data-root", default=None)
+    figure.add_argument("--weights", default=None)
+    figure.add_argument("--device", default="auto")
+    return parser
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--checks", nargs="+", action="extend", metavar="CHECK", help="default: all checks")
+    parser.add_argument("--model", default=None, help="default: tiny_vgg")
+    parser.add_argument("--dataset", default=None, help="default: the model's dataset")
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    parser.add_argument("--limit", type=_positive_int, default=None, help="number of images")
+    parser.add_argument("--batch-size", type=_positive_int, default=32)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default=None, help="output folder (default: runs/<model>-<dataset>)")
+    parser.add_argument("--data-root", default=None)
+    parser.add_argument("--split", default=None)
+    parser.add_argument("--weights", default=None, help="model weights file (a state dict)")
+    parser.add_argument("--allow-download", action="store_true", help="let the model download its weights")
+    parser.add_argument("--workers", type=int, default=0, help="DataLoader workers")
+    parser.add_argument("--param", type=_check_param, action="append", default=[], metavar="CHECK.KEY=VALUE",
+                        help="override a check parameter, e.g. pointing_game.tolerance=10")
+    parser.add_argument("--no-progress", action="store_true")
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def cmd_list(args) -> int:
+    from .listing import format_listing
+    from .plugins import get_plugin_manager
+
+    registry = get_plugin_manager().registry()
+    print(format_listing(registry))
+    for error in registry.load_errors:
+        _stderr(f"warning: {error}")
+    return EXIT_OK
+
+
+def _run_options(args):
+    from .runner import RunOptions
+
+    params: dict[str, dict] = {}
+    for check, key, value in args.param:
+        params.setdefault(check, {})[key] = value
+    if not args.all and not args.methods:
+        raise UserError("run: choose methods with -m NAME... or --all")
+    out = args.out or f"runs/{args.model or 'tiny_vgg'}-{args.dataset or 'default'}"
+    return RunOptions(
+        methods=None if args.all else args.methods, checks=args.checks, model=args.model, dataset=args.dataset,
+        device=args.device, limit=args.limit, batch_size=args.batch_size, seed=args.seed, out=out,
+        fresh=args.fresh, data_root=args.data_root, split=args.split, weights=args.weights,
+        allow_download=args.allow_download, num_workers=args.workers, check_params=params,
+        progress=not args.no_progress,
+    )
+
+
+def _is_default_run(args) -> bool:
+    """``run --all`` on the embedded default with default parameters writes the top-level board."""
+    return bool(args.all) and not any(
+        [args.model, args.dataset, args.limit, args.param, args.out, args.checks, args.data_root, args.weights]
+    ) and args.seed == 0
+
+
+def cmd_run(args) -> int:
+    from .leaderboard import write_leaderboard
+    from .plugins import get_plugin_manager
+    from .runner import run_benchmark
+
+    options = _run_options(args)
+    registry = get_plugin_manager().registry()
+    started = time.perf_counter()
+    report = run_benchmark(options, registry=registry, log=_stderr)
+    board_dirs = [Path(options.out)]
+    if args.board_dir or _is_default_run(args):
+        board_dirs.append(Path(args.board_dir or "."))
+    for folder in board_dirs:
+        write_leaderboard(report.store, registry, folder, methods=report.methods, checks=report.checks)
+    total = time.perf_counter() - started
+    per_check = ", ".join(f"{name} {seconds:.1f}s" for name, seconds in report.seconds.items())
+    _stderr(f"done in {total:.1f}s on {report.suite.device} ({per_check}); "
+            f"{len(report.computed)} results computed, {len(report.reused)} reused")
+    for folder in board_dirs:
+        _stderr(f"leaderboard: {folder / 'leaderboard.md'}")
+    if report.failures:
+        _stderr(f"{len(report.failures)} method(s) failed: {', '.join(sorted(report.failures))}")
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def cmd_check(args) -> int:
+    from .regression import format_comparison, run_regression_check
+
+    comparison = run_regression_check(
+        args.against, args.methods, tolerance=args.tolerance, device=args.device, out=args.out,
+        data_root=args.data_root, weights=args.weights, progress=not args.no_progress, log=_stderr,
+    )
+    print(format_comparison(comparison))
+    return EXIT_FAILED if any(row["verdict"] != "ok" for row in comparison) else EXIT_OK
+
+
+def cmd_train(args) -> int:
+    from .training import train
+
+    kwargs = {k: v for k, v in {"epochs": args.epochs, "n_train": args.n_train, "n_val": args.n_val}.items() if v}
+    report = train(args.out, seed=args.seed, **kwargs)
+    _stderr(f"weights written to {args.out}: {report}")
+    return EXIT_OK
+
+
+def cmd_figure(args) -> int:
+    from .figures import method_grid_figure
+
+    path = method_grid_figure(
+        args.output, family=args.family, methods=args.methods, image=args.image, model=args.model,
+        dataset=args.dataset, data_root=args.data_root, weights=args.weights, device=args.device,
+    )
+    _stderr(f"figure: {path}")
+    return EXIT_OK
+
+
+COMMANDS = {"list": cmd_list, "run": cmd_run, "check": cmd_check, "train": cmd_train, "figure": cmd_figure}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``saliency-bench`` console script."""
+    try:
+        args = build_parser().parse_args(argv)
+        return COMMANDS[args.command](args)
+    except UserError as exc:
+        _stderr(f"saliency-bench: error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
+        return EXIT_USER
+    except KeyboardInterrupt:
+        _stderr("saliency-bench: interrupted; finished results are kept, rerun the same command to resume")
+        return 130
+    except Exception as exc:
+        if os.environ.get("SALIENCY_BENCH_DEBUG"):
+            raise
+        cause = _user_error_cause(exc)
+        if cause is not None:
+            _stderr(f"saliency-bench: error: {cause}")
+            return EXIT_USER
+        _stderr(f"saliency-bench: internal error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                " (set SALIENCY_BENCH_DEBUG=1 for the traceback)")
+        return EXIT_FAILED
+
+
+def _user_error_cause(exc: BaseException) -> str | None:
+    """A UserError raised inside a DataLoader worker arrives re-wrapped; recover its one line."""
+    text = str(exc)
+    marker = "UserError: "
+    if marker in text:
+        return text.split(marker, 1)[1].strip().splitlines()[0]
+    return None
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,41 @@
+"""The control methods `random` and `edge`, a default plugin: they calibrate what the checks can tell."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .hookspecs import hookimpl
+from .methods import Method
+
+
+class RandomMap(Method):
+    """Uniform noise from torch's global RNG (seeded by the harness): explains nothing, must fail pointing."""
+
+    name = "random"
+    family = "baseline"
+    positive = False
+
+    def attribute(self, model, inputs, targets):
+        batch, _, height, width = inputs.shape
+        return torch.rand(batch, height, width, device=inputs.device, dtype=torch.float32)
+
+
+class EdgeMap(Method):
+    """Sobel gradient magnitude of the grey image: ignores model and class, so it must look fully insensitive."""
+
+    name = "edge"
+    family = "baseline"
+    positive = True
+
+    def attribute(self, model, inputs, targets):
+        grey = model.denormalize(inputs.detach()).mean(dim=1, keepdim=True)
+        kx = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]], device=inputs.device)
+        kernels = torch.stack([kx, kx.t()]).unsqueeze(1).to(grey.dtype)
+        grads = F.conv2d(F.pad(grey, (1, 1, 1, 1), mode="replicate"), kernels)
+        return grads.pow(2).sum(dim=1).sqrt()
+
+
+@hookimpl
+def register_methods(register):
+    register(RandomMap())
+    register(EdgeMap())

@@ -1,0 +1,217 @@
+"""The leaderboard: leaderboard.json (every number, interval, configuration) and leaderboard.md (tabulate)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Sequence
+
+from tabulate import tabulate
+
+from .config import plain
+from .plugins import Registry
+from .reference import PAPER
+from .store import ResultStore, dump_json
+
+SCHEMA = 1
+
+# Verdict thresholds, stated in both files. Class sensitivity and randomisation: lower similarity is better.
+THRESHOLDS = {
+    "pointing_game": {"metric": "accuracy", "pass_if": ">=", "value": 0.5},
+    "restricted_gap": {"metric": "pointing - restricted", "pass_if": ">=", "value": 0.05},
+    "class_sensitivity": {"metric": "spearman_hog", "pass_if": "<=", "value": 0.5},
+    "randomization": {"metric": "spearman_hog_final", "pass_if": "<=", "value": 0.5},
+}
+
+HOW_TO_READ = """\
+**How to read this.** Each number is a mean over images with its 95% bootstrap interval in brackets
+(n = images or trials, in the detailed tables). *Pointing* is the pointing-game accuracy (higher = the map's
+peak lies on the right object). *Restricted* scores one map per image, for the top class, against every
+class present: if it is close to *pointing* (small *gap*), the maps for different classes point at the same
+place, i.e. the method is not class-sensitive. *Class sens.* is the Spearman correlation between HOG
+features of the maps for the top and the bottom class (lower = more class-sensitive). *Rand.* is the
+similarity between the map of the trained model and the map after cascading re-initialisation of its
+layers from the logits down: the mean over the cascade and the final step (lower = the map depends on the
+learned weights). A method that "just draws the salient parts of the image" scores like the `edge` control:
+high similarity everywhere. Paper columns are the seed paper's values on **VGG-16 / PASCAL VOC07 (pointing)
+and ImageNet (class sensitivity)**, shown for orientation only: a different model and dataset."""
+
+
+def _metric(result: dict | None, name: str) -> dict | None:
+    if not result or result.get("status") != "ok":
+        return None
+    return result.get("metrics", {}).get(name)
+
+
+def _fmt(metric: dict | None, digits: int = 3) -> str:
+    if not metric or metric.get("value") is None:
+        return "–"
+    text = f"{metric['value']:.{digits}f}"
+    if metric.get("ci_low") is not None and metric.get("ci_high") is not None:
+        text += f" [{metric['ci_low']:.2f}, {metric['ci_high']:.2f}]"
+    return text
+
+
+def _passes(value: float | None, rule: dict) -> str:
+    if value is None:
+        return "–"
+    ok = value >= rule["value"] if rule["pass_if"] == ">=" else value <= rule["value"]
+    return "pass" if ok else "fail"
+
+
+def build_board(store: ResultStore, registry: Registry, methods: Sequence[str], checks: Sequence[str]) -> dict:
+    """Collect stored results of ``methods`` x ``checks`` into the leaderboard's JSON document."""
+    board = {"schema": SCHEMA, "config": store.config, "thresholds": THRESHOLDS, "checks": {}, "methods": {}}
+    for name in methods:
+        method = registry.methods[name]
+        entry = {
+            "family": method.obj.family, "positive": method.obj.positive, "layer": method.obj.layer,
+            "distribution": method.distribution, "version": method.version, "status": "ok", "results": {},
+        }
+        for check in checks:
+            record = store.get(name, check)
+            if record is None:
+                continue
+            board["checks"].setdefault(check, record.get("params", {}))
+            if record.get("status") != "ok":
+                entry["status"] = "failed"
+                entry.setdefault("errors", {})[check] = record.get("error", "")
+            entry["results"][check] = {
+                k: v for k, v in record.items() if k not in ("config", "params", "method", "check", "plugin")
+            }
+        entry["verdicts"] = _verdicts(entry["results"])
+        if name in PAPER:
+            entry["paper"] = dict(zip(("pointing", "restricted", "class_sensitivity"), PAPER[name]))
+        board["methods"][name] = entry
+    return plain(board)
+
+
+def _verdicts(results: dict) -> dict:
+    pointing = (_metric(results.get("pointing_game"), "accuracy") or {}).get("value")
+    restricted = (_metric(results.get("restricted_pointing_game"), "accuracy") or {}).get("value")
+    sensitivity = (_metric(results.get("class_sensitivity"), "spearman_hog") or {}).get("value")
+    randomization = (_metric(results.get("randomization"), "spearman_hog_final") or {}).get("value")
+    gap = pointing - restricted if pointing is not None and restricted is not None else None
+    return {
+        "pointing_game": _passes(pointing, THRESHOLDS["pointing_game"]),
+        "restricted_gap": _passes(gap, THRESHOLDS["restricted_gap"]),
+        "class_sensitivity": _passes(sensitivity, THRESHOLDS["class_sensitivity"]),
+        "randomization": _passes(randomization, THRESHOLDS["randomization"]),
+    }
+
+
+def _paper(entry: dict, key: str, scale: float = 1.0) -> str:
+    value = entry.get("paper", {}).get(key)
+    return "" if value is None else f"{value * scale:.2f}"
+
+
+def summary_rows(board: dict) -> list[list[str]]:
+    """One row per method for the summary table."""
+    rows = []
+    for name, entry in board["methods"].items():
+        res = entry["results"]
+        pointing = _metric(res.get("pointing_game"), "accuracy")
+        restricted = _metric(res.get("restricted_pointing_game"), "accuracy")
+        gap = (
+            f"{pointing['value'] - restricted['value']:+.3f}"
+            if pointing and restricted and pointing.get("value") is not None and restricted.get("value") is not None
+            else "–"
+        )
+        v = entry["verdicts"]
+        verdict = " ".join(
+            f"{label}:{'✓' if v[key] == 'pass' else '✗' if v[key] == 'fail' else '–'}"
+            for label, key in (("P", "pointing_game"), ("G", "restricted_gap"), ("C", "class_sensitivity"),
+                               ("R", "randomization"))
+        )
+        rows.append([
+            f"`{name}`" + (" (failed)" if entry["status"] == "failed" else ""),
+            entry["family"], "yes" if entry["positive"] else "no",
+            _fmt(pointing), _fmt(restricted), gap,
+            _fmt(_metric(res.get("class_sensitivity"), "spearman_hog")),
+            _fmt(_metric(res.get("randomization"), "spearman_hog_mean")),
+            _fmt(_metric(res.get("randomization"), "spearman_hog_final")),
+            verdict,
+            "/".join(filter(None, [_paper(entry, "pointing", 0.01), _paper(entry, "restricted", 0.01)])),
+            _paper(entry, "class_sensitivity"),
+        ])
+    return rows
+
+
+def detail_tables(board: dict) -> list[str]:
+    """One table per check: every metric with its interval and sample size."""
+    parts = []
+    for check in board["checks"]:
+        metric_names: list[str] = []
+        for entry in board["methods"].values():
+            for metric in (entry["results"].get(check) or {}).get("metrics", {}):
+                if metric not in metric_names:
+                    metric_names.append(metric)
+        rows = []
+        for name, entry in board["methods"].items():
+            result = entry["results"].get(check)
+            if result is None:
+                continue
+            if result.get("status") != "ok":
+                rows.append([f"`{name}`"] + ["failed: " + result.get("error", "")[:80]] + [""] * (len(metric_names) - 1))
+                continue
+            cells = []
+            for metric in metric_names:
+                m = result["metrics"].get(metric)
+                cell = _fmt(m) + (f" n={m['n']}" if m and "n" in m else "")
+                if m and m.get("dropped"):
+                    cell += f" ({m['dropped']} undefined dropped)"
+                cells.append(cell)
+            rows.append([f"`{name}`"] + cells)
+        params = ", ".join(f"{k}={v}" for k, v in board["checks"][check].items() if not isinstance(v, (list, dict)))
+        parts.append(f"### {check}\n\nParameters: {params}\n\n" + tabulate(rows, headers=["method"] + metric_names,
+                                                                           tablefmt="github"))
+    return parts
+
+
+def render_markdown(board: dict, figures: Sequence[str] = ()) -> str:
+    """The leaderboard.md text."""
+    config = board["config"]
+    model, dataset = config.get("model", {}), config.get("dataset", {})
+    thresholds = "; ".join(
+        f"{k}: pass if {v['metric']} {v['pass_if']} {v['value']}" for k, v in board["thresholds"].items()
+    )
+    headers = ["method", "family", "positive", "pointing", "restricted", "gap", "class sens.", "rand. mean",
+               "rand. final", "verdicts", "paper P/R (VGG-16/VOC07)", "paper class sens. (VGG-16/ImageNet)"]
+    lines = [
+        "# saliency-bench leaderboard",
+        "",
+        "Written by `saliency-bench run`; do not edit by hand.",
+        "",
+        f"Model `{model.get('name')}` ({model.get('input_size')} px), dataset `{dataset.get('name')}`, "
+        f"{config.get('images')} images, seed {config.get('seed')}; versions: "
+        + ", ".join(f"{k} {v}" for k, v in sorted(config.get("versions", {}).items())) + ".",
+        "",
+        HOW_TO_READ,
+        "",
+        f"Verdicts (P pointing, G restricted gap, C class sensitivity, R randomisation): {thresholds}.",
+        "",
+        "## Summary",
+        "",
+        tabulate(summary_rows(board), headers=headers, tablefmt="github"),
+        "",
+    ]
+    if figures:
+        lines += ["## Figures", ""] + [f"![{Path(f).stem}]({f})" for f in figures] + [""]
+    lines += ["## Details", ""] + [t + "\n" for t in detail_tables(board)]
+    return "\n".join(lines)
+
+
+def write_leaderboard(
+    store: ResultStore, registry: Registry, folder: Path, methods: Sequence[str], checks: Sequence[str],
+    figures: Sequence[str] = (),
+) -> dict:
+    """Write leaderboard.json and leaderboard.md into ``folder``; return the board."""
+    board = build_board(store, registry, methods, checks)
+    folder = Path(folder)
+    dump_json(board, folder / "leaderboard.json")
+    (folder / "leaderboard.md").write_text(render_markdown(board, figures))
+    return board
+
+
+def load_board(path: str | Path) -> dict:
+    """Read a leaderboard.json written by :func:`write_leaderboard`."""
+    return json.loads(Path(path).read_text())

@@ -1,0 +1,31 @@
+"""The seed paper's numbers (Khakzar et al. 2020, VGG-16; VOC07 multi-class subset; ImageNet), per method."""
+
+# method: (pointing %, restricted pointing %, class sensitivity Spearman on HOG)
+PAPER = {
+    "gradcam": (74.1, 48.9, 0.03),
+    "gradcam@B5": (74.1, 48.9, 0.03),
+    "fullgrad": (58.4, 50.5, 0.48),
+    "gradcampp@B5": (66.2, 54.1, 0.37),
+    "gradcampp@B4": (36.3, 37.1, 0.23),
+    "gradcampp@B3": (35.2, 36.4, 0.44),
+    "gradcampp@B2": (38.0, 39.2, 0.58),
+    "gradcampp@B1": (40.4, 40.3, 0.65),
+    "gradcam_pos@B5": (60.4, 58.1, 0.69),
+    "gradcam_pos@B4": (37.6, 37.8, 0.94),
+    "gradcam_pos@B3": (31.8, 31.6, 0.98),
+    "gradcam_pos@B2": (40.6, 40.7, 0.99),
+    "gradcam_pos@B1": (40.7, 40.6, 0.99),
+    "gradmid@B5": (63.9, 56.3, 0.29),
+    "gradmid@B4": (65.4, 56.3, 0.35),
+    "gradmid@B3": (60.0, 53.8, 0.32),
+    "gradmid@B2": (53.8, 48.8, 0.34),
+    "gradmid@B1": (51.8, 44.5, 0.43),
+    "cumulative_gradcam": (58.1, 56.2, 0.92),
+    "cumulative_gradmid": (64.1, 56.3, 0.36),
+    "guided_backprop": (48.7, 47.5, 0.99),
+    "gradient": (52.7, 45.1, 0.44),
+    "rectgrad": (51.2, 50.0, 0.99),
+    "rectgrad_mod": (59.5, 53.8, 0.72),
+    "lrp_gamma_inf": (50.6, 50.0, 0.99),
+    "lrp_0": (51.1, 44.2, 0.59),
+}

@@ -1,0 +1,101 @@
+"""``saliency-bench check``: rerun methods under a leaderboard's recorded configuration and compare."""
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Callable, Sequence
+
+from tabulate import tabulate
+
+from .errors import UserError
+from .plugins import get_plugin_manager
+from .runner import RunOptions, run_benchmark
+
+
+def read_board(path: str | Path) -> dict:
+    """A leaderboard.json, or a one-line UserError naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"leaderboard file not found: {path}")
+    try:
+        board = json.loads(path.read_text())
+    except ValueError as exc:
+        raise UserError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(board, dict) or "config" not in board or "methods" not in board:
+        raise UserError(f"{path}: not a saliency-bench leaderboard.json")
+    return board
+
+
+def _metric_rows(method: str, check: str, old: dict, new: dict | None, tolerance: float | None) -> list[dict]:
+    """One row per recorded metric: old, new, difference, allowed band and verdict."""
+    rows = []
+    for metric, recorded in old.get("metrics", {}).items():
+        old_value = recorded.get("value")
+        current = (new or {}).get("metrics", {}).get(metric, {}) if new and new.get("status") == "ok" else None
+        new_value = current.get("value") if current else None
+        row = {"method": method, "check": check, "metric": metric, "old": old_value, "new": new_value}
+        if current is None:
+            row.update(diff=None, allowed="", verdict="failed" if new else "missing")
+        elif old_value is None or new_value is None:
+            same = old_value is None and new_value is None
+            row.update(diff=None, allowed="both undefined", verdict="ok" if same else "regression")
+        else:
+            diff = new_value - old_value
+            if tolerance is not None:
+                ok, allowed = abs(diff) <= tolerance, f"±{tolerance:g}"
+            elif recorded.get("ci_low") is not None and recorded.get("ci_high") is not None:
+                ok = recorded["ci_low"] - 1e-9 <= new_value <= recorded["ci_high"] + 1e-9
+                allowed = f"[{recorded['ci_low']:.4f}, {recorded['ci_high']:.4f}]"
+            else:
+                ok, allowed = abs(diff) <= 1e-6, "±1e-06"
+            row.update(diff=diff, allowed=allowed, verdict="ok" if ok else "regression")
+        rows.append(row)
+    return rows
+
+
+def run_regression_check(
+    against: str | Path, methods: Sequence[str], tolerance: float | None = None, device: str = "auto",
+    out: str | None = None, data_root: str | None = None, weights: str | None = None, progress: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> list[dict]:
+    """Rerun ``methods`` with the board's model, dataset, image count, seed and check parameters."""
+    board = read_board(against)
+    registry = get_plugin_manager().registry()
+    names = registry.select_methods(methods)
+    missing = [n for n in names if n not in board["methods"]]
+    if missing:
+        raise UserError(f"method '{missing[0]}' is not on the leaderboard {against}")
+    config = board["config"]
+    checks = list(board.get("checks", {}))
+    options = RunOptions(
+        methods=names, checks=checks, model=config["model"]["name"], dataset=config["dataset"]["name"],
+        split=config["dataset"].get("split"), device=device, limit=config["images"], seed=config["seed"],
+        out=out or tempfile.mkdtemp(prefix="saliency-bench-check-"), fresh=True, data_root=data_root,
+        weights=weights, check_params={c: p for c, p in board["checks"].items()}, progress=progress,
+    )
+    report = run_benchmark(options, registry=registry, log=log)
+    here = report.store.config
+    for key in ("model", "dataset", "images", "seed"):
+        if here.get(key) != config.get(key):
+            raise UserError(f"configuration not reproducible here: recorded {key} {config.get(key)} != {here.get(key)}")
+    rows = []
+    for name in names:
+        for check in checks:
+            old = board["methods"][name]["results"].get(check)
+            if old is None or old.get("status") != "ok":
+                continue
+            rows += _metric_rows(name, check, old, report.store.get(name, check), tolerance)
+    return rows
+
+
+def format_comparison(rows: list[dict]) -> str:
+    """The table ``saliency-bench check`` prints."""
+    def num(value):
+        return "–" if value is None else f"{value:.4f}"
+
+    table = [[r["method"], r["check"], r["metric"], num(r["old"]), num(r["new"]),
+              "–" if r["diff"] is None else f"{r['diff']:+.4f}", r["allowed"], r["verdict"]] for r in rows]
+    bad = sum(r["verdict"] != "ok" for r in rows)
+    summary = f"{len(rows) - bad} of {len(rows)} metrics hold" + (f"; {bad} regression(s)" if bad else "")
+    return tabulate(table, headers=["method", "check", "metric", "old", "new", "diff", "allowed", "verdict"]) + "\n" + summary

@@ -1,0 +1,174 @@
+"""Runs selected methods through selected checks on one model and dataset, storing each result at once."""
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from .checks.base import MethodGroup
+from .config import package_versions, plain
+from .errors import UserError
+from .plugins import Registry, get_plugin_manager
+from .store import ResultStore
+from .suite import Suite
+
+DEFAULT_MODEL = "tiny_vgg"
+
+
+@dataclass
+class RunOptions:
+    """Everything ``saliency-bench run`` accepts; ``None`` means the model's or dataset's default."""
+
+    methods: list[str] | None = None
+    checks: list[str] | None = None
+    model: str | None = None
+    dataset: str | None = None
+    device: str = "auto"
+    limit: int | None = None
+    batch_size: int = 32
+    seed: int = 0
+    out: str = "runs/default"
+    fresh: bool = False
+    data_root: str | None = None
+    split: str | None = None
+    weights: str | None = None
+    allow_download: bool = False
+    num_workers: int = 0
+    check_params: dict[str, dict] = field(default_factory=dict)
+    progress: bool = True
+
+
+@dataclass
+class RunReport:
+    """What a run did: the store it wrote, failures, and seconds per check (timings stay out of results)."""
+
+    store: ResultStore
+    suite: Suite
+    methods: list[str]
+    checks: list[str]
+    failures: dict[str, str] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+    computed: list[tuple[str, str]] = field(default_factory=list)
+    reused: list[tuple[str, str]] = field(default_factory=list)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks CUDA when present; ``cuda`` without a GPU is a user error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name not in ("cpu", "cuda") and not name.startswith("cuda:"):
+        raise UserError(f"unknown device '{name}' (use auto, cpu or cuda)")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"device '{name}' requested but no CUDA GPU is available")
+    return torch.device(name)
+
+
+def _lookup(table: dict, kind: str, name: str):
+    if name not in table:
+        raise UserError(f"unknown {kind} '{name}' (known: {', '.join(sorted(table)) or 'none'})")
+    return table[name].obj
+
+
+def open_suite(options: RunOptions, registry: Registry) -> Suite:
+    """Load the model and dataset the options name and put them on the device."""
+    device = resolve_device(options.device)
+    model_spec = _lookup(registry.models, "model", options.model or DEFAULT_MODEL)
+    dataset_name = options.dataset or model_spec.default_dataset
+    if dataset_name is None:
+        raise UserError(f"model '{model_spec.name}' has no default dataset; pass --dataset")
+    dataset_spec = _lookup(registry.datasets, "dataset", dataset_name)
+    model = model_spec.load(weights=options.weights, allow_download=options.allow_download).to(device)
+    dataset = dataset_spec.load(model, root=options.data_root, split=options.split)
+    limit = options.limit if options.limit is not None else getattr(dataset, "default_limit", None)
+    if limit is not None and limit < 1:
+        raise UserError(f"--limit must be at least 1, got {limit}")
+    return Suite(
+        model=model, dataset=dataset, device=device, seed=options.seed, batch_size=options.batch_size,
+        limit=limit, num_workers=options.num_workers, progress=options.progress,
+    )
+
+
+def check_parameters(check, suite: Suite, overrides: dict) -> dict:
+    """The check's defaults for this suite, updated by the user's overrides; unknown keys are refused."""
+    params = dict(check.default_params(suite))
+    params.setdefault("images", suite.num_images)
+    for key, value in overrides.items():
+        if key not in params:
+            raise UserError(f"check '{check.name}' has no parameter '{key}' (has: {', '.join(sorted(params))})")
+        params[key] = type(params[key])(value) if isinstance(params[key], (int, float)) and not isinstance(params[key], bool) else value
+    params["images"] = min(int(params["images"]), suite.num_images)
+    return plain(params)
+
+
+def group_by_shared_pass(names: list[str], registry: Registry) -> list[list[str]]:
+    """Methods with the same ``shared_key`` run as one group (one pass per batch); others alone."""
+    groups: dict[object, list[str]] = {}
+    for name in names:
+        key = registry.methods[name].obj.shared_key or ("alone", name)
+        groups.setdefault(key, []).append(name)
+    return list(groups.values())
+
+
+def run_benchmark(
+    options: RunOptions, registry: Registry | None = None, log: Callable[[str], None] | None = None
+) -> RunReport:
+    """Run every selected (method, check) not already stored; store each result the moment it is done."""
+    log = log or (lambda message: print(message, file=sys.stderr))
+    registry = registry or get_plugin_manager().registry()
+    for error in registry.load_errors:
+        log(f"warning: {error}")
+    methods = registry.select_methods(options.methods or ["*"])
+    checks = options.checks or list(registry.checks)
+    for name in checks:
+        _lookup(registry.checks, "check", name)
+    for name in options.check_params:
+        if name not in checks:
+            raise UserError(f"parameters given for check '{name}', which is not selected")
+    suite = open_suite(options, registry)
+    for name in checks:
+        if registry.checks[name].obj.requires_masks and not suite.dataset.has_masks:
+            raise UserError(f"check '{name}' needs per-class masks; dataset '{suite.dataset.name}' has none")
+    config = plain({**suite.describe(), "versions": package_versions()})
+    store = ResultStore(Path(options.out), config, fresh=options.fresh)
+    report = RunReport(store=store, suite=suite, methods=methods, checks=checks)
+    for check_name in checks:
+        check = registry.checks[check_name].obj
+        params = check_parameters(check, suite, options.check_params.get(check_name, {}))
+        check_suite = Suite(**{**suite.__dict__, "limit": params["images"]})
+        started = time.perf_counter()
+        pending = []
+        for name in methods:
+            stored = store.get(name, check_name, params)
+            if stored is not None and stored.get("status") == "ok":
+                report.reused.append((name, check_name))
+            else:
+                pending.append(name)
+        for names in group_by_shared_pass(pending, registry):
+            group = MethodGroup([registry.methods[n].obj for n in names], suite.model)
+            torch.manual_seed(options.seed)
+            try:
+                results = check.run(check_suite, group, params)
+            except UserError:
+                raise
+            except Exception as exc:  # a check that breaks on one group must not stop the others
+                reason = f"check '{check_name}' raised {type(exc).__name__}: {exc}".splitlines()[0]
+                results = {}
+                for name in group.active:
+                    group.failures[name] = reason
+            for name in names:
+                registered = registry.methods[name]
+                meta = {"distribution": registered.distribution, "version": registered.version}
+                if name in group.failures or name not in results:
+                    error = group.failures.get(name, f"check '{check_name}' returned no result")
+                    store.put(name, check_name, {"status": "failed", "error": error, "plugin": meta}, params)
+                    report.failures[name] = error
+                    log(f"FAILED {name} on {check_name}: {error}")
+                else:
+                    store.put(name, check_name, {"status": "ok", "plugin": meta, **plain(results[name])}, params)
+                report.computed.append((name, check_name))
+        report.seconds[check_name] = time.perf_counter() - started
+    return report

@@ -1,0 +1,15 @@
+"""Test setup: keep installed third-party plugins out of the run (tests opt in explicitly)."""
+import os
+
+os.environ.setdefault("SALIENCY_BENCH_PLUGINS", "")
+os.environ.setdefault("TQDM_DISABLE", "1")
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture
+def pm():
+    """The process-wide plugin manager (register fakes on it; unregister them in a finally)."""
+    from saliency_bench.plugins import get_plugin_manager
+
+    return get_plugin_manager()
