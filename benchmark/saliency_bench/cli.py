@@ -80,6 +80,15 @@ def build_parser() -> argparse.ArgumentParser:
     figure.add_argument("--data-root", default=None)
     figure.add_argument("--weights", default=None)
     figure.add_argument("--device", default="auto")
+    bench = sub.add_parser("bench", help="milliseconds per image of each method and its ratio to the floor")
+    bench.add_argument("-m", "--method", dest="methods", nargs="+", action="extend", metavar="NAME")
+    bench.add_argument("--model", default=None)
+    bench.add_argument("--weights", default=None)
+    bench.add_argument("--device", default="auto")
+    bench.add_argument("--batch-size", type=_positive_int, default=64)
+    bench.add_argument("--repeats", type=_positive_int, default=3)
+    bench.add_argument("--no-peers", action="store_true", help="skip captum / grad-cam / zennit")
+    bench.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
 
 
@@ -155,7 +164,8 @@ def cmd_run(args) -> int:
     if args.board_dir or _is_default_run(args):
         board_dirs.append(Path(args.board_dir or "."))
     for folder in board_dirs:
-        write_leaderboard(report.store, registry, folder, methods=report.methods, checks=report.checks)
+        write_leaderboard(report.store, registry, folder, methods=report.methods, checks=report.checks,
+                          suite=report.suite)
     total = time.perf_counter() - started
     per_check = ", ".join(f"{name} {seconds:.1f}s" for name, seconds in report.seconds.items())
     _stderr(f"done in {total:.1f}s on {report.suite.device} ({per_check}); "
@@ -199,7 +209,22 @@ def cmd_figure(args) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"list": cmd_list, "run": cmd_run, "check": cmd_check, "train": cmd_train, "figure": cmd_figure}
+def cmd_bench(args) -> int:
+    import json
+
+    from .plugins import get_plugin_manager
+    from .runner import RunOptions, open_model
+    from .speed import format_speed, measure
+
+    registry = get_plugin_manager().registry()
+    names = registry.select_methods(args.methods or ["*"])
+    model = open_model(RunOptions(model=args.model, weights=args.weights, device=args.device), registry)
+    result = measure(registry, names, model, batch_size=args.batch_size, repeats=args.repeats, peers=not args.no_peers)
+    print(json.dumps(result, indent=1) if args.json else format_speed(result))
+    return EXIT_OK
+
+
+COMMANDS = {"list": cmd_list, "run": cmd_run, "check": cmd_check, "train": cmd_train, "figure": cmd_figure, "bench": cmd_bench}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -208,7 +233,8 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)
     except UserError as exc:
-        _stderr(f"saliency-bench: error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
+        text = _user_error_cause(exc) or (str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        _stderr(f"saliency-bench: error: {text}")
         return EXIT_USER
     except KeyboardInterrupt:
         _stderr("saliency-bench: interrupted; finished results are kept, rerun the same command to resume")
@@ -229,8 +255,8 @@ def _user_error_cause(exc: BaseException) -> str | None:
     """A UserError raised inside a DataLoader worker arrives re-wrapped; recover its one line."""
     text = str(exc)
     marker = "UserError: "
-    if marker in text:
-        return text.split(marker, 1)[1].strip().splitlines()[0]
+    if "DataLoader worker" in text and marker in text:
+        return text.rsplit(marker, 1)[1].strip().splitlines()[0]
     return None
 
 

@@ -73,6 +73,13 @@ def _lookup(table: dict, kind: str, name: str):
     return table[name].obj
 
 
+def open_model(options: RunOptions, registry: Registry):
+    """Load the model the options name, on the requested device."""
+    device = resolve_device(options.device)
+    spec = _lookup(registry.models, "model", options.model or DEFAULT_MODEL)
+    return spec.load(weights=options.weights, allow_download=options.allow_download).to(device)
+
+
 def open_suite(options: RunOptions, registry: Registry) -> Suite:
     """Load the model and dataset the options name and put them on the device."""
     device = resolve_device(options.device)
@@ -81,7 +88,7 @@ def open_suite(options: RunOptions, registry: Registry) -> Suite:
     if dataset_name is None:
         raise UserError(f"model '{model_spec.name}' has no default dataset; pass --dataset")
     dataset_spec = _lookup(registry.datasets, "dataset", dataset_name)
-    model = model_spec.load(weights=options.weights, allow_download=options.allow_download).to(device)
+    model = open_model(options, registry)
     dataset = dataset_spec.load(model, root=options.data_root, split=options.split)
     limit = options.limit if options.limit is not None else getattr(dataset, "default_limit", None)
     if limit is not None and limit < 1:
@@ -132,7 +139,10 @@ def run_benchmark(
     for name in checks:
         if registry.checks[name].obj.requires_masks and not suite.dataset.has_masks:
             raise UserError(f"check '{name}' needs per-class masks; dataset '{suite.dataset.name}' has none")
-    config = plain({**suite.describe(), "versions": package_versions()})
+        if registry.checks[name].obj.requires_masks and list(suite.dataset.class_names) != suite.model.class_names:
+            raise UserError(f"check '{name}' scores maps against the dataset's classes, but model "
+                            f"'{suite.model.name}' predicts other classes than dataset '{suite.dataset.name}'")
+    config = plain({**suite.describe(), "weights": options.weights, "versions": package_versions()})
     store = ResultStore(Path(options.out), config, fresh=options.fresh)
     report = RunReport(store=store, suite=suite, methods=methods, checks=checks)
     for check_name in checks:
