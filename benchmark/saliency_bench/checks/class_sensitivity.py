@@ -1,0 +1,67 @@
+"""Class sensitivity (Rebuffi et al. 2020, as in Khakzar et al. 2020): maps of the max- vs the min-logit class."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from .base import Check, MethodGroup
+from .similarity import hog_spearman, spearman
+from .stats import bootstrap_params, summarize
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..suite import Suite
+
+
+def hog_cell(input_size: int) -> int:
+    """HOG cell of 16 px at 224 px (Adebayo et al. 2018), scaled with the input size, at least 2 px."""
+    return max(2, int(round(16.0 * input_size / 224.0)))
+
+
+def hog_params(suite: "Suite") -> dict:
+    """The HOG parameters recorded with a result (skimage ``hog`` defaults apart from the scaled cell)."""
+    return {"hog_cell": hog_cell(suite.model.input_size), "hog_block": 3, "hog_orientations": 9}
+
+
+def hog_args(params: dict) -> dict:
+    """Keyword arguments of ``hog_spearman`` from a check's parameters."""
+    return {"cell": int(params["hog_cell"]), "block": int(params["hog_block"]), "orientations": int(params["hog_orientations"])}
+
+
+class ClassSensitivity(Check):
+    """Similarity of the maps for the max- and min-logit classes; lower = more class-sensitive."""
+
+    name = "class_sensitivity"
+    requires_masks = False
+    description = "Class sensitivity (Rebuffi et al. 2020): Spearman on HOG between max- and min-logit class maps"
+
+    def default_params(self, suite: "Suite") -> dict:
+        """HOG cell scaled with the input size; bootstrap over images."""
+        return {**hog_params(suite), "bootstrap_samples": 1000, "ci_level": 0.95, "seed": int(suite.seed)}
+
+    def run(self, suite: "Suite", group: MethodGroup, params: dict) -> dict[str, dict]:
+        """Stream the suite once: one group call per batch with the max and min targets stacked."""
+        values: dict[str, dict[str, list[np.ndarray]]] = {name: {"hog": [], "raw": []} for name in group.active}
+        for batch in suite.batches(desc=self.name):
+            inputs = batch["inputs"]
+            with torch.no_grad():
+                logits = suite.model(inputs)
+            targets = torch.cat([logits.argmax(1), logits.argmin(1)])
+            maps = group(torch.cat([inputs, inputs]), targets)
+            size = len(inputs)
+            for name, both in maps.items():
+                if name in values:
+                    top, bottom = both[:size], both[size:]
+                    values[name]["hog"].append(hog_spearman(top, bottom, **hog_args(params)).cpu().numpy())
+                    values[name]["raw"].append(spearman(top, bottom).cpu().numpy())
+        boot = bootstrap_params(params)
+        results = {}
+        for name in group.active:
+            hog_values = np.concatenate(values[name]["hog"]) if values[name]["hog"] else np.zeros(0)
+            raw_values = np.concatenate(values[name]["raw"]) if values[name]["raw"] else np.zeros(0)
+            results[name] = {
+                "metrics": {"spearman_hog": summarize(hog_values, **boot), "spearman_raw": summarize(raw_values, **boot)},
+                "headline": "spearman_hog",
+            }
+        return results

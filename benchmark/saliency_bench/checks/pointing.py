@@ -1,0 +1,159 @@
+"""Pointing game (Zhang et al. 2018; TorchRay) and restricted pointing game (Khakzar et al. 2020)."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from .base import Check, MethodGroup
+from .stats import bootstrap_ci, bootstrap_params, metric
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..suite import Suite
+
+
+def argmax_points(maps: torch.Tensor) -> torch.Tensor:
+    """``[N, 2]`` (row, col) of each map's maximum, the first flat index on ties (Zhang et al. 2018)."""
+    flat = maps.flatten(1).argmax(1)
+    width = maps.shape[-1]
+    return torch.stack([flat // width, flat % width], dim=1)
+
+
+def hits_within(points: torch.Tensor, masks: torch.Tensor, tolerance: float) -> torch.Tensor:
+    """``[N]`` bool: the Euclidean distance from ``points[i]`` to the nearest pixel of ``masks[i]`` is <= tolerance.
+
+    Exactly the distance transform of each mask read at the point (no disk approximation);
+    an empty mask is a miss.
+    """
+    height, width = masks.shape[-2:]
+    rows = torch.arange(height, device=masks.device, dtype=torch.float64)
+    cols = torch.arange(width, device=masks.device, dtype=torch.float64)
+    points = points.to(torch.float64)
+    squared = (rows.view(1, -1, 1) - points[:, 0].view(-1, 1, 1)) ** 2 + (
+        cols.view(1, 1, -1) - points[:, 1].view(-1, 1, 1)
+    ) ** 2
+    nearest = squared.masked_fill(~masks.bool(), float("inf")).flatten(1).amin(1)
+    return nearest <= float(tolerance) ** 2
+
+
+def class_mean_accuracy(data: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Per-class hits/trials averaged over classes with trials (TorchRay), for each row of image weights."""
+    hit_counts, trial_counts = weights @ data[:, 0], weights @ data[:, 1]  # [rows, K]
+    present = trial_counts > 0
+    accuracy = np.divide(hit_counts, trial_counts, out=np.zeros_like(hit_counts), where=present)
+    classes = present.sum(1)
+    return np.divide(accuracy.sum(1), classes, out=np.full(len(classes), np.nan), where=classes > 0)
+
+
+def overall_accuracy(data: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """All hits / all trials, for each row of image weights."""
+    hit_counts, trial_counts = weights @ data[:, 0].sum(1), weights @ data[:, 1].sum(1)
+    return np.divide(hit_counts, trial_counts, out=np.full(len(hit_counts), np.nan), where=trial_counts > 0)
+
+
+def pointing_metrics(hits: np.ndarray, trials: np.ndarray, class_names: list[str], params: dict) -> dict:
+    """The pointing result: both accuracies with image-bootstrap CIs, n images, trials, per-class counts."""
+    data = np.stack([hits, trials], axis=1).astype(float)  # [n_images, 2, K]
+    n_images, n_trials = len(hits), int(trials.sum())
+    everyone = np.ones((1, n_images))
+    boot = bootstrap_params(params)
+    metrics = {
+        name: metric(
+            float(statistic(data, everyone)[0]) if n_images else None,
+            bootstrap_ci(data, statistic, **boot),
+            n_images,
+            trials=n_trials,
+        )
+        for name, statistic in (("accuracy", class_mean_accuracy), ("overall_accuracy", overall_accuracy))
+    }
+    hit_sums, trial_sums = hits.sum(0), trials.sum(0)
+    per_class = {
+        class_names[k]: {"hits": int(hit_sums[k]), "trials": int(trial_sums[k])} for k in np.flatnonzero(trial_sums)
+    }
+    return {"metrics": metrics, "headline": "accuracy", "per_class": per_class}
+
+
+class _PointingBase(Check):
+    """Shared protocol: multi-class images, tolerance scaled with the input size, per-image hit/trial counts."""
+
+    requires_masks = True
+
+    def default_params(self, suite: "Suite") -> dict:
+        """Tolerance 15 px at 224 px (TorchRay), scaled with the input size; images with >= 2 classes."""
+        return {
+            "tolerance": round(15.0 * suite.model.input_size / 224.0, 6),
+            "min_classes": 2,
+            "bootstrap_samples": 1000,
+            "ci_level": 0.95,
+            "seed": int(suite.seed),
+        }
+
+    def run(self, suite: "Suite", group: MethodGroup, params: dict) -> dict[str, dict]:
+        """Stream the suite once over images with >= ``min_classes`` classes and a trial; results for active methods."""
+        hits: dict[str, list[np.ndarray]] = {name: [] for name in group.active}
+        trials: list[np.ndarray] = []
+        for batch in suite.batches(desc=self.name):
+            keep = ((batch["labels"] > 0).sum(1) >= int(params["min_classes"])) & batch["trials"].bool().any(1)
+            if not bool(keep.any()):
+                continue
+            batch = {key: value[keep] for key, value in batch.items() if torch.is_tensor(value)}
+            batch_trials = batch["trials"].bool()
+            batch_hits = self.score_batch(suite, group, batch, batch_trials, float(params["tolerance"]))
+            for name, value in batch_hits.items():
+                if name in hits:
+                    hits[name].append(value.cpu().numpy())
+            trials.append(batch_trials.cpu().numpy())
+        class_names = list(getattr(suite.dataset, "class_names", None) or suite.model.class_names)
+        trial_array = np.concatenate(trials) if trials else np.zeros((0, len(class_names)), dtype=bool)
+        results = {}
+        for name in group.active:
+            hit_array = np.concatenate(hits[name]) if hits[name] else np.zeros_like(trial_array)
+            results[name] = pointing_metrics(hit_array, trial_array, class_names, params)
+        return results
+
+    def score_batch(
+        self, suite: "Suite", group: MethodGroup, batch: dict, trials: torch.Tensor, tolerance: float
+    ) -> dict[str, torch.Tensor]:
+        """``{name: hits [B, K] bool}`` for the batch's images and trial classes."""
+        raise NotImplementedError
+
+
+class PointingGame(_PointingBase):
+    """Pointing game: a map per present class; a hit if its argmax is within the tolerance of that class's mask."""
+
+    name = "pointing_game"
+    description = "Pointing game (Zhang et al. 2018): per-class maps, hit if the argmax lies within tolerance of the mask"
+
+    def score_batch(self, suite, group, batch, trials, tolerance):
+        """All (image, class) trials of the batch expanded into chunks of at most ``suite.batch_size`` maps."""
+        images, classes = trials.nonzero(as_tuple=True)
+        hits = {name: torch.zeros_like(trials) for name in group.active}  # also for a batch without trials
+        for start in range(0, len(images), suite.batch_size):
+            img, cls = images[start : start + suite.batch_size], classes[start : start + suite.batch_size]
+            maps = group(batch["inputs"][img], cls)
+            masks = batch["masks"][img, cls]
+            for name, method_maps in maps.items():
+                hits[name][img, cls] = hits_within(argmax_points(method_maps), masks, tolerance)
+        return hits
+
+
+class RestrictedPointingGame(_PointingBase):
+    """Restricted pointing game: one map per image, for the max-logit class, scored against every present class."""
+
+    name = "restricted_pointing_game"
+    description = "Restricted pointing game (Khakzar et al. 2020): the max-logit map scored against every present class"
+
+    def score_batch(self, suite, group, batch, trials, tolerance):
+        """The max-logit map's argmax of each image tested against the mask of every trial class."""
+        with torch.no_grad():
+            targets = suite.model(batch["inputs"]).argmax(1)
+        maps = group(batch["inputs"], targets)
+        images, classes = trials.nonzero(as_tuple=True)
+        masks = batch["masks"][images, classes]
+        hits = {}
+        for name, method_maps in maps.items():
+            out = torch.zeros_like(trials)
+            out[images, classes] = hits_within(argmax_points(method_maps)[images], masks, tolerance)
+            hits[name] = out
+        return hits
