@@ -1,0 +1,36 @@
+"""saliency-bench-propagation: propagation saliency methods (gradient, guided backprop, RectGrad, LRP, ...).
+
+Each method is a ``saliency_bench.Method`` reached through one entry point in the ``saliency_bench`` group
+(see ``entry_points.py``). Backward rules act only during a method's own call (``hooks.py``, ``rules.py``,
+``lrp.py``) and leave the model exactly as they found it.
+"""
+from .methods import (
+    Deconvnet,
+    Gradient,
+    GuidedBackprop,
+    InputXGradient,
+    LRP0,
+    LRPEpsilon,
+    LRPGammaInf,
+    PropagationMethod,
+    RectGrad,
+    RectGradMod,
+)
+from .path import IntegratedGradients, SmoothGrad
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Deconvnet",
+    "Gradient",
+    "GuidedBackprop",
+    "InputXGradient",
+    "IntegratedGradients",
+    "LRP0",
+    "LRPEpsilon",
+    "LRPGammaInf",
+    "PropagationMethod",
+    "RectGrad",
+    "RectGradMod",
+    "SmoothGrad",
+]

@@ -1,0 +1,164 @@
+"""LRP rules for linear layers as forward hooks, computed with the gradient trick (Montavon et al. 2019).
+
+The signal that flows backward is c with R = a * c at every layer input a (so R_in at the image is x * c).
+For a linear layer z = W a + b whose upper relevance is R_out = z * g (g = the signal arriving at z), a rule
+with proxy output p (p = z for LRP-0/epsilon, p = z+ for the z+ rule) gives
+
+    R_in = a * d p / d a ^T (R_out / stab(p))    i.e.    c_in = (d p / d a)^T (z * g / stab(p)),
+
+so the forward hook only has to return z whose backward multiplies g by z / stab(p) and sends it into p's
+graph. ReLU then passes relevance through (its autograd backward 1(z>0) is exactly that in c-form) and
+max-pooling routes it to the winner (its gradient), as in zennit's composites. The relevance starts at the
+target logit: g = one-hot there, so R_out = f_t.
+"""
+from __future__ import annotations
+
+from contextlib import ExitStack, contextmanager
+from typing import Callable, Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .hooks import forward_hooks
+
+LINEAR_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+AVERAGE_POOLS = (nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d, nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d)
+RELEVANCE_PASSING = (
+    nn.ReLU,
+    nn.MaxPool1d,
+    nn.MaxPool2d,
+    nn.MaxPool3d,
+    nn.AdaptiveMaxPool1d,
+    nn.AdaptiveMaxPool2d,
+    nn.AdaptiveMaxPool3d,
+    nn.Dropout,
+    nn.Dropout1d,
+    nn.Dropout2d,
+    nn.Dropout3d,
+    nn.Flatten,
+    nn.Identity,
+)
+LayerRule = Callable[[nn.Module, tuple, torch.Tensor], torch.Tensor]
+
+
+def epsilon_ratio(z: torch.Tensor, epsilon: float) -> torch.Tensor:
+    """z / (z + eps sign z) with sign(0) = +1 (zennit's stabiliser), computed as |z| / (|z| + eps)."""
+    magnitude = z.detach().abs()
+    return magnitude.div_(magnitude + epsilon)
+
+
+def zplus_ratio(z: torch.Tensor, zplus: torch.Tensor, stabilizer: float) -> torch.Tensor:
+    """z / (z+ + stabilizer); z+ >= 0 by construction, so the sign-aware stabiliser is a plain + stabilizer."""
+    denominator = zplus.detach() + stabilizer
+    return torch.div(z.detach(), denominator, out=denominator)
+
+
+class _RelevanceRatio(torch.autograd.Function):
+    """Forward: the layer output z unchanged. Backward: g -> g * ratio, sent into the proxy p's graph only.
+
+    z is marked dirty and returned as is (no copy, no view), so a following ``ReLU(inplace=True)`` still works.
+    """
+
+    @staticmethod
+    def forward(ctx, output, proxy, ratio):
+        """Return z itself, rebased onto this node; keep the precomputed ratio z / stab(p)."""
+        ctx.mark_dirty(output)
+        ctx.ratio = ratio
+        return output
+
+    @staticmethod
+    def backward(ctx, grad):
+        """c-form of R_in = a * dp/da^T (R_out / stab(p)): the gradient into p is g * z / stab(p); none into z.
+
+        The ratio buffer is consumed in place (one backward per call, as ``target_gradient`` does).
+        """
+        ratio, ctx.ratio = ctx.ratio, None
+        return None, ratio.mul_(grad), None
+
+
+def rescale_backward(output: torch.Tensor, proxy: torch.Tensor, ratio: torch.Tensor) -> torch.Tensor:
+    """Return z whose backward sends ``g * ratio`` into ``proxy`` (z is copied first if it is a view)."""
+    if output._base is not None:
+        output = output.clone()
+    return _RelevanceRatio.apply(output, proxy, ratio)
+
+
+def epsilon_rule(epsilon: float) -> LayerRule:
+    """LRP-epsilon (Bach et al. 2015): R_in = a * W^T (R_out / (z + eps sign z)); eps -> 0 is LRP-0."""
+
+    def rule(module, inputs, output):
+        """Forward hook: the layer's own output is the proxy."""
+        return rescale_backward(output, output, epsilon_ratio(output, epsilon))
+
+    return rule
+
+
+def _layer_forward(module: nn.Module, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """The layer's forward with replaced parameters (same stride, padding, groups, padding mode)."""
+    if isinstance(module, nn.Linear):
+        return F.linear(x, weight, bias)
+    return module._conv_forward(x, weight, bias)
+
+
+def positive_contributions(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """z+ = W+ x+ + W- x- + b+: every positive contribution to z (zennit ZPlus / AlphaBeta(1, 0)).
+
+    For hidden layers (x >= 0 after ReLU/max-pool) this is the classic z+ = W+ x + b+; the x- W- term only
+    matters where the input has negative entries (the normalised image at the first layer), where both terms
+    run as one layer call on channel-stacked [x+, x-] and [W+, W-] (groups = 1).
+    """
+    weight = module.weight.detach()
+    bias = module.bias.detach().clamp(min=0) if module.bias is not None else None
+    if not bool(x.detach().amin() < 0):
+        return _layer_forward(module, x, weight.clamp(min=0), bias)
+    if getattr(module, "groups", 1) != 1:
+        return _layer_forward(module, x.clamp(min=0), weight.clamp(min=0), bias) + _layer_forward(
+            module, x.clamp(max=0), weight.clamp(max=0), None
+        )
+    channel = -1 if isinstance(module, nn.Linear) else 1
+    stacked_input = torch.cat([x.clamp(min=0), x.clamp(max=0)], dim=channel)
+    stacked_weight = torch.cat([weight.clamp(min=0), weight.clamp(max=0)], dim=1)
+    return _layer_forward(module, stacked_input, stacked_weight, bias)
+
+
+def zplus_rule(stabilizer: float) -> LayerRule:
+    """LRP z+ = alpha1-beta0 = gamma -> infinity (Montavon et al. 2017; excitation backprop, Zhang et al. 2018):
+
+    R_in = x+ * W+^T (R_out / z+) + x- * W-^T (R_out / z+), z+ = W+ x+ + W- x- + b+.
+    """
+
+    def rule(module, inputs, output):
+        """Forward hook: the proxy is the positive-contribution forward z+."""
+        proxy = positive_contributions(module, inputs[0])
+        return rescale_backward(output, proxy, zplus_ratio(output, proxy, stabilizer))
+
+    return rule
+
+
+def check_supported(network: nn.Module) -> None:
+    """Raise ``ValueError`` for a leaf module the c-form rules do not cover (e.g. BatchNorm, Tanh: canonise first)."""
+    known = LINEAR_LAYERS + AVERAGE_POOLS + RELEVANCE_PASSING
+    for name, module in network.named_modules():
+        if not any(True for _ in module.children()) and not isinstance(module, known):
+            raise ValueError(f"LRP: layer {name!r} ({type(module).__name__}) has no rule here; supported: "
+                             "Linear/Conv, ReLU, max/avg pooling, Dropout, Flatten, Identity")
+
+
+@contextmanager
+def lrp_rules(network: nn.Module, layer_rule: LayerRule, pool_stabilizer: float = 1e-9) -> Iterator[None]:
+    """Within the block, every Linear/Conv layer back-propagates ``layer_rule`` and every average pool LRP-0.
+
+    Average pools are fixed positive averages, so they use LRP-0 with a tiny stabiliser under every rule
+    (zennit's ``Norm``). In-place ReLUs stay in place (the hooked outputs are rebased, not viewed). The
+    hooks are removed on exit, also on error.
+    """
+    check_supported(network)
+    layers = [module for module in network.modules() if isinstance(module, LINEAR_LAYERS)]
+    if not layers:
+        raise ValueError("LRP: the network has no Linear/Conv layers")
+    pools = [module for module in network.modules() if isinstance(module, AVERAGE_POOLS)]
+    with ExitStack() as stack:
+        stack.enter_context(forward_hooks(layers, layer_rule))
+        stack.enter_context(forward_hooks(pools, epsilon_rule(pool_stabilizer)))
+        yield

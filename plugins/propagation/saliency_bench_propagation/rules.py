@@ -1,0 +1,100 @@
+"""Backward rules at ReLU modules (guided backprop, deconvnet, RectGrad), applied as context managers.
+
+Inside ``relu_backward_rule(network, rule)`` every ``nn.ReLU`` keeps its forward value, but its backward pass
+sends ``rule(a, R_out)`` straight to the ReLU's input (a = the ReLU's output activation, R_out = the signal
+arriving from above), replacing the usual ``1(z > 0) R_out``. Hooks and in-place switches are undone on exit.
+"""
+from __future__ import annotations
+
+import math
+from contextlib import contextmanager
+from typing import Callable, Iterator
+
+import torch
+from torch import nn
+
+from .hooks import forward_hooks, out_of_place
+
+ReLURule = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+class _ReLUBackward(torch.autograd.Function):
+    """Forward: the ReLU output unchanged. Backward: ``rule(a, R_out)`` to the ReLU's input, skipping ``1(z>0)``."""
+
+    @staticmethod
+    def forward(ctx, pre_activation, activation, rule):
+        """Return the ReLU output as is; remember it for the rule."""
+        ctx.save_for_backward(activation)
+        ctx.rule = rule
+        return activation.view_as(activation)
+
+    @staticmethod
+    def backward(ctx, relevance):
+        """R_in = rule(a, R_out), routed to the pre-activation (nothing flows through the ReLU itself)."""
+        (activation,) = ctx.saved_tensors
+        return ctx.rule(activation, relevance), None, None
+
+
+def guided(activation: torch.Tensor, relevance: torch.Tensor) -> torch.Tensor:
+    """Guided backprop (Springenberg et al. 2015): R_in = 1(a > 0) 1(R_out > 0) R_out."""
+    return torch.where(activation > 0, relevance.clamp(min=0), torch.zeros_like(relevance))
+
+
+def deconvnet(activation: torch.Tensor, relevance: torch.Tensor) -> torch.Tensor:
+    """DeconvNet (Zeiler & Fergus 2014): R_in = 1(R_out > 0) R_out, ignoring the forward mask."""
+    return relevance.clamp(min=0)
+
+
+def per_sample_percentile(values: torch.Tensor, q: float) -> torch.Tensor:
+    """q-th percentile of each sample over all non-batch dims, linear interpolation (numpy.percentile default).
+
+    Uses two ``kthvalue`` selections (no 2^24-element limit, unlike ``torch.quantile``); shape ``[B,1,...]``.
+    """
+    flat = values.reshape(values.shape[0], -1)
+    count = flat.shape[1]
+    position = q / 100.0 * (count - 1)
+    low = int(math.floor(position))
+    fraction = position - low
+    lower = flat.kthvalue(low + 1, dim=1).values
+    if fraction > 0:
+        upper = flat.kthvalue(min(low + 2, count), dim=1).values
+        lower = lower + fraction * (upper - lower)
+    return lower.view(-1, *([1] * (values.dim() - 1)))
+
+
+def rectified(q: float = 98.0, tau: float | None = None, absolute: bool = False) -> ReLURule:
+    """RectGrad (Kim et al. 2019): R_in = 1(a R_out > tau) R_out; tau = q-th percentile of a R_out per sample.
+
+    ``absolute=True`` gives the seed paper's RectGrad_Mod: 1(|a R_out| > tau) R_out with tau the percentile
+    of |a R_out|. A fixed ``tau`` replaces the percentile (tau = 0 gives guided backprop / the gradient).
+    """
+
+    def rule(activation: torch.Tensor, relevance: torch.Tensor) -> torch.Tensor:
+        importance = activation * relevance
+        if absolute:
+            importance = importance.abs()
+        threshold = tau if tau is not None else per_sample_percentile(importance, q)
+        return torch.where(importance > threshold, relevance, torch.zeros_like(relevance))
+
+    return rule
+
+
+def relu_modules(network: nn.Module) -> list[nn.ReLU]:
+    """Every ``nn.ReLU`` module of ``network``; a clear error when there is none (functional ReLUs are invisible)."""
+    relus = [module for module in network.modules() if isinstance(module, nn.ReLU)]
+    if not relus:
+        raise ValueError("the network has no torch.nn.ReLU modules: ReLU backward rules need ReLUs given as modules")
+    return relus
+
+
+@contextmanager
+def relu_backward_rule(network: nn.Module, rule: ReLURule) -> Iterator[None]:
+    """Within the block, every ``nn.ReLU`` of ``network`` back-propagates ``rule(a, R_out)``; undone on exit."""
+    relus = relu_modules(network)
+
+    def hook(module, inputs, output):
+        """Forward hook: wrap the ReLU output so that its backward is the rule."""
+        return _ReLUBackward.apply(inputs[0], output, rule)
+
+    with out_of_place(network), forward_hooks(relus, hook):
+        yield
