@@ -200,14 +200,32 @@ def render_markdown(board: dict, figures: Sequence[str] = ()) -> str:
     return "\n".join(lines)
 
 
+def draw_figures(board: dict, registry: Registry, folder: Path, suite=None) -> list[str]:
+    """Maps per family for one image (needs the suite) and randomisation curves; paths relative to folder."""
+    from .figures import draw_method_grid, draw_randomization_curves
+
+    written = []
+    if suite is not None:
+        families: dict[str, list[str]] = {}
+        for name, entry in board["methods"].items():
+            if entry["status"] == "ok":
+                families.setdefault(entry["family"], []).append(name)
+        for family, names in sorted(families.items()):
+            draw_method_grid(suite, registry, names, folder / "figures" / f"maps_{family}.png")
+            written.append(f"figures/maps_{family}.png")
+    if draw_randomization_curves(board, folder / "figures" / "randomization.png"):
+        written.append("figures/randomization.png")
+    return written
+
+
 def write_leaderboard(
-    store: ResultStore, registry: Registry, folder: Path, methods: Sequence[str], checks: Sequence[str],
-    figures: Sequence[str] = (),
+    store: ResultStore, registry: Registry, folder: Path, methods: Sequence[str], checks: Sequence[str], suite=None,
 ) -> dict:
-    """Write leaderboard.json and leaderboard.md into ``folder``; return the board."""
+    """Write leaderboard.json, leaderboard.md and the figures into ``folder``; return the board."""
     board = build_board(store, registry, methods, checks)
     folder = Path(folder)
     dump_json(board, folder / "leaderboard.json")
+    figures = draw_figures(board, registry, folder, suite)
     (folder / "leaderboard.md").write_text(render_markdown(board, figures))
     return board
 

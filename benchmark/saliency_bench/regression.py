@@ -71,12 +71,13 @@ def run_regression_check(
     options = RunOptions(
         methods=names, checks=checks, model=config["model"]["name"], dataset=config["dataset"]["name"],
         split=config["dataset"].get("split"), device=device, limit=config["images"], seed=config["seed"],
+        batch_size=config["batch_size"],
         out=out or tempfile.mkdtemp(prefix="saliency-bench-check-"), fresh=True, data_root=data_root,
         weights=weights, check_params={c: p for c, p in board["checks"].items()}, progress=progress,
     )
     report = run_benchmark(options, registry=registry, log=log)
     here = report.store.config
-    for key in ("model", "dataset", "images", "seed"):
+    for key in ("model", "dataset", "images", "seed", "batch_size"):
         if here.get(key) != config.get(key):
             raise UserError(f"configuration not reproducible here: recorded {key} {config.get(key)} != {here.get(key)}")
     rows = []
@@ -98,4 +99,5 @@ def format_comparison(rows: list[dict]) -> str:
               "–" if r["diff"] is None else f"{r['diff']:+.4f}", r["allowed"], r["verdict"]] for r in rows]
     bad = sum(r["verdict"] != "ok" for r in rows)
     summary = f"{len(rows) - bad} of {len(rows)} metrics hold" + (f"; {bad} regression(s)" if bad else "")
-    return tabulate(table, headers=["method", "check", "metric", "old", "new", "diff", "allowed", "verdict"]) + "\n" + summary
+    return tabulate(table, headers=["method", "check", "metric", "old", "new", "diff", "allowed", "verdict"],
+                    disable_numparse=True) + "\n" + summary

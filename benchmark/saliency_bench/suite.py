@@ -48,10 +48,11 @@ class Suite:
             yield batch
 
     def describe(self) -> dict:
-        """The configuration the suite contributes to a result's fingerprint (device excluded)."""
+        """The configuration results depend on (batch size too: it fixes the draws of seeded noise); device excluded."""
         return {
             "model": self.model.describe(),
             "dataset": self.dataset.describe(),
             "images": self.num_images,
             "seed": self.seed,
+            "batch_size": self.batch_size,
         }

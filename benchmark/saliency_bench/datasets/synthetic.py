@@ -1,0 +1,166 @@
+"""Synthetic shapes: seeded multi-label images of 1-3 non-overlapping shapes with per-class masks."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..errors import UserError
+from .base import Dataset
+
+CLASS_NAMES = ("circle", "square", "triangle", "cross", "ring", "diamond")
+
+# Every split draws from its own seed stream; the benchmark stream is never used for training.
+SPLIT_STREAMS = {"train": 101, "val": 202, "test": 303, "benchmark": 303}
+DEFAULT_COUNTS = {"train": 10_000, "val": 1_000, "test": 10_000, "benchmark": 10_000}
+
+RADIUS_RANGE = (0.10, 0.16)  # object radius as a fraction of the image side
+GAP = 0.04  # minimum free space between two objects' bounding circles, as a fraction of the side
+BOUND = 1.05  # every shape lies inside BOUND * radius of its centre
+MIN_CONTRAST = 0.35  # minimum RGB distance between an object's colour and the background colour
+NOISE_STD = 0.04
+TEXTURE_AMPLITUDE = 0.08
+
+
+def split_stream(split: str) -> int:
+    """The seed-stream tag of a split ("train", "val", "test"/"benchmark")."""
+    try:
+        return SPLIT_STREAMS[split]
+    except KeyError:
+        raise UserError(f"unknown split {split!r} for dataset 'shapes'; use one of {sorted(SPLIT_STREAMS)}") from None
+
+
+def image_rng(split: str, seed: int, index: int) -> np.random.Generator:
+    """A PCG64 generator for one image, seeded by (split stream, seed, index): same inputs, same bytes."""
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence([split_stream(split), int(seed), int(index)])))
+
+
+def shape_mask(kind: int, u: np.ndarray, v: np.ndarray, turn: float) -> np.ndarray:
+    """Inside test of one shape in its unit frame (u, v = pixel offsets / radius, before rotation by ``turn``)."""
+    cos, sin = np.cos(turn), np.sin(turn)
+    a, b = cos * u + sin * v, -sin * u + cos * v
+    name = CLASS_NAMES[kind]
+    if name == "circle":
+        return a * a + b * b <= 1.0
+    if name == "ring":
+        r2 = a * a + b * b
+        return (r2 <= 1.0) & (r2 >= 0.55**2)
+    if name == "square":
+        return np.maximum(np.abs(a), np.abs(b)) <= 0.72
+    if name == "diamond":
+        return np.abs(a) / 0.6 + np.abs(b) <= 1.0
+    if name == "cross":
+        return ((np.abs(a) <= 0.3) & (np.abs(b) <= 0.95)) | ((np.abs(b) <= 0.3) & (np.abs(a) <= 0.95))
+    if name == "triangle":
+        angles = np.array([np.pi / 2, np.pi / 2 + 2 * np.pi / 3, np.pi / 2 + 4 * np.pi / 3])
+        return np.all(a[..., None] * np.cos(angles) + b[..., None] * np.sin(angles) <= 0.5, axis=-1)
+    raise ValueError(f"unknown shape {kind}")
+
+
+def place_objects(rng: np.random.Generator, size: int, count: int) -> list[tuple[float, float, float]]:
+    """Centres and radii (px) of up to ``count`` objects whose bounding circles keep a gap (rejection sampling)."""
+    placed: list[tuple[float, float, float]] = []
+    for _ in range(count):
+        for _attempt in range(60):
+            radius = rng.uniform(*RADIUS_RANGE) * size
+            margin = BOUND * radius + 1.0
+            cx, cy = rng.uniform(margin, size - margin, size=2)
+            if all(np.hypot(cx - x, cy - y) >= BOUND * (radius + r) + GAP * size for x, y, r in placed):
+                placed.append((cx, cy, radius))
+                break
+    return placed
+
+
+def background(rng: np.random.Generator, size: int, colour: np.ndarray) -> np.ndarray:
+    """A textured background: base colour + two random colour gratings sin(2pi(fx x + fy y) + phase), ``[3,S,S]``."""
+    coords = (np.arange(size, dtype=np.float32) + 0.5) / size
+    image = np.empty((3, size, size), dtype=np.float32)
+    image[:] = colour.astype(np.float32)[:, None, None]
+    for _ in range(2):
+        freq = rng.uniform(1.0, 6.0, size=2) * rng.choice([-1.0, 1.0], size=2)
+        phase = rng.uniform(0, 2 * np.pi)
+        tint = (TEXTURE_AMPLITUDE * rng.uniform(-1.0, 1.0, size=3)).astype(np.float32)
+        across = 2 * np.pi * freq[0] * coords
+        down = 2 * np.pi * freq[1] * coords + phase
+        # sin(a + b) = sin a cos b + cos a sin b: two outer products instead of S*S sines.
+        wave = np.outer(np.cos(down), np.sin(across)) + np.outer(np.sin(down), np.cos(across))
+        image += tint[:, None, None] * wave.astype(np.float32)[None]
+    return image
+
+
+def object_colour(rng: np.random.Generator, background_colour: np.ndarray) -> np.ndarray:
+    """A random RGB colour at least MIN_CONTRAST away from the background colour."""
+    colour = rng.uniform(0.0, 1.0, size=3)
+    for _ in range(50):
+        if np.linalg.norm(colour - background_colour) >= MIN_CONTRAST:
+            break
+        colour = rng.uniform(0.0, 1.0, size=3)
+    return colour.astype(np.float32)
+
+
+def render(split: str, seed: int, index: int, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Image ``[3,S,S]`` float32 in [0,1], multi-hot labels ``[K]`` and masks ``[K,S,S]`` of one sample."""
+    rng = image_rng(split, seed, index)
+    num_classes = len(CLASS_NAMES)
+    count = int(rng.integers(1, 4))
+    kinds = rng.permutation(num_classes)[:count]
+    bg_colour = rng.uniform(0.15, 0.85, size=3)
+    image = background(rng, size, bg_colour)
+    masks = np.zeros((num_classes, size, size), dtype=bool)
+    pixel = np.arange(size, dtype=np.float32) + 0.5
+    for kind, (cx, cy, radius) in zip(kinds, place_objects(rng, size, count)):
+        u = (pixel[None, :] - cx) / radius
+        v = (cy - pixel[:, None]) / radius
+        masks[kind] = shape_mask(int(kind), u, v, rng.uniform(-np.pi / 12, np.pi / 12) if kind != 2 else rng.uniform(0, 2 * np.pi))
+        colour = object_colour(rng, bg_colour)
+        shade = 1.0 + 0.1 * rng.uniform(-1.0, 1.0)
+        image[:, masks[kind]] = (colour * shade)[:, None]
+    image += NOISE_STD * rng.standard_normal(image.shape, dtype=np.float32)
+    labels = masks.any(axis=(1, 2)).astype(np.float32)
+    return np.clip(image, 0.0, 1.0, out=image), labels, masks
+
+
+class ShapesDataset(Dataset):
+    """Seeded synthetic shapes (DESIGN.md "Embedded default"); sample ``i`` is rendered lazily from (split, seed, i)."""
+
+    name = "shapes"
+    class_names = CLASS_NAMES
+    has_masks = True
+
+    def __init__(self, size: int = 96, split: str = "benchmark", count: int | None = None, seed: int = 0, start: int = 0):
+        split_stream(split)
+        self.size = int(size)
+        self.split = split
+        self.count = DEFAULT_COUNTS[split] if count is None else int(count)
+        self.seed = int(seed)
+        self.start = int(start)
+        if self.size < 16 or self.count < 0:
+            raise UserError(f"dataset 'shapes' needs size >= 16 and count >= 0 (got size={size}, count={count})")
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, index: int) -> dict:
+        """The dataset contract's dict: image, labels, masks, trials, index (datasets/base.py)."""
+        if not 0 <= index < self.count:
+            raise IndexError(index)
+        image, labels, masks = render(self.split, self.seed, self.start + index, self.size)
+        labels_t = torch.from_numpy(labels)
+        return {
+            "image": torch.from_numpy(image),
+            "labels": labels_t,
+            "masks": torch.from_numpy(masks),
+            "trials": labels_t > 0,
+            "index": index,
+        }
+
+    def describe(self) -> dict:
+        """Fingerprint: name, size, split, seed and image size."""
+        return {**super().describe(), "split": self.split, "seed": self.seed, "start": self.start, "image_size": self.size}
+
+
+def load_shapes(model=None, root=None, split: str | None = None, count: int | None = None, seed: int = 0, **options) -> ShapesDataset:
+    """DatasetSpec loader: the shapes split (default "benchmark") rendered at ``model.input_size``."""
+    size = int(options.pop("size", getattr(model, "input_size", 96) if model is not None else 96))
+    if options:
+        raise UserError(f"dataset 'shapes' got unknown options: {', '.join(sorted(options))}")
+    return ShapesDataset(size=size, split=split or "benchmark", count=count, seed=seed)

@@ -1,0 +1,48 @@
+"""Fixtures of the speed suite: every installed method, the default model, torchvision VGG-16.
+
+With benchmarks disabled (the default test run) each benchmark runs once as a smoke test on small
+inputs; ``pytest tests/benchmarks --benchmark-enable`` times them at the sizes the README reports.
+"""
+import pytest
+import torch
+import torchvision
+
+from saliency_bench import ModelWrapper
+from saliency_bench.plugins import make_plugin_manager
+from saliency_bench.speed import bench_batch
+
+REGISTRY = make_plugin_manager(allowlist=None).registry()
+METHODS = list(REGISTRY.methods)
+
+
+def timing_enabled(config) -> bool:
+    return not config.getoption("benchmark_disable")
+
+
+@pytest.fixture(scope="session")
+def registry():
+    return REGISTRY
+
+
+@pytest.fixture(scope="session")
+def default_model():
+    return REGISTRY.models["tiny_vgg"].obj.load()
+
+
+@pytest.fixture(scope="session")
+def default_batch(default_model, request):
+    size = 64 if timing_enabled(request.config) else 8
+    return bench_batch(default_model, size, torch.device("cpu"))
+
+
+@pytest.fixture(scope="session")
+def vgg16(request):
+    size = 224 if timing_enabled(request.config) else 64
+    torch.manual_seed(0)
+    net = torchvision.models.vgg16(weights=None)
+    return ModelWrapper(net, name="vgg16", class_names=[str(i) for i in range(1000)], input_size=size)
+
+
+@pytest.fixture(scope="session")
+def vgg16_batch(vgg16, request):
+    return bench_batch(vgg16, 8 if timing_enabled(request.config) else 2, torch.device("cpu"))

@@ -1,0 +1,55 @@
+"""Time of each method for one batch beside the floor (one forward + one backward to the input)."""
+import pytest
+
+from saliency_bench import MethodGroup
+from saliency_bench.speed import floor_pass
+
+from conftest import METHODS, REGISTRY
+
+
+def _shared_groups():
+    groups = {}
+    for name in METHODS:
+        key = REGISTRY.methods[name].obj.shared_key
+        if key:
+            groups.setdefault(key, []).append(name)
+    return {k: v for k, v in groups.items() if len(v) > 1}
+
+
+def _attribute(registry, names, model, batch):
+    group = MethodGroup([registry.methods[n].obj for n in names], model)
+    inputs, targets = batch
+    maps = group(inputs, targets)
+    assert not group.failures, group.failures
+    assert set(maps) == set(names)
+    return maps
+
+
+@pytest.mark.benchmark(group="default-model")
+def test_floor_default(benchmark, default_model, default_batch):
+    grad = benchmark(floor_pass, default_model, *default_batch)
+    assert grad.shape == default_batch[0].shape
+
+
+@pytest.mark.benchmark(group="default-model")
+@pytest.mark.parametrize("name", METHODS)
+def test_method_default(benchmark, registry, default_model, default_batch, name):
+    benchmark(_attribute, registry, [name], default_model, default_batch)
+
+
+@pytest.mark.benchmark(group="default-model")
+@pytest.mark.parametrize("key", sorted(_shared_groups()))
+def test_shared_group_default(benchmark, registry, default_model, default_batch, key):
+    benchmark(_attribute, registry, _shared_groups()[key], default_model, default_batch)
+
+
+@pytest.mark.benchmark(group="vgg16")
+def test_floor_vgg16(benchmark, vgg16, vgg16_batch):
+    grad = benchmark(floor_pass, vgg16, *vgg16_batch)
+    assert grad.shape == vgg16_batch[0].shape
+
+
+@pytest.mark.benchmark(group="vgg16")
+@pytest.mark.parametrize("name", METHODS)
+def test_method_vgg16(benchmark, registry, vgg16, vgg16_batch, name):
+    benchmark(_attribute, registry, [name], vgg16, vgg16_batch)

@@ -1,0 +1,113 @@
+"""Leaderboard determinism, its contents, and the `check` regression command (pass, regression, user error)."""
+import json
+
+import pytest
+
+from fakes import FakePlugin
+from saliency_bench.cli import main
+
+CHECKS = ["pointing_game", "restricted_pointing_game", "class_sensitivity", "randomization"]
+
+
+@pytest.fixture(scope="module")
+def fakes():
+    from saliency_bench.plugins import get_plugin_manager
+
+    pm = get_plugin_manager()
+    pm.register(FakePlugin(), name="fakes")
+    try:
+        yield pm
+    finally:
+        pm.unregister(name="fakes")
+
+
+def _run(tmp_path, name, *extra):
+    out = tmp_path / name
+    code = main(["run", "-m", "edge", "random", "--model", "fake_vgg", "--checks", *CHECKS, "--out", str(out),
+                 "--batch-size", "5", "--no-progress", *extra])
+    assert code == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def board_dir(fakes, tmp_path_factory):
+    """One run shared by the tests that only read or copy its board."""
+    return _run(tmp_path_factory.mktemp("board"), "a")
+
+
+def test_two_runs_give_byte_identical_json(fakes, board_dir, tmp_path):
+    first, second = board_dir, _run(tmp_path, "b")
+    assert (first / "leaderboard.json").read_bytes() == (second / "leaderboard.json").read_bytes()
+    board = json.loads((first / "leaderboard.json").read_text())
+    edge = board["methods"]["edge"]["results"]
+    assert edge["class_sensitivity"]["metrics"]["spearman_hog"]["value"] == pytest.approx(1.0)
+    assert edge["randomization"]["metrics"]["spearman_hog_final"]["value"] == pytest.approx(1.0)
+    assert board["methods"]["random"]["results"]["class_sensitivity"]["metrics"]["spearman_hog"]["value"] < 0.3
+    for check in CHECKS:
+        assert check in board["checks"] and board["checks"][check]["seed"] == 0
+
+
+def test_markdown_has_summary_thresholds_reference_and_figures(board_dir):
+    out = board_dir
+    text = (out / "leaderboard.md").read_text()
+    assert "## Summary" in text and "How to read this" in text and "pass if spearman_hog <= 0.5" in text
+    assert "VGG-16/VOC07" in text
+    assert "figures/randomization.png" in text and (out / "figures" / "randomization.png").exists()
+    assert (out / "figures" / "maps_baseline.png").exists()
+
+
+def test_check_passes_on_unchanged_methods(board_dir, tmp_path, capsys):
+    out = board_dir
+    capsys.readouterr()
+    code = main(["check", "edge", "random", "--against", str(out / "leaderboard.json"), "--out",
+                 str(tmp_path / "rerun"), "--no-progress"])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    assert "regression" not in printed.split("\n")[-2] and "metrics hold" in printed
+
+
+def test_check_flags_a_regression(board_dir, tmp_path, capsys):
+    path = tmp_path / "leaderboard.json"
+    path.write_text((board_dir / "leaderboard.json").read_text())
+    board = json.loads(path.read_text())
+    metric = board["methods"]["edge"]["results"]["class_sensitivity"]["metrics"]["spearman_hog"]
+    metric.update(value=0.5, ci_low=0.45, ci_high=0.55)
+    path.write_text(json.dumps(board))
+    capsys.readouterr()
+    code = main(["check", "edge", "--against", str(path), "--out", str(tmp_path / "rerun"), "--no-progress"])
+    printed = capsys.readouterr().out
+    assert code == 1
+    row = next(l for l in printed.splitlines() if "spearman_hog " in l and "class_sensitivity" in l)
+    assert "regression" in row and "0.5000" in row
+    assert main(["check", "edge", "--against", str(path), "--tolerance", "0.51", "--out",
+                 str(tmp_path / "rerun2"), "--no-progress"]) == 0
+
+
+@pytest.mark.parametrize("methods, message", [(["nope"], "unknown method"), (["raises"], "unknown method")])
+def test_check_user_errors(board_dir, capsys, methods, message):
+    out = board_dir
+    capsys.readouterr()
+    code = main(["check", *methods, "--against", str(out / "leaderboard.json")])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_check_refuses_a_method_not_on_the_board(board_dir, pm, capsys):
+    from fakes import BrokenMethodsPlugin
+
+    out = board_dir
+    pm.register(BrokenMethodsPlugin(), name="broken")
+    try:
+        capsys.readouterr()
+        code = main(["check", "slow", "--against", str(out / "leaderboard.json")])
+    finally:
+        pm.unregister(name="broken")
+    err = capsys.readouterr().err
+    assert code == 2 and "not on the leaderboard" in err
+
+
+def test_check_refuses_an_invalid_file(fakes, tmp_path, capsys):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    assert main(["check", "edge", "--against", str(bad)]) == 2
+    assert "not valid JSON" in capsys.readouterr().err
