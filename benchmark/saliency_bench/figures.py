@@ -18,16 +18,24 @@ from .suite import Suite  # noqa: E402
 COLUMNS = 8
 
 
-def pick_image(suite: Suite, index: int | None) -> int:
-    """The requested index, or the first image with two or more classes."""
+def pick_image(suite: Suite, index: int | None, search: int = 200) -> int:
+    """The requested index, or the first image with two or more classes (else the first image)."""
     if index is not None:
         if not 0 <= index < len(suite.dataset):
             raise UserError(f"--image {index} is outside the dataset (0..{len(suite.dataset) - 1})")
         return index
-    for i in range(len(suite.dataset)):
+    for i in range(min(search, len(suite.dataset))):
         if int((suite.dataset[i]["labels"] > 0).sum()) >= 2:
             return i
-    raise UserError(f"dataset '{suite.dataset.name}' has no image with two or more classes")
+    return 0
+
+
+def two_classes(labels: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """The two top-scoring classes present in the image, completed by the top-scoring others if fewer."""
+    present = torch.nonzero(labels.to(logits.device) > 0).flatten()
+    ranked = present[logits[present].argsort(descending=True)]
+    others = [c for c in logits.argsort(descending=True).tolist() if c not in set(ranked.tolist())]
+    return torch.tensor((ranked.tolist() + others)[:2], device=logits.device)
 
 
 def _display(m: torch.Tensor) -> torch.Tensor:
@@ -44,8 +52,7 @@ def draw_method_grid(suite: Suite, registry: Registry, methods: Sequence[str], o
     inputs = suite.model.normalize(images)
     with torch.no_grad():
         logits = suite.model(inputs)[0]
-    present = torch.nonzero(sample["labels"] > 0).flatten().to(logits.device)
-    classes = present[logits[present].argsort(descending=True)][:2]
+    classes = two_classes(sample["labels"], logits)
     torch.manual_seed(suite.seed)
     group = MethodGroup([registry.methods[n].obj for n in methods], suite.model)
     maps = group(inputs.expand(len(classes), -1, -1, -1), classes)
