@@ -84,7 +84,7 @@ def save_weights(network: nn.Module, out_dir: Path, card: dict) -> dict:
 def train(
     out_dir: str | Path,
     seed: int = 0,
-    epochs: int = 10,
+    epochs: int = 12,
     n_train: int = 10_000,
     n_val: int = 1_000,
     batch_size: int = 32,
@@ -119,8 +119,10 @@ def train(
     card = {
         "name": "tiny_vgg", "dataset": "shapes", "class_names": list(CLASS_NAMES), "input_size": INPUT_SIZE,
         "mean": list(MEAN), "std": list(STD),
-        "architecture": {"widths": list(WIDTHS), "convs_per_block": list(CONVS_PER_BLOCK),
-                         "head": "global average pool + linear", "parameters": sum(p.numel() for p in network.parameters())},
+        "architecture": {
+            "widths": list(WIDTHS), "convs_per_block": list(CONVS_PER_BLOCK), "head": "global average pool + linear",
+            "parameters": sum(p.numel() for p in network.parameters()),
+        },
         "recipe": recipe, "history": [],
     }
     step = 0

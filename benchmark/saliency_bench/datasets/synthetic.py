@@ -56,6 +56,13 @@ def shape_mask(kind: int, u: np.ndarray, v: np.ndarray, turn: float) -> np.ndarr
     raise ValueError(f"unknown shape {kind}")
 
 
+def shape_turn(rng: np.random.Generator, kind: int) -> float:
+    """Rotation (rad): any angle for the triangle, +-15 degrees for the rest (a square never becomes a diamond)."""
+    if CLASS_NAMES[kind] == "triangle":
+        return float(rng.uniform(0, 2 * np.pi))
+    return float(rng.uniform(-np.pi / 12, np.pi / 12))
+
+
 def place_objects(rng: np.random.Generator, size: int, count: int) -> list[tuple[float, float, float]]:
     """Centres and radii (px) of up to ``count`` objects whose bounding circles keep a gap (rejection sampling)."""
     placed: list[tuple[float, float, float]] = []
@@ -110,7 +117,7 @@ def render(split: str, seed: int, index: int, size: int) -> tuple[np.ndarray, np
     for kind, (cx, cy, radius) in zip(kinds, place_objects(rng, size, count)):
         u = (pixel[None, :] - cx) / radius
         v = (cy - pixel[:, None]) / radius
-        masks[kind] = shape_mask(int(kind), u, v, rng.uniform(-np.pi / 12, np.pi / 12) if kind != 2 else rng.uniform(0, 2 * np.pi))
+        masks[kind] = shape_mask(int(kind), u, v, shape_turn(rng, int(kind)))
         colour = object_colour(rng, bg_colour)
         shade = 1.0 + 0.1 * rng.uniform(-1.0, 1.0)
         image[:, masks[kind]] = (colour * shade)[:, None]
@@ -122,11 +129,18 @@ def render(split: str, seed: int, index: int, size: int) -> tuple[np.ndarray, np
 class ShapesDataset(Dataset):
     """Seeded synthetic shapes (DESIGN.md "Embedded default"); sample ``i`` is rendered lazily from (split, seed, i)."""
 
+    # What `saliency-bench run` uses when --limit / --param CHECK.images are not given: sized so that
+    # `run --all` fits in minutes on 2 CPU cores (README, "Performance").
+    default_limit = 128
+    default_images = {"randomization": 32}
+
     name = "shapes"
     class_names = CLASS_NAMES
     has_masks = True
 
-    def __init__(self, size: int = 96, split: str = "benchmark", count: int | None = None, seed: int = 0, start: int = 0):
+    def __init__(
+        self, size: int = 96, split: str = "benchmark", count: int | None = None, seed: int = 0, start: int = 0
+    ):
         split_stream(split)
         self.size = int(size)
         self.split = split
@@ -155,12 +169,15 @@ class ShapesDataset(Dataset):
 
     def describe(self) -> dict:
         """Fingerprint: name, size, split, seed and image size."""
-        return {**super().describe(), "split": self.split, "seed": self.seed, "start": self.start, "image_size": self.size}
+        extra = {"split": self.split, "seed": self.seed, "start": self.start, "image_size": self.size}
+        return {**super().describe(), **extra}
 
 
-def load_shapes(model=None, root=None, split: str | None = None, count: int | None = None, seed: int = 0, **options) -> ShapesDataset:
+def load_shapes(
+    model=None, root=None, split: str | None = None, count: int | None = None, seed: int = 0, **options
+) -> ShapesDataset:
     """DatasetSpec loader: the shapes split (default "benchmark") rendered at ``model.input_size``."""
-    size = int(options.pop("size", getattr(model, "input_size", 96) if model is not None else 96))
+    size = int(options.pop("size", getattr(model, "input_size", 96)))
     if options:
         raise UserError(f"dataset 'shapes' got unknown options: {', '.join(sorted(options))}")
     return ShapesDataset(size=size, split=split or "benchmark", count=count, seed=seed)

@@ -18,8 +18,8 @@ WEIGHTS_FILE = WEIGHTS_DIR / "tiny_vgg.pt"
 CARD_FILE = WEIGHTS_DIR / "tiny_vgg.json"
 
 INPUT_SIZE = 96
-WIDTHS = (16, 32, 64, 128, 128)
-CONVS_PER_BLOCK = (1, 1, 1, 1, 2)
+WIDTHS = (16, 32, 64, 64, 128)
+CONVS_PER_BLOCK = (1, 1, 2, 3, 3)
 MEAN = (0.5, 0.5, 0.5)
 STD = (0.25, 0.25, 0.25)
 
