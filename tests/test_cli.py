@@ -74,6 +74,11 @@ def test_run_with_failing_method_exits_1_after_the_others(fakes, capsys, tmp_pat
     (["run", "-m", "edge", "--model", "fake_vgg", "--checks", "mean_map", "--param", "mean_map.x=1"],
      "has no parameter 'x'"),
     (["run", "--model", "fake_vgg"], "choose methods"),
+    (["run", "-m", "edge", "--model", "fake_vgg", "--checks", "mean_map", "--param", "mean_map.scale=abc"],
+     "expects float"),
+    (["run", "-m", "edge", "--model", "fake_vgg", "--seed", "-1"], "non-negative"),
+    (["run", "-m", "edge", "--model", "fake_vgg", "--workers", "-1"], "non-negative"),
+    (["run", "-m", "edge", "--model", "fake_vgg", "--weights", "/no/such/weights.pt"], "/no/such/weights.pt"),
     (["frobnicate"], "invalid choice"),
     (["check", "edge", "--against", "/no/such/leaderboard.json"], "/no/such/leaderboard.json"),
 ])

@@ -111,3 +111,17 @@ def test_check_refuses_an_invalid_file(fakes, tmp_path, capsys):
     bad.write_text("{not json")
     assert main(["check", "edge", "--against", str(bad)]) == 2
     assert "not valid JSON" in capsys.readouterr().err
+
+
+def test_check_into_a_named_folder_keeps_its_results(board_dir, tmp_path, capsys):
+    """``check --out DIR`` resumes like ``run``; it never wipes a folder the user named."""
+    keep = tmp_path / "keep"
+    keep.mkdir()
+    (keep / "notes.txt").write_text("mine")
+    assert main(["check", "edge", "--against", str(board_dir / "leaderboard.json"), "--out", str(keep),
+                 "--no-progress"]) == 0
+    first = sorted(p.stat().st_mtime_ns for p in (keep / "results").rglob("*.json"))
+    assert main(["check", "edge", "--against", str(board_dir / "leaderboard.json"), "--out", str(keep),
+                 "--no-progress"]) == 0
+    assert sorted(p.stat().st_mtime_ns for p in (keep / "results").rglob("*.json")) == first
+    assert (keep / "notes.txt").read_text() == "mine"

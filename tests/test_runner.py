@@ -132,3 +132,24 @@ def test_group_shares_one_call_per_batch(fakes, tmp_path):
     finally:
         fakes.unregister(name="shared")
     assert calls == [("s1", "s2")] * 3  # 12 images / batch 4: one call per batch for both
+
+
+def test_a_new_plugin_version_is_recomputed(fakes, tmp_path):
+    from dataclasses import replace
+
+    registry = fakes.registry()
+    run_benchmark(_options(tmp_path, methods=["edge"]), registry=registry, log=lambda m: None)
+    assert run_benchmark(_options(tmp_path, methods=["edge"]), registry=registry, log=lambda m: None).computed == []
+    registry.methods["edge"] = replace(registry.methods["edge"], version="9.9")
+    again = run_benchmark(_options(tmp_path, methods=["edge"]), registry=registry, log=lambda m: None)
+    assert again.computed == [("edge", "mean_map")]
+    assert again.store.get("edge", "mean_map")["plugin"]["version"] == "9.9"
+
+
+def test_bad_parameters_are_refused_before_fresh_deletes_anything(fakes, tmp_path):
+    first = run_benchmark(_options(tmp_path, methods=["edge"]), log=lambda m: None)
+    path = first.store.path("edge", "mean_map")
+    with pytest.raises(UserError, match="expects float"):
+        run_benchmark(_options(tmp_path, methods=["edge"], fresh=True, check_params={"mean_map": {"scale": "x"}}),
+                      log=lambda m: None)
+    assert path.exists()

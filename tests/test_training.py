@@ -39,3 +39,15 @@ def test_train_is_deterministic(tmp_path):
     first = train(tmp_path / "a", seed=2, epochs=1, n_train=8, n_val=4, batch_size=4, log=lambda s: None)
     second = train(tmp_path / "b", seed=2, epochs=1, n_train=8, n_val=4, batch_size=4, log=lambda s: None)
     assert first["sha256"] == second["sha256"]
+
+
+def test_train_command_runs_a_few_steps(tmp_path, capsys):
+    from saliency_bench.cli import main
+
+    code = main(["train", "--out", str(tmp_path), "--epochs", "1", "--n-train", "16", "--n-val", "8",
+                 "--batch-size", "8"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "val mAP" in err and str(tmp_path / "tiny_vgg.pt") in err
+    model = load_tiny_vgg(tmp_path / "tiny_vgg.pt")
+    assert model.class_names == ["circle", "square", "triangle", "cross", "ring", "diamond"]

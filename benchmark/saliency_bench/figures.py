@@ -55,7 +55,7 @@ def draw_method_grid(suite: Suite, registry: Registry, methods: Sequence[str], o
     classes = two_classes(sample["labels"], logits)
     torch.manual_seed(suite.seed)
     group = MethodGroup([registry.methods[n].obj for n in methods], suite.model)
-    maps = group(inputs.expand(len(classes), -1, -1, -1), classes)
+    maps = group(inputs.repeat(len(classes), 1, 1, 1), classes)
     names = [n for n in methods if n in maps]
     bands = max(1, -(-len(names) // COLUMNS))
     cols = min(COLUMNS, max(1, len(names))) + 1

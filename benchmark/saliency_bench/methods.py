@@ -74,7 +74,8 @@ def validate_maps(name: str, maps: object, inputs: torch.Tensor) -> torch.Tensor
         raise MethodError(name, f"returned dtype {maps.dtype}, expected floating point")
     if maps.device != inputs.device:
         raise MethodError(name, f"returned maps on {maps.device}, inputs are on {inputs.device}")
-    if not bool(torch.isfinite(maps).all()):
+    # one reduction: NaN and inf propagate through a sum; only then (or on overflow) look element-wise
+    if not bool(torch.isfinite(maps.sum())) and not bool(torch.isfinite(maps).all()):
         bad = int((~torch.isfinite(maps)).sum())
         raise MethodError(name, f"returned {bad} non-finite values (NaN or inf)")
     return maps.detach().float()

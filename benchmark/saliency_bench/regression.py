@@ -68,16 +68,18 @@ def run_regression_check(
         raise UserError(f"method '{missing[0]}' is not on the leaderboard {against}")
     config = board["config"]
     checks = list(board.get("checks", {}))
+    if not checks:
+        raise UserError(f"{against} records no check results to compare with")
     options = RunOptions(
         methods=names, checks=checks, model=config["model"]["name"], dataset=config["dataset"]["name"],
         split=config["dataset"].get("split"), device=device, limit=config["images"], seed=config["seed"],
         batch_size=config["batch_size"],
-        out=out or tempfile.mkdtemp(prefix="saliency-bench-check-"), fresh=True, data_root=data_root,
+        out=out or tempfile.mkdtemp(prefix="saliency-bench-check-"), fresh=out is None, data_root=data_root,
         weights=weights, check_params={c: p for c, p in board["checks"].items()}, progress=progress,
     )
     report = run_benchmark(options, registry=registry, log=log)
     here = report.store.config
-    for key in ("model", "dataset", "images", "seed", "batch_size"):
+    for key in ("model", "dataset", "images", "seed", "batch_size", "weights_sha256"):
         if here.get(key) != config.get(key):
             raise UserError(f"configuration not reproducible here: recorded {key} {config.get(key)} != {here.get(key)}")
     rows = []

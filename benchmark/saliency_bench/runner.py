@@ -64,7 +64,10 @@ def resolve_device(name: str) -> torch.device:
         raise UserError(f"unknown device '{name}' (use auto, cpu or cuda)")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise UserError(f"device '{name}' requested but no CUDA GPU is available")
-    return torch.device(name)
+    device = torch.device(name)
+    if device.index is not None and device.index >= torch.cuda.device_count():
+        raise UserError(f"device '{name}' does not exist ({torch.cuda.device_count()} CUDA device(s))")
+    return device
 
 
 def _lookup(table: dict, kind: str, name: str):
@@ -99,14 +102,38 @@ def open_suite(options: RunOptions, registry: Registry) -> Suite:
     )
 
 
+def _convert(check: str, key: str, default: object, value: object) -> object:
+    """A command-line override as the type of the parameter's default; a bad value is a user error."""
+    if type(value) is type(default) or (isinstance(default, float) and type(value) is int):
+        return value  # already typed (a recorded configuration replayed by `check`)
+    if isinstance(default, (list, dict)):
+        raise UserError(f"parameter {check}.{key} is a {type(default).__name__} and cannot be set from the command line")
+    if isinstance(default, bool):
+        if str(value).lower() not in ("true", "false", "1", "0"):
+            raise UserError(f"parameter {check}.{key} expects true or false, got '{value}'")
+        return str(value).lower() in ("true", "1")
+    if isinstance(default, (int, float)):
+        try:
+            return type(default)(value)
+        except ValueError:
+            raise UserError(f"parameter {check}.{key} expects {type(default).__name__}, got '{value}'") from None
+    return value
+
+
 def check_parameters(check, suite: Suite, overrides: dict) -> dict:
     """The check's defaults for this suite, updated by the user's overrides; unknown keys are refused."""
     params = dict(check.default_params(suite))
-    params.setdefault("images", suite.num_images)
+    params.setdefault("images", getattr(suite.dataset, "default_images", {}).get(check.name, suite.num_images))
     for key, value in overrides.items():
         if key not in params:
             raise UserError(f"check '{check.name}' has no parameter '{key}' (has: {', '.join(sorted(params))})")
-        params[key] = type(params[key])(value) if isinstance(params[key], (int, float)) and not isinstance(params[key], bool) else value
+        params[key] = _convert(check.name, key, params[key], value)
+    if int(params["images"]) < 1:
+        raise UserError(f"parameter {check.name}.images must be at least 1")
+    if "ci_level" in params and not 0 < float(params["ci_level"]) < 1:
+        raise UserError(f"parameter {check.name}.ci_level must lie between 0 and 1")
+    if "bootstrap_samples" in params and int(params["bootstrap_samples"]) < 1:
+        raise UserError(f"parameter {check.name}.bootstrap_samples must be at least 1")
     params["images"] = min(int(params["images"]), suite.num_images)
     return plain(params)
 
@@ -118,6 +145,23 @@ def group_by_shared_pass(names: list[str], registry: Registry) -> list[list[str]
         key = registry.methods[name].obj.shared_key or ("alone", name)
         groups.setdefault(key, []).append(name)
     return list(groups.values())
+
+
+def _provenance(registry: Registry, name: str) -> dict:
+    """The distribution and version that provide a method (a result is reused only under the same)."""
+    registered = registry.methods[name]
+    return {"distribution": registered.distribution, "version": registered.version}
+
+
+def file_sha256(path: str) -> str:
+    """SHA-256 of a weights file (results depend on its bytes, not on its path); missing -> user error."""
+    import hashlib
+
+    try:
+        with open(path, "rb") as handle:
+            return hashlib.file_digest(handle, "sha256").hexdigest()
+    except OSError as exc:
+        raise UserError(f"weights file {path}: {exc.strerror}") from None
 
 
 def run_benchmark(
@@ -142,18 +186,22 @@ def run_benchmark(
         if registry.checks[name].obj.requires_masks and list(suite.dataset.class_names) != suite.model.class_names:
             raise UserError(f"check '{name}' scores maps against the dataset's classes, but model "
                             f"'{suite.model.name}' predicts other classes than dataset '{suite.dataset.name}'")
-    config = plain({**suite.describe(), "weights": options.weights, "versions": package_versions()})
+    params_by_check = {
+        name: check_parameters(registry.checks[name].obj, suite, options.check_params.get(name, {})) for name in checks
+    }
+    weights = file_sha256(options.weights) if options.weights else None
+    config = plain({**suite.describe(), "weights_sha256": weights, "versions": package_versions()})
     store = ResultStore(Path(options.out), config, fresh=options.fresh)
     report = RunReport(store=store, suite=suite, methods=methods, checks=checks)
     for check_name in checks:
         check = registry.checks[check_name].obj
-        params = check_parameters(check, suite, options.check_params.get(check_name, {}))
+        params = params_by_check[check_name]
         check_suite = Suite(**{**suite.__dict__, "limit": params["images"]})
         started = time.perf_counter()
         pending = []
         for name in methods:
             stored = store.get(name, check_name, params)
-            if stored is not None and stored.get("status") == "ok":
+            if stored is not None and stored.get("status") == "ok" and stored.get("plugin") == _provenance(registry, name):
                 report.reused.append((name, check_name))
             else:
                 pending.append(name)
@@ -170,15 +218,20 @@ def run_benchmark(
                 for name in group.active:
                     group.failures[name] = reason
             for name in names:
-                registered = registry.methods[name]
-                meta = {"distribution": registered.distribution, "version": registered.version}
-                if name in group.failures or name not in results:
+                meta = _provenance(registry, name)
+                record = None
+                if name not in group.failures and name in results:
+                    try:
+                        record = {"status": "ok", "plugin": meta, **plain(results[name])}
+                    except (TypeError, ValueError) as exc:  # a check returned something JSON cannot hold
+                        group.failures[name] = f"check '{check_name}' returned an unstorable result: {exc}"
+                if record is None:
                     error = group.failures.get(name, f"check '{check_name}' returned no result")
                     store.put(name, check_name, {"status": "failed", "error": error, "plugin": meta}, params)
                     report.failures[name] = error
                     log(f"FAILED {name} on {check_name}: {error}")
                 else:
-                    store.put(name, check_name, {"status": "ok", "plugin": meta, **plain(results[name])}, params)
+                    store.put(name, check_name, record, params)
                 report.computed.append((name, check_name))
         report.seconds[check_name] = time.perf_counter() - started
     return report

@@ -81,7 +81,12 @@ def measure(
                 "shared")
     if peers:
         for name in names:
-            for label, fn in peer_implementations(name, model):
+            try:
+                implementations = list(peer_implementations(name, model))
+            except Exception as exc:  # a broken optional library is reported, not fatal
+                rows.append({"name": "peers", "kind": "peer", "of": name, "error": f"{type(exc).__name__}: {exc}"})
+                continue
+            for label, fn in implementations:
                 try:
                     seconds = time_call(lambda: fn(inputs, targets), device, repeats)
                 except Exception as exc:  # a peer that cannot handle this model is reported, not fatal

@@ -8,11 +8,9 @@ import torch
 import torchvision
 
 from saliency_bench import ModelWrapper
-from saliency_bench.plugins import make_plugin_manager
 from saliency_bench.speed import bench_batch
 
-REGISTRY = make_plugin_manager(allowlist=None).registry()
-METHODS = list(REGISTRY.methods)
+from bench_registry import REGISTRY
 
 
 def timing_enabled(config) -> bool:

@@ -4,7 +4,7 @@ import pytest
 from saliency_bench import MethodGroup
 from saliency_bench.speed import floor_pass
 
-from conftest import METHODS, REGISTRY
+from bench_registry import METHODS, REGISTRY
 
 
 def _shared_groups():

@@ -131,8 +131,8 @@ class ShapesDataset(Dataset):
 
     # What `saliency-bench run` uses when --limit / --param CHECK.images are not given: sized so that
     # `run --all` fits in minutes on 2 CPU cores (README, "Performance").
-    default_limit = 128
-    default_images = {"randomization": 32}
+    default_limit = 256
+    default_images = {"randomization": 64}
 
     name = "shapes"
     class_names = CLASS_NAMES

@@ -116,4 +116,6 @@ def load_tiny_vgg(weights: str | Path | None = None, allow_download: bool = Fals
     except (RuntimeError, KeyError) as error:
         first = str(error).splitlines()[0]
         raise UserError(f"weights file {weights_path} does not fit the architecture in its card: {first}") from None
-    return build_wrapper(network, card)
+    wrapper = build_wrapper(network, card)
+    wrapper.weights_sha256 = digest
+    return wrapper

@@ -61,6 +61,7 @@ class ModelWrapper:
         self.block_names: dict[str, str] = dict(blocks)
         self.randomization_order: list[str] = list(randomization_order or derive_randomization_order(network))
         self.multilabel = multilabel
+        self.weights_sha256: str | None = None  # set by loaders that know the bytes the weights came from
         modules = dict(network.named_modules())
         for block, module_name in self.block_names.items():
             if module_name not in modules:
@@ -116,9 +117,12 @@ class ModelWrapper:
 
     def describe(self) -> dict:
         """The configuration this model contributes to a result's fingerprint."""
-        return {
+        described = {
             "name": self.name,
             "input_size": self.input_size,
             "num_classes": self.num_classes,
             "blocks": self.block_names,
         }
+        if self.weights_sha256:
+            described["weights_sha256"] = self.weights_sha256
+        return described
