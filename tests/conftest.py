@@ -13,3 +13,17 @@ def pm():
     from saliency_bench.plugins import get_plugin_manager
 
     return get_plugin_manager()
+
+
+@pytest.fixture
+def fakes(pm):
+    """The fake model, dataset and check, plus the broken methods, registered for one test."""
+    from fakes import BrokenMethodsPlugin, FakePlugin
+
+    pm.register(FakePlugin(), name="fakes")
+    pm.register(BrokenMethodsPlugin(), name="broken")
+    try:
+        yield pm
+    finally:
+        pm.unregister(name="fakes")
+        pm.unregister(name="broken")

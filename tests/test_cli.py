@@ -9,21 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from fakes import BrokenMethodsPlugin, FakePlugin
 from saliency_bench.cli import main
 
 DRIVER = str(Path(__file__).with_name("cli_driver.py"))
-
-
-@pytest.fixture
-def fakes(pm):
-    pm.register(FakePlugin(), name="fakes")
-    pm.register(BrokenMethodsPlugin(), name="broken")
-    try:
-        yield pm
-    finally:
-        pm.unregister(name="fakes")
-        pm.unregister(name="broken")
 
 
 def _run(capsys, *argv):

@@ -4,21 +4,9 @@ import json
 import pytest
 import torch
 
-from fakes import BrokenMethodsPlugin, FakePlugin
 from saliency_bench import UserError
 from saliency_bench.runner import RunOptions, run_benchmark
 from saliency_bench.store import ResultStore
-
-
-@pytest.fixture
-def fakes(pm):
-    pm.register(FakePlugin(), name="fakes")
-    pm.register(BrokenMethodsPlugin(), name="broken")
-    try:
-        yield pm
-    finally:
-        pm.unregister(name="fakes")
-        pm.unregister(name="broken")
 
 
 def _options(tmp_path, **kw):
