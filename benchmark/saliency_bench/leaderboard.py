@@ -1,7 +1,6 @@
 """The leaderboard: leaderboard.json (every number, interval, configuration) and leaderboard.md (tabulate)."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Sequence
 
@@ -228,8 +227,3 @@ def write_leaderboard(
     figures = draw_figures(board, registry, folder, suite)
     (folder / "leaderboard.md").write_text(render_markdown(board, figures))
     return board
-
-
-def load_board(path: str | Path) -> dict:
-    """Read a leaderboard.json written by :func:`write_leaderboard`."""
-    return json.loads(Path(path).read_text())

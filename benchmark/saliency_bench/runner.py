@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -85,7 +85,6 @@ def open_model(options: RunOptions, registry: Registry):
 
 def open_suite(options: RunOptions, registry: Registry) -> Suite:
     """Load the model and dataset the options name and put them on the device."""
-    device = resolve_device(options.device)
     model_spec = _lookup(registry.models, "model", options.model or DEFAULT_MODEL)
     dataset_name = options.dataset or model_spec.default_dataset
     if dataset_name is None:
@@ -97,7 +96,7 @@ def open_suite(options: RunOptions, registry: Registry) -> Suite:
     if limit is not None and limit < 1:
         raise UserError(f"--limit must be at least 1, got {limit}")
     return Suite(
-        model=model, dataset=dataset, device=device, seed=options.seed, batch_size=options.batch_size,
+        model=model, dataset=dataset, device=model.device, seed=options.seed, batch_size=options.batch_size,
         limit=limit, num_workers=options.num_workers, progress=options.progress,
     )
 
@@ -196,7 +195,7 @@ def run_benchmark(
     for check_name in checks:
         check = registry.checks[check_name].obj
         params = params_by_check[check_name]
-        check_suite = Suite(**{**suite.__dict__, "limit": params["images"]})
+        check_suite = replace(suite, limit=params["images"])
         started = time.perf_counter()
         pending = []
         for name in methods:

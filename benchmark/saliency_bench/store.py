@@ -83,12 +83,3 @@ class ResultStore:
         """Write one result the moment it is computed, with the configuration and check parameters."""
         data = {**record, "method": method, "check": check, "config": self.config, "params": params or {}}
         dump_json(data, self.path(method, check))
-
-    def all(self) -> list[dict]:
-        """Every stored result record, sorted by check and method."""
-        out = []
-        for path in sorted((self.root / "results").glob("*/*.json")):
-            record = self.get(path.stem, path.parent.name)
-            if record is not None:
-                out.append(record)
-        return out
