@@ -275,11 +275,16 @@ def test_rectgrad_percentile_threshold_by_hand():
     assert isinstance(model.network[1], nn.ReLU) and model.network[1].inplace
 
 
-def test_per_sample_percentile_matches_torch_quantile():
-    values = torch.randn(3, 5, 7, 6, generator=torch.Generator().manual_seed(3))
-    for q in (0.0, 37.5, 98.0, 100.0):
-        expected = torch.quantile(values.flatten(1), q / 100, dim=1)
-        assert torch.allclose(rules.per_sample_percentile(values, q).flatten(), expected, atol=1e-6)
+def test_above_percentile_is_the_mask_of_the_interpolated_percentile():
+    generator = torch.Generator().manual_seed(3)
+    continuous = torch.randn(3, 5, 7, 6, generator=generator)
+    tied = torch.randint(-3, 4, (3, 5, 7, 6), generator=generator).float()  # many ties at the threshold
+    for values in (continuous, tied):
+        for q in (0.0, 37.5, 50.0, 90.0, 98.0, 99.9, 100.0):
+            tau = torch.quantile(values.flatten(1), q / 100, dim=1).view(-1, 1, 1, 1)
+            assert torch.equal(rules.above_percentile(values, q), values > tau), q
+    assert not rules.above_percentile(continuous, 100.0).any()
+    assert rules.above_percentile(continuous, 0.0).flatten(1).sum(1).tolist() == [209] * 3  # all but the minimum
     with pytest.raises(ValueError):
         RectGrad(q=101)
 
