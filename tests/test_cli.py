@@ -106,7 +106,7 @@ def test_interrupted_run_resumes_without_recomputing(tmp_path):
     env = {**os.environ, "SALIENCY_BENCH_PLUGINS": "", "TQDM_DISABLE": "1"}
     out = tmp_path / "interrupted"
     argv = [sys.executable, DRIVER, "run", "-m", "edge", "slow", "random", "--model", "fake_vgg",
-            "--checks", "mean_map", "--batch-size", "2", "--no-progress", "--out", str(out)]
+            "--checks", "mean_map", "--batch-size", "2", "--no-progress", "--no-speed", "--out", str(out)]
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     edge = out / "results" / "mean_map" / "edge.json"
     deadline = time.time() + 120

@@ -47,6 +47,18 @@ def test_two_runs_give_byte_identical_json(fakes, board_dir, tmp_path):
         assert check in board["checks"] and board["checks"][check]["seed"] == 0
 
 
+def test_speed_columns_are_in_the_markdown_and_kept_out_of_the_json(fakes, board_dir, tmp_path):
+    text = (board_dir / "leaderboard.md").read_text()
+    assert "| ms/img" in text and "× floor" in text and "forward plus one backward" in text
+    speed = json.loads((board_dir / "leaderboard-speed.json").read_text())["methods"]
+    assert set(speed) == {"edge", "random"} and all(row["ratio_to_floor"] > 0 for row in speed.values())
+    assert "ms_per_image" not in (board_dir / "leaderboard.json").read_text()
+    quiet = _run(tmp_path, "quiet", "--no-speed")
+    assert "ms/img" not in (quiet / "leaderboard.md").read_text()
+    assert not (quiet / "leaderboard-speed.json").exists()
+    assert (quiet / "leaderboard.json").read_bytes() == (board_dir / "leaderboard.json").read_bytes()
+
+
 def test_markdown_has_summary_thresholds_reference_and_figures(board_dir):
     out = board_dir
     text = (out / "leaderboard.md").read_text()

@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+from .allocator import keep_freed_memory
 from .errors import UserError
 
 EXIT_OK, EXIT_FAILED, EXIT_USER = 0, 1, 2
@@ -58,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-m", "--method", dest="methods", nargs="+", action="extend", metavar="NAME",
                      help="method names or globs (gradcam*)")
     run.add_argument("--fresh", action="store_true", help="recompute everything in --out")
+    run.add_argument("--no-speed", action="store_true",
+                     help="skip timing each method against the floor (the board's speed columns)")
     run.add_argument("--board-dir", default=None,
                      help="also write leaderboard.md/json here (default: '.' for the default `run --all`)")
 
@@ -96,7 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--weights", default=None)
     bench.add_argument("--device", default="auto")
     bench.add_argument("--batch-size", type=_positive_int, default=64)
-    bench.add_argument("--repeats", type=_positive_int, default=3)
+    bench.add_argument("--rounds", type=_positive_int, default=5,
+                       help="interleaved timing rounds after one warm-up round; each figure is the median")
     bench.add_argument("--no-peers", action="store_true", help="skip captum / grad-cam / zennit")
     bench.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
@@ -150,7 +154,7 @@ def _run_options(args):
         device=args.device, limit=args.limit, batch_size=args.batch_size, seed=args.seed, out=out,
         fresh=args.fresh, data_root=args.data_root, split=args.split, weights=args.weights,
         allow_download=args.allow_download, num_workers=args.workers, check_params=params,
-        progress=not args.no_progress,
+        progress=not args.no_progress, speed=not args.no_speed,
     )
 
 
@@ -176,7 +180,7 @@ def cmd_run(args) -> int:
         board_dirs.append(Path(args.board_dir or "."))
     for folder in board_dirs:
         write_leaderboard(report.store, registry, folder, methods=report.methods, checks=report.checks,
-                          suite=report.suite)
+                          suite=report.suite, speed=options.speed)
     total = time.perf_counter() - started
     per_check = ", ".join(f"{name} {seconds:.1f}s" for name, seconds in report.seconds.items())
     _stderr(f"done in {total:.1f}s on {report.suite.device} ({per_check}); "
@@ -231,7 +235,8 @@ def cmd_bench(args) -> int:
     registry = get_plugin_manager().registry()
     names = registry.select_methods(args.methods or ["*"])
     model = open_model(RunOptions(model=args.model, weights=args.weights, device=args.device), registry)
-    result = measure(registry, names, model, batch_size=args.batch_size, repeats=args.repeats, peers=not args.no_peers)
+    result = measure(registry, names, model, batch_size=args.batch_size, rounds=args.rounds,
+                     peers=not args.no_peers)
     print(json.dumps(result, indent=1) if args.json else format_speed(result))
     return EXIT_OK
 
@@ -243,6 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``saliency-bench`` console script."""
     try:
         args = build_parser().parse_args(argv)
+        keep_freed_memory()
         return COMMANDS[args.command](args)
     except UserError as exc:
         text = _user_error_cause(exc) or (str(exc).splitlines()[0] if str(exc) else type(exc).__name__)

@@ -9,7 +9,7 @@ from tabulate import tabulate
 from .config import plain
 from .plugins import Registry
 from .reference import PAPER
-from .store import ResultStore, dump_json
+from .store import SPEED, ResultStore, dump_json
 
 SCHEMA = 1
 
@@ -103,8 +103,38 @@ def _paper(entry: dict, key: str, scale: float = 1.0) -> str:
     return "" if value is None else f"{value * scale:.2f}"
 
 
-def summary_rows(board: dict) -> list[list[str]]:
-    """One row per method for the summary table."""
+def speed_records(store: ResultStore, methods: Sequence[str]) -> dict[str, dict]:
+    """``{method: speed record}`` of the methods the run timed successfully (see ``runner.measure_speed``)."""
+    records = {}
+    for name in methods:
+        record = store.get(name, SPEED)
+        if record is not None and record.get("status") == "ok":
+            records[name] = {k: record[k] for k in ("device", "floor_ms_per_image", "ms_per_image", "ratio_to_floor")}
+    return records
+
+
+def speed_note(speed: dict[str, dict]) -> str:
+    """The sentence above the summary saying where, how and on what the speed columns were measured."""
+    devices = sorted({record["device"] for record in speed.values()})
+    floors = sorted({round(record["floor_ms_per_image"], 2) for record in speed.values()})
+    floor = f"{floors[0]:.2f} ms/image" if len(floors) == 1 else f"{floors[0]:.2f}-{floors[-1]:.2f} ms/image (resumed runs)"
+    return (f"*ms/img* and *× floor*: milliseconds per image to attribute a batch of 64, and the ratio to the floor "
+            f"(one forward plus one backward to the input, {floor}) timed in the same process, median of interleaved "
+            f"rounds, on **{', '.join(devices)}**. They depend on the machine, so they are kept in "
+            "`leaderboard-speed.json`, not in `leaderboard.json`; `saliency-bench bench` times peers beside them.")
+
+
+def _speed_cells(speed: dict[str, dict] | None, name: str) -> list[str]:
+    if speed is None:
+        return []
+    record = speed.get(name)
+    if record is None:
+        return ["–", "–"]
+    return [f"{record['ms_per_image']:.2f}", f"{record['ratio_to_floor']:.2f}x"]
+
+
+def summary_rows(board: dict, speed: dict[str, dict] | None = None) -> list[list[str]]:
+    """One row per method for the summary table (with speed cells when ``speed`` is given)."""
     rows = []
     for name, entry in board["methods"].items():
         res = entry["results"]
@@ -129,6 +159,7 @@ def summary_rows(board: dict) -> list[list[str]]:
             _fmt(_metric(res.get("randomization"), "spearman_hog_mean")),
             _fmt(_metric(res.get("randomization"), "spearman_hog_final")),
             verdict,
+            *_speed_cells(speed, name),
             "/".join(filter(None, [_paper(entry, "pointing", 0.01), _paper(entry, "restricted", 0.01)])),
             _paper(entry, "class_sensitivity"),
         ])
@@ -166,15 +197,16 @@ def detail_tables(board: dict) -> list[str]:
     return parts
 
 
-def render_markdown(board: dict, figures: Sequence[str] = ()) -> str:
-    """The leaderboard.md text."""
+def render_markdown(board: dict, figures: Sequence[str] = (), speed: dict[str, dict] | None = None) -> str:
+    """The leaderboard.md text; ``speed`` adds the ms/img and × floor columns."""
     config = board["config"]
     model, dataset = config.get("model", {}), config.get("dataset", {})
     thresholds = "; ".join(
         f"{k}: pass if {v['metric']} {v['pass_if']} {v['value']}" for k, v in board["thresholds"].items()
     )
     headers = ["method", "family", "positive", "pointing", "restricted", "gap", "class sens.", "rand. mean",
-               "rand. final", "verdicts", "paper P/R (VGG-16/VOC07)", "paper class sens. (VGG-16/ImageNet)"]
+               "rand. final", "verdicts", *(["ms/img", "× floor"] if speed is not None else []),
+               "paper P/R (VGG-16/VOC07)", "paper class sens. (VGG-16/ImageNet)"]
     lines = [
         "# saliency-bench leaderboard",
         "",
@@ -188,9 +220,10 @@ def render_markdown(board: dict, figures: Sequence[str] = ()) -> str:
         "",
         f"Verdicts (P pointing, G restricted gap, C class sensitivity, R randomisation): {thresholds}.",
         "",
+        *([speed_note(speed), ""] if speed else []),
         "## Summary",
         "",
-        tabulate(summary_rows(board), headers=headers, tablefmt="github"),
+        tabulate(summary_rows(board, speed), headers=headers, tablefmt="github", disable_numparse=True),
         "",
     ]
     if figures:
@@ -219,11 +252,19 @@ def draw_figures(board: dict, registry: Registry, folder: Path, suite=None) -> l
 
 def write_leaderboard(
     store: ResultStore, registry: Registry, folder: Path, methods: Sequence[str], checks: Sequence[str], suite=None,
+    speed: bool = False,
 ) -> dict:
-    """Write leaderboard.json, leaderboard.md and the figures into ``folder``; return the board."""
+    """Write leaderboard.json, leaderboard.md, the figures and (with ``speed``) leaderboard-speed.json; return the board.
+
+    leaderboard.json holds only what the seeded run determines; speed figures go to their own file.
+    """
     board = build_board(store, registry, methods, checks)
     folder = Path(folder)
     dump_json(board, folder / "leaderboard.json")
+    timings = speed_records(store, methods) if speed else None
+    if timings is not None:
+        dump_json({"schema": SCHEMA, "model": board["config"].get("model", {}).get("name"), "methods": timings},
+                  folder / "leaderboard-speed.json")
     figures = draw_figures(board, registry, folder, suite)
-    (folder / "leaderboard.md").write_text(render_markdown(board, figures))
+    (folder / "leaderboard.md").write_text(render_markdown(board, figures, timings))
     return board

@@ -31,7 +31,13 @@ def _captum(name: str, model: ModelWrapper) -> Iterator[tuple[str, Attribution]]
                                                                         internal_batch_size=x.shape[0])
     elif name in ("gradcam", "gradcam@B5"):
         algo = ca.LayerGradCam(net, last)
-        yield "captum LayerGradCam", lambda x, t: algo.attribute(x, target=t, relu_attributions=True)
+
+        def gradcam(x, t):
+            """LayerGradCam at the block, then up-sampled to the input as every map here is (captum's own helper)."""
+            cam = algo.attribute(x, target=t, relu_attributions=True)
+            return ca.LayerAttribution.interpolate(cam, tuple(x.shape[-2:]), "bilinear")
+
+        yield "captum LayerGradCam", gradcam
 
 
 def _gradcam_lib(name: str, model: ModelWrapper) -> Iterator[tuple[str, Attribution]]:

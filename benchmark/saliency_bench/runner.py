@@ -13,7 +13,7 @@ from .checks.base import MethodGroup
 from .config import package_versions, plain
 from .errors import UserError
 from .plugins import Registry, get_plugin_manager
-from .store import ResultStore
+from .store import SPEED, ResultStore
 from .suite import Suite
 
 DEFAULT_MODEL = "tiny_vgg"
@@ -40,6 +40,9 @@ class RunOptions:
     num_workers: int = 0
     check_params: dict[str, dict] = field(default_factory=dict)
     progress: bool = True
+    speed: bool = False  # also time every method against the floor (stored beside, never in, the results)
+    speed_batch_size: int = 64
+    speed_rounds: int = 3
 
 
 @dataclass
@@ -175,6 +178,8 @@ def run_benchmark(
     checks = options.checks or list(registry.checks)
     for name in checks:
         _lookup(registry.checks, "check", name)
+        if name == SPEED:
+            raise UserError(f"a check may not be called '{SPEED}': the run folder keeps speed records under that name")
     for name in options.check_params:
         if name not in checks:
             raise UserError(f"parameters given for check '{name}', which is not selected")
@@ -233,4 +238,43 @@ def run_benchmark(
                     store.put(name, check_name, record, params)
                 report.computed.append((name, check_name))
         report.seconds[check_name] = time.perf_counter() - started
+    if options.speed:
+        started = time.perf_counter()
+        measure_speed(report, registry, options, log)
+        report.seconds[SPEED] = time.perf_counter() - started
     return report
+
+
+def measure_speed(report: RunReport, registry: Registry, options: RunOptions, log: Callable[[str], None]) -> None:
+    """Time every method not yet timed (ms per image, ratio to the floor of the same process); store each row.
+
+    Speed records live in the run folder beside the results (``results/speed/``) and feed leaderboard.md,
+    never leaderboard.json: they depend on the machine, the results do not.
+    """
+    from .speed import measure
+
+    params = {"batch_size": options.speed_batch_size, "rounds": options.speed_rounds}
+    pending = []
+    for name in report.methods:
+        stored = report.store.get(name, SPEED, params)
+        if stored is not None and stored.get("status") == "ok" and stored.get("plugin") == _provenance(registry, name):
+            report.reused.append((name, SPEED))
+        else:
+            pending.append(name)
+    if not pending:
+        return
+    log(f"speed: timing {len(pending)} method(s) against the forward+backward floor "
+        f"(batch {options.speed_batch_size}, {options.speed_rounds} rounds)")
+    torch.manual_seed(options.seed)
+    result = measure(registry, pending, report.suite.model, batch_size=options.speed_batch_size,
+                     rounds=options.speed_rounds, peers=False, seed=options.seed, extras=False)
+    for row in result["rows"]:
+        meta = _provenance(registry, row["name"])
+        if "error" in row:
+            record = {"status": "failed", "error": row["error"], "plugin": meta}
+        else:
+            record = {"status": "ok", "plugin": meta, "device": result["device"],
+                      "floor_ms_per_image": result["floor_ms_per_image"],
+                      "ms_per_image": row["ms_per_image"], "ratio_to_floor": row["ratio_to_floor"]}
+        report.store.put(row["name"], SPEED, record, params)
+        report.computed.append((row["name"], SPEED))

@@ -1,7 +1,13 @@
-"""Speed: milliseconds per image of each method beside the forward+backward floor, and peer libraries."""
+"""Speed: milliseconds per image of each method beside the forward+backward floor, and peer libraries.
+
+Every candidate (the floor, each method, shared groups, the randomisation step, peers) is timed in
+interleaved rounds: round r times every candidate once, so slow drift of the machine (frequency, other
+jobs, allocator state) lands on all of them alike; each candidate's figure is its median over rounds.
+"""
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import torch
@@ -10,6 +16,8 @@ from .checks.base import MethodGroup
 from .models.wrapper import ModelWrapper
 from .peers import peer_implementations
 from .plugins import Registry
+
+FLOOR = "floor"
 
 
 def _sync(device: torch.device) -> None:
@@ -31,6 +39,48 @@ def time_call(fn: Callable[[], object], device: torch.device, repeats: int = 3, 
     return sorted(times)[len(times) // 2]
 
 
+@dataclass
+class Candidate:
+    """One timed thing: ``fn()`` computes a whole batch; ``check()`` (optional) returns an error text or None."""
+
+    name: str
+    kind: str
+    fn: Callable[[], object]
+    of: str | None = None
+    check: Callable[[], str | None] | None = None
+
+
+def interleaved_medians(candidates: Sequence[Candidate], device: torch.device, rounds: int) -> dict[str, float | str]:
+    """``{name: median seconds}`` over ``rounds`` interleaved rounds after one warm-up round; errors as text.
+
+    A candidate that raises (or whose ``check`` reports an error) in the warm-up round is dropped with
+    its error; the others go on.
+    """
+    results: dict[str, float | str] = {}
+    live = []
+    for candidate in candidates:
+        try:
+            candidate.fn()
+            error = candidate.check() if candidate.check else None
+        except Exception as exc:  # a broken method or peer is reported, not fatal
+            error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        if error:
+            results[candidate.name] = error
+        else:
+            live.append(candidate)
+    _sync(device)
+    times: dict[str, list[float]] = {c.name: [] for c in live}
+    for _ in range(rounds):
+        for candidate in live:
+            start = time.perf_counter()
+            candidate.fn()
+            _sync(device)
+            times[candidate.name].append(time.perf_counter() - start)
+    for name, values in times.items():
+        results[name] = sorted(values)[len(values) // 2]
+    return results
+
+
 def floor_pass(model: ModelWrapper, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """The floor every method pays: one forward and one backward of the target logits to the input."""
     x = inputs.detach().requires_grad_(True)
@@ -47,56 +97,94 @@ def bench_batch(model: ModelWrapper, batch_size: int, device: torch.device, seed
     return model.normalize(images).to(device), targets.to(device)
 
 
-def measure(
-    registry: Registry, names: Sequence[str], model: ModelWrapper, batch_size: int = 64, repeats: int = 3,
-    peers: bool = True, seed: int = 0,
-) -> dict:
-    """Seconds per batch of the floor, each method alone, each shared group together, and peers."""
-    device = model.device
-    inputs, targets = bench_batch(model, batch_size, device, seed)
-    floor = time_call(lambda: floor_pass(model, inputs, targets), device, repeats)
-    rows = []
-
-    def add(label: str, seconds: float, kind: str, of: str | None = None) -> None:
-        rows.append({
-            "name": label, "kind": kind, "of": of, "ms_per_image": 1000 * seconds / batch_size,
-            "ratio_to_floor": seconds / floor,
-        })
-
+def variant_groups(names: Sequence[str], registry: Registry) -> dict[str, list[str]]:
+    """Shared-pass groups worth timing together: every ``family@block`` variant of one family, and each whole group."""
     shared: dict[str, list[str]] = {}
     for name in names:
-        method = registry.methods[name].obj
-        group = MethodGroup([method], model)
-        seconds = time_call(lambda: group(inputs, targets), device, repeats)
-        if name in group.failures:
-            rows.append({"name": name, "kind": "method", "of": None, "error": group.failures[name]})
-            continue
-        add(name, seconds, "method")
-        if method.shared_key:
-            shared.setdefault(method.shared_key, []).append(name)
+        key = registry.methods[name].obj.shared_key
+        if key:
+            shared.setdefault(key, []).append(name)
+    groups: dict[str, list[str]] = {}
     for key, members in shared.items():
+        families: dict[str, list[str]] = {}
+        for name in members:
+            if "@" in name:
+                families.setdefault(name.split("@")[0], []).append(name)
+        for family, variants in families.items():
+            if len(variants) > 1:
+                groups[f"{family}@* ({len(variants)} blocks together)"] = variants
         if len(members) > 1:
-            group = MethodGroup([registry.methods[n].obj for n in members], model)
-            add(f"{key} (all {len(members)} together)", time_call(lambda: group(inputs, targets), device, repeats),
-                "shared")
+            groups[f"{key} (all {len(members)} together)"] = members
+    return groups
+
+
+def randomization_step(model: ModelWrapper, group: MethodGroup, inputs: torch.Tensor, targets: torch.Tensor):
+    """One cascade step of the randomisation check: the maps on a model copy plus all four similarities."""
+    from .checks.class_sensitivity import hog_params
+    from .checks.randomization import SSIM_WINDOW, MapProfile
+
+    params = hog_params(model)
+    copy = model.copy()
+    reference = {name: MapProfile(maps, params) for name, maps in group(inputs, targets).items()}
+
+    def step():
+        for name, maps in group(inputs, targets, model=copy).items():
+            reference[name].compare(MapProfile(maps, params), SSIM_WINDOW)
+
+    return step
+
+
+def measure(
+    registry: Registry, names: Sequence[str], model: ModelWrapper, batch_size: int = 64, rounds: int = 5,
+    peers: bool = True, seed: int = 0, extras: bool = True,
+) -> dict:
+    """Milliseconds per image and ratio to the floor of each method and, with ``extras``, of shared groups,
+    the randomisation step and (with ``peers``) peer implementations."""
+    device = model.device
+    inputs, targets = bench_batch(model, batch_size, device, seed)
+    candidates = [Candidate(FLOOR, "floor", lambda: floor_pass(model, inputs, targets))]
+    for name in names:
+        group = MethodGroup([registry.methods[name].obj], model)
+        candidates.append(Candidate(name, "method", lambda g=group: g(inputs, targets),
+                                    check=lambda g=group, n=name: g.failures.get(n)))
+    if names and extras:
+        probe = "gradient" if "gradient" in names else names[0]
+        group = MethodGroup([registry.methods[probe].obj], model)
+        candidates.append(Candidate(f"randomization step ({probe} + 4 similarities)", "check",
+                                    randomization_step(model, group, inputs, targets), of=probe,
+                                    check=lambda g=group: "; ".join(g.failures.values()) or None))
+    for label, members in (variant_groups(names, registry) if extras else {}).items():
+        group = MethodGroup([registry.methods[n].obj for n in members], model)
+        candidates.append(Candidate(label, "shared", lambda g=group: g(inputs, targets),
+                                    check=lambda g=group: "; ".join(g.failures.values()) or None))
     if peers:
         for name in names:
             try:
-                implementations = list(peer_implementations(name, model))
+                for label, fn in peer_implementations(name, model):
+                    candidates.append(Candidate(f"{label} [{name}]", "peer", lambda f=fn: f(inputs, targets), of=name))
             except Exception as exc:  # a broken optional library is reported, not fatal
-                rows.append({"name": "peers", "kind": "peer", "of": name, "error": f"{type(exc).__name__}: {exc}"})
-                continue
-            for label, fn in implementations:
-                try:
-                    seconds = time_call(lambda: fn(inputs, targets), device, repeats)
-                except Exception as exc:  # a peer that cannot handle this model is reported, not fatal
-                    rows.append({"name": label, "kind": "peer", "of": name, "error": f"{type(exc).__name__}: {exc}"})
-                    continue
-                add(label, seconds, "peer", of=name)
+                candidates.append(Candidate(f"peers of {name}", "peer", _raiser(exc), of=name))
+    seconds = interleaved_medians(candidates, device, rounds)
+    floor = seconds[FLOOR]
+    rows = []
+    for candidate in candidates[1:]:
+        value = seconds[candidate.name]
+        label = candidate.name.rsplit(" [", 1)[0] if candidate.kind == "peer" else candidate.name
+        if isinstance(value, str):
+            rows.append({"name": label, "kind": candidate.kind, "of": candidate.of, "error": value})
+        else:
+            rows.append({"name": label, "kind": candidate.kind, "of": candidate.of,
+                         "ms_per_image": 1000 * value / batch_size, "ratio_to_floor": value / floor})
     return {
-        "device": describe_device(device), "batch_size": batch_size, "model": model.name,
+        "device": describe_device(device), "batch_size": batch_size, "model": model.name, "rounds": rounds,
         "floor_ms_per_image": 1000 * floor / batch_size, "rows": rows,
     }
+
+
+def _raiser(exc: Exception) -> Callable[[], object]:
+    def fn():
+        raise exc
+    return fn
 
 
 def describe_device(device: torch.device) -> str:
@@ -117,6 +205,7 @@ def format_speed(result: dict) -> str:
         else:
             rows.append([row["name"], row["kind"], row.get("of") or "", f"{row['ms_per_image']:.2f}",
                          f"{row['ratio_to_floor']:.2f}x"])
-    head = (f"model {result['model']}, batch {result['batch_size']}, {result['device']}; "
-            f"floor (forward + backward to the input): {result['floor_ms_per_image']:.2f} ms/image")
+    head = (f"model {result['model']}, batch {result['batch_size']}, {result['device']}, median of "
+            f"{result['rounds']} interleaved rounds; floor (forward + backward to the input): "
+            f"{result['floor_ms_per_image']:.2f} ms/image")
     return head + "\n" + tabulate(rows, headers=["name", "kind", "peer of", "ms/image", "vs floor"])

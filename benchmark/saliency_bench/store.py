@@ -9,6 +9,7 @@ from pathlib import Path
 from .errors import UserError
 
 RUN_FILE = "run.json"
+SPEED = "speed"  # the name speed records are kept under, beside the checks' results (never a check)
 
 
 def dump_json(data: dict, path: Path) -> None:

@@ -8,6 +8,7 @@ import torch
 import torchvision
 
 from saliency_bench import ModelWrapper
+from saliency_bench.allocator import keep_freed_memory
 from saliency_bench.speed import bench_batch
 
 from bench_registry import REGISTRY
@@ -15,6 +16,13 @@ from bench_registry import REGISTRY
 
 def timing_enabled(config) -> bool:
     return not config.getoption("benchmark_disable")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def allocator(request):
+    """Time under the allocator settings the CLI uses (saliency_bench.allocator), only when timing."""
+    if timing_enabled(request.config):
+        keep_freed_memory()
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,8 @@ import torch
 from saliency_bench.checks.randomization import random_parameters, randomize_layer, restore_layers
 from saliency_bench.checks.similarity import hog_spearman, spearman, ssim_minmax
 from saliency_bench.checks.stats import bootstrap_ci
+from saliency_bench import MethodGroup
+from saliency_bench.speed import randomization_step
 
 
 @pytest.fixture(scope="module")
@@ -50,3 +52,12 @@ def test_randomization_reinit_cascade(benchmark, default_model):
     benchmark(cascade)
     first = twin.module(order[-1])
     assert not torch.equal(first.weight, default_model.module(order[-1]).weight)
+
+
+@pytest.mark.benchmark(group="default-model")
+def test_randomization_step_per_attribution(benchmark, registry, default_model, default_batch):
+    """One cascade step as the check runs it: gradient maps of the model copy plus all four similarities."""
+    name = "gradient" if "gradient" in registry.methods else sorted(registry.methods)[0]
+    group = MethodGroup([registry.methods[name].obj], default_model)
+    benchmark(randomization_step(default_model, group, *default_batch))
+    assert not group.failures

@@ -2,18 +2,14 @@
 import pytest
 
 from saliency_bench import MethodGroup
-from saliency_bench.speed import floor_pass
+from saliency_bench.speed import floor_pass, variant_groups
 
 from bench_registry import METHODS, REGISTRY
 
 
 def _shared_groups():
-    groups = {}
-    for name in METHODS:
-        key = REGISTRY.methods[name].obj.shared_key
-        if key:
-            groups.setdefault(key, []).append(name)
-    return {k: v for k, v in groups.items() if len(v) > 1}
+    """Every block family of a shared pass (gradcam@B1..B5) and each whole shared group, as `bench` times them."""
+    return variant_groups(METHODS, REGISTRY)
 
 
 def _attribute(registry, names, model, batch):

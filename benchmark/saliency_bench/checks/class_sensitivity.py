@@ -11,6 +11,7 @@ from .similarity import hog_spearman, spearman
 from .stats import bootstrap_params, summarize
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ..models.wrapper import ModelWrapper
     from ..suite import Suite
 
 
@@ -19,9 +20,9 @@ def hog_cell(input_size: int) -> int:
     return max(2, int(round(16.0 * input_size / 224.0)))
 
 
-def hog_params(suite: "Suite") -> dict:
+def hog_params(model: "ModelWrapper") -> dict:
     """The HOG parameters recorded with a result (skimage ``hog`` defaults apart from the scaled cell)."""
-    return {"hog_cell": hog_cell(suite.model.input_size), "hog_block": 3, "hog_orientations": 9}
+    return {"hog_cell": hog_cell(model.input_size), "hog_block": 3, "hog_orientations": 9}
 
 
 def hog_args(params: dict) -> dict:
@@ -38,7 +39,7 @@ class ClassSensitivity(Check):
 
     def default_params(self, suite: "Suite") -> dict:
         """HOG cell scaled with the input size; bootstrap over images."""
-        return {**hog_params(suite), "bootstrap_samples": 1000, "ci_level": 0.95, "seed": int(suite.seed)}
+        return {**hog_params(suite.model), "bootstrap_samples": 1000, "ci_level": 0.95, "seed": int(suite.seed)}
 
     def run(self, suite: "Suite", group: MethodGroup, params: dict) -> dict[str, dict]:
         """Stream the suite once: one group call per batch with the max and min targets stacked."""

@@ -17,6 +17,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..suite import Suite
 
 MEASURES = ("spearman_hog", "spearman_abs", "spearman_signed", "ssim")
+SSIM_WINDOW = 7  # Adebayo et al. 2018 / skimage structural_similarity default
 
 
 def random_parameters(model: "ModelWrapper", order: list[str], std: float, bias: float, seed: int) -> list[dict]:
@@ -120,8 +121,8 @@ class CascadingRandomization(Check):
             "order": list(suite.model.randomization_order),
             "init_std": 0.01,
             "init_bias": 0.0,
-            **hog_params(suite),
-            "ssim_window": 7,
+            **hog_params(suite.model),
+            "ssim_window": SSIM_WINDOW,
             "bootstrap_samples": 1000,
             "ci_level": 0.95,
             "seed": int(suite.seed),
