@@ -1,0 +1,34 @@
+"""The whole harness on a GPU (run only where one is present): same results as on the CPU, timed on the GPU."""
+import pytest
+import torch
+
+from saliency_bench.runner import RunOptions, run_benchmark
+
+CHECKS = ["pointing_game", "restricted_pointing_game", "class_sensitivity", "randomization"]
+
+
+def _values(report) -> dict:
+    return {
+        (method, check): {k: m["value"] for k, m in report.store.get(method, check)["metrics"].items()}
+        for method in report.methods for check in report.checks
+    }
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no GPU")
+def test_run_on_cuda_matches_cpu_and_times_on_the_gpu(fakes, tmp_path):
+    def run(device):
+        options = RunOptions(methods=["edge"], model="fake_vgg", checks=CHECKS, device=device, batch_size=5,
+                             out=str(tmp_path / device), progress=False, speed=True, speed_batch_size=4,
+                             speed_rounds=1)
+        return run_benchmark(options, log=lambda m: None)
+
+    on_cpu, on_gpu = run("cpu"), run("cuda")
+    assert not on_gpu.failures and on_gpu.suite.device.type == "cuda"
+    assert next(on_gpu.suite.model.network.parameters()).is_cuda
+    assert on_gpu.store.get("edge", "speed")["device"].startswith("cuda (")
+    cpu, gpu = _values(on_cpu), _values(on_gpu)
+    assert cpu.keys() == gpu.keys()
+    for key in cpu:
+        for metric, value in cpu[key].items():
+            assert gpu[key][metric] == pytest.approx(value, abs=1e-3), (key, metric)
