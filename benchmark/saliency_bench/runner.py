@@ -209,11 +209,13 @@ def run_benchmark(
                 report.reused.append((name, check_name))
             else:
                 pending.append(name)
-        for names in group_by_shared_pass(pending, registry):
+        groups = group_by_shared_pass(pending, registry)
+        for index, names in enumerate(groups, 1):
             group = MethodGroup([registry.methods[n].obj for n in names], suite.model)
+            label = f"{index}/{len(groups)} {names[0]}" + (f" +{len(names) - 1}" if len(names) > 1 else "")
             torch.manual_seed(options.seed)
             try:
-                results = check.run(check_suite, group, params)
+                results = check.run(replace(check_suite, progress_label=label), group, params)
             except UserError:
                 raise
             except Exception as exc:  # a check that breaks on one group must not stop the others

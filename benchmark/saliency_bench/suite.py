@@ -23,6 +23,7 @@ class Suite:
     limit: int | None = None
     num_workers: int = 0
     progress: bool = True
+    progress_label: str = ""  # what the progress bar names besides the check (the methods being run)
 
     @property
     def num_images(self) -> int:
@@ -39,6 +40,7 @@ class Suite:
             subset, batch_size=self.batch_size, shuffle=False, num_workers=self.num_workers
         )
         total = (self.num_images + self.batch_size - 1) // self.batch_size
+        desc = f"{desc} [{self.progress_label}]" if self.progress_label else desc
         for batch in tqdm(loader, desc=desc, total=total, disable=not self.progress, leave=False):
             batch = {k: (v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in batch.items()}
             if "trials" not in batch:
