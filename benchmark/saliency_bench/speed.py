@@ -7,6 +7,7 @@ jobs, allocator state) lands on all of them alike; each candidate's figure is it
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -161,7 +162,7 @@ def measure(
         for name in names:
             try:
                 for label, fn in peer_implementations(name, model):
-                    candidates.append(Candidate(f"{label} [{name}]", "peer", lambda f=fn: f(inputs, targets), of=name))
+                    candidates.append(Candidate(f"{label} [{name}]", "peer", _quiet(fn, inputs, targets), of=name))
             except Exception as exc:  # a broken optional library is reported, not fatal
                 candidates.append(Candidate(f"peers of {name}", "peer", _raiser(exc), of=name))
     seconds = interleaved_medians(candidates, device, rounds)
@@ -179,6 +180,15 @@ def measure(
         "device": describe_device(device), "batch_size": batch_size, "model": model.name, "rounds": rounds,
         "floor_ms_per_image": 1000 * floor / batch_size, "rows": rows,
     }
+
+
+def _quiet(fn: Callable, inputs: torch.Tensor, targets: torch.Tensor) -> Callable[[], object]:
+    """``fn(inputs, targets)`` with the peer library's warnings silenced (captum warns on every call)."""
+    def call():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return fn(inputs, targets)
+    return call
 
 
 def _raiser(exc: Exception) -> Callable[[], object]:

@@ -77,7 +77,8 @@ def hog(images: torch.Tensor, cell: int, block: int = 3, orientations: int = 9, 
 
 def average_ranks(values: torch.Tensor) -> torch.Tensor:
     """Ranks 1..D of each row, ties given their average rank (``scipy.stats.rankdata(method="average")``)."""
-    ordered, order = values.sort(dim=1, stable=True)  # in the input dtype: ranks only need the order
+    # ties all get their average rank, so their order among themselves (stability) does not matter
+    ordered, order = values.sort(dim=1)
     size = values.shape[1]
     position = torch.arange(size, device=values.device).expand_as(order)
     starts = torch.ones_like(ordered, dtype=torch.bool)
