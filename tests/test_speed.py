@@ -110,3 +110,14 @@ def test_run_refuses_a_check_named_like_the_speed_records(fakes, tmp_path):
                           log=lambda m: None)
     finally:
         fakes.unregister(name="speed-check")
+
+
+def test_a_model_whose_floor_pass_fails_is_a_user_error(fakes):
+    model = load_model()
+
+    def broken_forward(inputs):
+        raise RuntimeError("no forward today")
+
+    model.network.forward = broken_forward
+    with pytest.raises(UserError, match="floor pass failed .*no forward today"):
+        measure(fakes.registry(), ["edge"], model, batch_size=2, rounds=1, peers=False)

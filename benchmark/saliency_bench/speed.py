@@ -14,6 +14,7 @@ from typing import Callable, Sequence
 import torch
 
 from .checks.base import MethodGroup
+from .errors import UserError
 from .models.wrapper import ModelWrapper
 from .peers import peer_implementations
 from .plugins import Registry
@@ -126,9 +127,11 @@ def randomization_step(model: ModelWrapper, group: MethodGroup, inputs: torch.Te
 
     params = hog_params(model)
     copy = model.copy()
-    reference = {name: MapProfile(maps, params) for name, maps in group(inputs, targets).items()}
+    reference: dict[str, MapProfile] = {}
 
     def step():
+        if not reference:  # the original model's profiles, once (in the warm-up round, where errors are caught)
+            reference.update({name: MapProfile(maps, params) for name, maps in group(inputs, targets).items()})
         for name, maps in group(inputs, targets, model=copy).items():
             reference[name].compare(MapProfile(maps, params), SSIM_WINDOW)
 
@@ -167,6 +170,8 @@ def measure(
                 candidates.append(Candidate(f"peers of {name}", "peer", _raiser(exc), of=name))
     seconds = interleaved_medians(candidates, device, rounds)
     floor = seconds[FLOOR]
+    if isinstance(floor, str):
+        raise UserError(f"model '{model.name}': the forward+backward floor pass failed ({floor})")
     rows = []
     for candidate in candidates[1:]:
         value = seconds[candidate.name]
