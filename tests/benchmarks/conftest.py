@@ -15,7 +15,8 @@ from bench_registry import REGISTRY
 
 
 def timing_enabled(config) -> bool:
-    return not config.getoption("benchmark_disable")
+    """True when pytest-benchmark times (``--benchmark-enable`` beats the ``--benchmark-disable`` in addopts)."""
+    return bool(config.getoption("benchmark_enable")) or not config.getoption("benchmark_disable")
 
 
 @pytest.fixture(scope="session", autouse=True)
