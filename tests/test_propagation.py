@@ -208,6 +208,29 @@ def test_lrp_matches_zennit(name, model_name, request):
     assert relative_error(ours, theirs) < TOLERANCE
 
 
+def test_zplus_knows_relu_outputs_are_nonnegative_and_tests_only_the_others(monkeypatch):
+    # conv -> conv (no ReLU between: negative hidden input) -> ReLU -> max-pool -> conv -> ReLU -> pool -> linear
+    torch.manual_seed(0)
+    network = nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(4, 4, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2),
+        nn.Conv2d(4, 5, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(5, 3),
+    )
+    inputs, targets = torch.randn(4, 3, 8, 8), torch.tensor([0, 1, 2, 0])
+    looked, forms = [], []
+    amin, contributions = torch.Tensor.amin, lrp.positive_contributions
+    monkeypatch.setattr(torch.Tensor, "amin", lambda t, *a, **k: looked.append(tuple(t.shape)) or amin(t, *a, **k))
+    monkeypatch.setattr(lrp, "positive_contributions",
+                        lambda m, x, nonnegative: forms.append(nonnegative) or contributions(m, x, nonnegative))
+    ours = LRPGammaInf().input_attribution(network, inputs, targets)
+    # the image and the first conv's output are unknown, so looked at (a host sync on a GPU), and negative
+    # somewhere; the ReLU outputs, through max-pool, average pool and flatten, are known without a look
+    assert looked == [(4, 3, 8, 8), (4, 4, 8, 8)]
+    assert forms == [False, False, True, True]
+    monkeypatch.undo()
+    theirs = zennit_relevance(copy.deepcopy(network), inputs, targets, ZPlus(stabilizer=1e-9))
+    assert relative_error(ours, theirs) < TOLERANCE
+
+
 @pytest.mark.parametrize("method_cls", [LRP0, LRPGammaInf])
 def test_lrp_conserves_relevance_without_biases(method_cls):
     model = make_tiny(bias=False)

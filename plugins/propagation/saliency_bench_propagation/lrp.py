@@ -101,16 +101,37 @@ def _layer_forward(module: nn.Module, x: torch.Tensor, weight: torch.Tensor, bia
     return module._conv_forward(x, weight, bias)
 
 
-def positive_contributions(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+class SignTracker:
+    """The tensors of one forward pass that are >= 0 by construction, so z+ needs no look at the data.
+
+    A ReLU output is non-negative, and max/average pooling, dropout, flatten and identity keep it so. Anything
+    else (the image, a Linear/Conv output, the result of a functional op) is unknown. Knowing it from the
+    modules instead of testing ``x.amin() < 0`` saves a host sync per layer on a GPU.
+    """
+
+    def __init__(self):
+        self._known: dict[int, torch.Tensor] = {}
+
+    def is_nonnegative(self, tensor: torch.Tensor) -> bool:
+        """True when ``tensor`` came out of a ReLU (through sign-keeping layers only) in this pass."""
+        return self._known.get(id(tensor)) is tensor
+
+    def hook(self, module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
+        """Forward hook: mark a ReLU's output, and a sign-keeping layer's output when its input was marked."""
+        if isinstance(module, nn.ReLU) or (inputs and self.is_nonnegative(inputs[0])):
+            self._known[id(output)] = output
+
+
+def positive_contributions(module: nn.Module, x: torch.Tensor, nonnegative: bool) -> torch.Tensor:
     """z+ = W+ x+ + W- x- + b+: every positive contribution to z (zennit ZPlus / AlphaBeta(1, 0)).
 
-    For hidden layers (x >= 0 after ReLU/max-pool) this is the classic z+ = W+ x + b+; the x- W- term only
-    matters where the input has negative entries (the normalised image at the first layer), where both terms
-    run as one layer call on channel-stacked [x+, x-] and [W+, W-] (groups = 1).
+    For inputs known to be non-negative (after a ReLU) this is the classic z+ = W+ x + b+; otherwise (the
+    normalised image at the first layer) both terms run as one layer call on channel-stacked [x+, x-] and
+    [W+, W-] (groups = 1), which is exact whatever the signs.
     """
     weight = module.weight.detach()
     bias = module.bias.detach().clamp(min=0) if module.bias is not None else None
-    if not bool(x.detach().amin() < 0):
+    if nonnegative:
         return _layer_forward(module, x, weight.clamp(min=0), bias)
     if getattr(module, "groups", 1) != 1:
         return _layer_forward(module, x.clamp(min=0), weight.clamp(min=0), bias) + _layer_forward(
@@ -122,15 +143,22 @@ def positive_contributions(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return _layer_forward(module, stacked_input, stacked_weight, bias)
 
 
-def zplus_rule(stabilizer: float) -> LayerRule:
+def zplus_rule(stabilizer: float, signs: SignTracker | None = None) -> LayerRule:
     """LRP z+ = alpha1-beta0 = gamma -> infinity (Montavon et al. 2017; excitation backprop, Zhang et al. 2018):
 
-    R_in = x+ * W+^T (R_out / z+) + x- * W-^T (R_out / z+), z+ = W+ x+ + W- x- + b+.
+    R_in = x+ * W+^T (R_out / z+) + x- * W-^T (R_out / z+), z+ = W+ x+ + W- x- + b+. ``signs`` tells which
+    layer inputs are non-negative by construction; the others are tested.
     """
 
     def rule(module, inputs, output):
-        """Forward hook: the proxy is the positive-contribution forward z+."""
-        proxy = positive_contributions(module, inputs[0])
+        """Forward hook: the proxy is the positive-contribution forward z+.
+
+        Only an input the modules do not vouch for (the image; the result of a functional op such as
+        torchvision VGG's ``torch.flatten``) is looked at, a host sync on a GPU; ReLU outputs are not.
+        """
+        x = inputs[0]
+        known = signs is not None and signs.is_nonnegative(x)
+        proxy = positive_contributions(module, x, nonnegative=known or not bool(x.detach().amin() < 0))
         return rescale_backward(output, proxy, zplus_ratio(output, proxy, stabilizer))
 
     return rule
@@ -146,19 +174,24 @@ def check_supported(network: nn.Module) -> None:
 
 
 @contextmanager
-def lrp_rules(network: nn.Module, layer_rule: LayerRule, pool_stabilizer: float = 1e-9) -> Iterator[None]:
-    """Within the block, every Linear/Conv layer back-propagates ``layer_rule`` and every average pool LRP-0.
+def lrp_rules(
+    network: nn.Module, make_rule: Callable[[SignTracker], LayerRule], pool_stabilizer: float = 1e-9
+) -> Iterator[None]:
+    """Within the block, every Linear/Conv layer back-propagates ``make_rule(signs)`` and every average pool LRP-0.
 
     Average pools are fixed positive averages, so they use LRP-0 with a tiny stabiliser under every rule
-    (zennit's ``Norm``). In-place ReLUs stay in place (the hooked outputs are rebased, not viewed). The
-    hooks are removed on exit, also on error.
+    (zennit's ``Norm``). ``signs`` follows which tensors are ReLU outputs during the pass. In-place ReLUs
+    stay in place (the hooked outputs are rebased, not viewed). The hooks are removed on exit, also on error.
     """
     check_supported(network)
     layers = [module for module in network.modules() if isinstance(module, LINEAR_LAYERS)]
     if not layers:
         raise ValueError("LRP: the network has no Linear/Conv layers")
     pools = [module for module in network.modules() if isinstance(module, AVERAGE_POOLS)]
+    passing = [module for module in network.modules() if isinstance(module, RELEVANCE_PASSING)]
+    signs = SignTracker()
     with ExitStack() as stack:
-        stack.enter_context(forward_hooks(layers, layer_rule))
+        stack.enter_context(forward_hooks(layers, make_rule(signs)))
         stack.enter_context(forward_hooks(pools, epsilon_rule(pool_stabilizer)))
+        stack.enter_context(forward_hooks(pools + passing, signs.hook))  # after the pool rule: marks its output
         yield

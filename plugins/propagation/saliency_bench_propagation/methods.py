@@ -127,14 +127,14 @@ class LRPMethod(PropagationMethod):
     reduction = staticmethod(sum_over_channels)
     pool_stabilizer = 1e-9
 
-    def layer_rule(self):
-        """The forward hook implementing this method's rule at each Linear/Conv layer."""
+    def layer_rule(self, signs):
+        """The forward hook implementing this method's rule at each Linear/Conv layer (``signs``: a SignTracker)."""
         raise NotImplementedError
 
     def input_attribution(self, model, inputs, targets):
         """R = x * c at the input, c the rule-modified gradient (rules active only inside this call)."""
         network = network_of(model)
-        with lrp_rules(network, self.layer_rule(), self.pool_stabilizer):
+        with lrp_rules(network, self.layer_rule, self.pool_stabilizer):
             signal = target_gradient(network, inputs, targets)
         return inputs.detach() * signal
 
@@ -147,7 +147,7 @@ class LRP0(LRPMethod):
     def __init__(self, stabilizer: float = 1e-9):
         self.stabilizer = float(stabilizer)
 
-    def layer_rule(self):
+    def layer_rule(self, signs):
         """Epsilon rule with a vanishing epsilon."""
         return epsilon_rule(self.stabilizer)
 
@@ -160,7 +160,7 @@ class LRPEpsilon(LRPMethod):
     def __init__(self, epsilon: float = 0.25):
         self.epsilon = float(epsilon)
 
-    def layer_rule(self):
+    def layer_rule(self, signs):
         """Epsilon rule."""
         return epsilon_rule(self.epsilon)
 
@@ -178,6 +178,6 @@ class LRPGammaInf(LRPMethod):
     def __init__(self, stabilizer: float = 1e-9):
         self.stabilizer = float(stabilizer)
 
-    def layer_rule(self):
-        """z+ rule."""
-        return zplus_rule(self.stabilizer)
+    def layer_rule(self, signs):
+        """z+ rule; ReLU outputs take the classic W+ x form."""
+        return zplus_rule(self.stabilizer, signs)
