@@ -2,6 +2,7 @@
 import pytest
 import torch
 
+from saliency_bench import method_plugin
 from saliency_bench.runner import RunOptions, run_benchmark
 
 CHECKS = ["pointing_game", "restricted_pointing_game", "class_sensitivity", "randomization"]
@@ -14,19 +15,41 @@ def _values(report) -> dict:
     }
 
 
+@pytest.fixture
+def no_tf32():
+    """Full float32 convolutions and matmuls on the GPU for the test (cuDNN would use TF32 by default)."""
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no GPU")
-def test_run_on_cuda_matches_cpu_and_times_on_the_gpu(fakes, tmp_path):
+def test_run_on_cuda_matches_cpu_and_times_on_the_gpu(fakes, tmp_path, no_tf32):
+    from saliency_bench_aggregation import GradCAM
+    from saliency_bench_propagation import Gradient
+
+    # edge never touches the model; gradient and gradcam run hooks, backward passes and the cascade on the GPU
+    for name, method in (("gradient", Gradient()), ("gradcam", GradCAM())):
+        fakes.register(method_plugin(method), name=f"cuda-{name}")
+
     def run(device):
-        options = RunOptions(methods=["edge"], model="fake_vgg", checks=CHECKS, device=device, batch_size=5,
-                             out=str(tmp_path / device), progress=False, speed=True, speed_batch_size=4,
-                             speed_rounds=1)
+        options = RunOptions(methods=["edge", "gradient", "gradcam"], model="fake_vgg", checks=CHECKS,
+                             device=device, batch_size=5, out=str(tmp_path / device), progress=False, speed=True,
+                             speed_batch_size=4, speed_rounds=1)
         return run_benchmark(options, log=lambda m: None)
 
-    on_cpu, on_gpu = run("cpu"), run("cuda")
+    try:
+        on_cpu, on_gpu = run("cpu"), run("cuda")
+    finally:
+        for name in ("gradient", "gradcam"):
+            fakes.unregister(name=f"cuda-{name}")
     assert not on_gpu.failures and on_gpu.suite.device.type == "cuda"
     assert next(on_gpu.suite.model.network.parameters()).is_cuda
-    assert on_gpu.store.get("edge", "speed")["device"].startswith("cuda (")
+    assert all(on_gpu.store.get(n, "speed")["device"].startswith("cuda (") for n in ("edge", "gradient", "gradcam"))
     cpu, gpu = _values(on_cpu), _values(on_gpu)
     assert cpu.keys() == gpu.keys()
     for key in cpu:

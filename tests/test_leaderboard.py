@@ -57,6 +57,9 @@ def test_speed_columns_are_in_the_markdown_and_kept_out_of_the_json(fakes, board
     assert "ms/img" not in (quiet / "leaderboard.md").read_text()
     assert not (quiet / "leaderboard-speed.json").exists()
     assert (quiet / "leaderboard.json").read_bytes() == (board_dir / "leaderboard.json").read_bytes()
+    (quiet / "leaderboard-speed.json").write_text("{}")  # an older run's figures must not outlive their board
+    _run(tmp_path, "quiet", "--no-speed")
+    assert not (quiet / "leaderboard-speed.json").exists()
 
 
 def test_markdown_has_summary_thresholds_reference_and_figures(board_dir):

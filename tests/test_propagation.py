@@ -307,6 +307,9 @@ def test_above_percentile_is_the_mask_of_the_interpolated_percentile():
             tau = torch.quantile(values.flatten(1), q / 100, dim=1).view(-1, 1, 1, 1)
             assert torch.equal(rules.above_percentile(values, q), values > tau), q
     assert not rules.above_percentile(continuous, 100.0).any()
+    # exact arithmetic: tau = 1 + 0.9 ulp lies below the next float, which passes (numpy's rounded tau says no)
+    neighbours = torch.tensor([[1.0, float(torch.nextafter(torch.tensor(1.0), torch.tensor(2.0)))]])
+    assert rules.above_percentile(neighbours, 90.0).tolist() == [[False, True]]
     assert rules.above_percentile(continuous, 0.0).flatten(1).sum(1).tolist() == [209] * 3  # all but the minimum
     with pytest.raises(ValueError):
         RectGrad(q=101)

@@ -125,6 +125,7 @@ def speed_note(speed: dict[str, dict]) -> str:
 
 
 def _speed_cells(speed: dict[str, dict] | None, name: str) -> list[str]:
+    """The ms/img and × floor cells of one method ("–" where it was not timed; none without speed)."""
     if speed is None:
         return []
     record = speed.get(name)
@@ -261,10 +262,13 @@ def write_leaderboard(
     board = build_board(store, registry, methods, checks)
     folder = Path(folder)
     dump_json(board, folder / "leaderboard.json")
-    timings = speed_records(store, methods) if speed else None
+    timings = (speed_records(store, methods) if speed else None) or None  # none timed: no columns, no file
+    speed_file = folder / "leaderboard-speed.json"
     if timings is not None:
         dump_json({"schema": SCHEMA, "model": board["config"].get("model", {}).get("name"), "methods": timings},
-                  folder / "leaderboard-speed.json")
+                  speed_file)
+    else:
+        speed_file.unlink(missing_ok=True)  # never leave figures of an older run beside this board
     figures = draw_figures(board, registry, folder, suite)
     (folder / "leaderboard.md").write_text(render_markdown(board, figures, timings))
     return board

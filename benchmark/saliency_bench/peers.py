@@ -15,7 +15,7 @@ def _have(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
-def _captum(name: str, model: ModelWrapper) -> Iterator[tuple[str, Attribution]]:
+def _captum(name: str, model: ModelWrapper, method: object = None) -> Iterator[tuple[str, Attribution]]:
     import captum.attr as ca
 
     net = model.network
@@ -27,8 +27,10 @@ def _captum(name: str, model: ModelWrapper) -> Iterator[tuple[str, Attribution]]
         yield f"captum {simple[name].__name__}", lambda x, t: algo.attribute(x, target=t)
     elif name == "integrated_gradients":
         algo = ca.IntegratedGradients(net)
-        yield "captum IntegratedGradients", lambda x, t: algo.attribute(x, target=t, n_steps=32,
-                                                                        internal_batch_size=x.shape[0])
+        steps = int(getattr(method, "n_steps", 32))  # the same number of nodes as the registered method
+        rule = getattr(method, "method", "gausslegendre")
+        yield f"captum IntegratedGradients ({steps} steps)", lambda x, t: algo.attribute(
+            x, target=t, n_steps=steps, method=rule, internal_batch_size=x.shape[0])
     elif name in ("gradcam", "gradcam@B5"):
         algo = ca.LayerGradCam(net, last)
 
@@ -40,7 +42,7 @@ def _captum(name: str, model: ModelWrapper) -> Iterator[tuple[str, Attribution]]
         yield "captum LayerGradCam", gradcam
 
 
-def _gradcam_lib(name: str, model: ModelWrapper) -> Iterator[tuple[str, Attribution]]:
+def _gradcam_lib(name: str, model: ModelWrapper, method: object = None) -> Iterator[tuple[str, Attribution]]:
     from pytorch_grad_cam import FullGrad, GradCAM, GradCAMPlusPlus
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
@@ -58,7 +60,7 @@ def _gradcam_lib(name: str, model: ModelWrapper) -> Iterator[tuple[str, Attribut
     yield f"grad-cam {cls.__name__}", run
 
 
-def _zennit(name: str, model: ModelWrapper) -> Iterator[tuple[str, Attribution]]:
+def _zennit(name: str, model: ModelWrapper, method: object = None) -> Iterator[tuple[str, Attribution]]:
     from zennit.attribution import Gradient
     from zennit.composites import EpsilonPlusFlat, LayerMapComposite
     from zennit.rules import Epsilon, Pass, ZPlus
@@ -84,8 +86,8 @@ def _zennit(name: str, model: ModelWrapper) -> Iterator[tuple[str, Attribution]]
         yield label, run
 
 
-def peer_implementations(name: str, model: ModelWrapper) -> Iterator[tuple[str, Attribution]]:
-    """``(label, fn(inputs, targets))`` for every installed peer implementing method ``name``."""
+def peer_implementations(name: str, model: ModelWrapper, method: object = None) -> Iterator[tuple[str, Attribution]]:
+    """``(label, fn(inputs, targets))`` for every installed peer implementing method ``name`` (settings of ``method``)."""
     for module, source in (("captum", _captum), ("pytorch_grad_cam", _gradcam_lib), ("zennit", _zennit)):
         if _have(module):
-            yield from source(name, model)
+            yield from source(name, model, method)

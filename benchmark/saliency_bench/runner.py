@@ -248,18 +248,22 @@ def run_benchmark(
 
 
 def measure_speed(report: RunReport, registry: Registry, options: RunOptions, log: Callable[[str], None]) -> None:
-    """Time every method not yet timed (ms per image, ratio to the floor of the same process); store each row.
+    """Time every method not yet timed here (ms per image, ratio to the floor of the same process); store each row.
 
     Speed records live in the run folder beside the results (``results/speed/``) and feed leaderboard.md,
-    never leaderboard.json: they depend on the machine, the results do not.
+    never leaderboard.json: they depend on the machine, the results do not. A row is reused only from the
+    same device and timing parameters. Timing never fails the run: its errors are logged and stored.
     """
-    from .speed import measure
+    from .speed import describe_device, measure
 
+    model = report.suite.model
     params = {"batch_size": options.speed_batch_size, "rounds": options.speed_rounds}
+    device = describe_device(model.device)
     pending = []
     for name in report.methods:
-        stored = report.store.get(name, SPEED, params)
-        if stored is not None and stored.get("status") == "ok" and stored.get("plugin") == _provenance(registry, name):
+        stored = report.store.get(name, SPEED)
+        if (stored is not None and stored.get("status") == "ok" and stored.get("params") == params
+                and stored.get("device") == device and stored.get("plugin") == _provenance(registry, name)):
             report.reused.append((name, SPEED))
         else:
             pending.append(name)
@@ -268,8 +272,13 @@ def measure_speed(report: RunReport, registry: Registry, options: RunOptions, lo
     log(f"speed: timing {len(pending)} method(s) against the forward+backward floor "
         f"(batch {options.speed_batch_size}, {options.speed_rounds} rounds)")
     torch.manual_seed(options.seed)
-    result = measure(registry, pending, report.suite.model, batch_size=options.speed_batch_size,
-                     rounds=options.speed_rounds, peers=False, seed=options.seed, extras=False)
+    try:
+        result = measure(registry, pending, model, batch_size=options.speed_batch_size,
+                         rounds=options.speed_rounds, peers=False, seed=options.seed, extras=False)
+    except Exception as exc:  # out of memory at batch 64, a broken floor: the board is written without speed
+        reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        log(f"speed: not measured ({reason}); the board has no speed figures for these methods")
+        return
     for row in result["rows"]:
         meta = _provenance(registry, row["name"])
         if "error" in row:

@@ -14,6 +14,7 @@ from typing import Callable, Sequence
 import torch
 
 from .checks.base import MethodGroup
+from .checks.randomization import cascade_step
 from .errors import UserError
 from .models.wrapper import ModelWrapper
 from .peers import peer_implementations
@@ -25,20 +26,6 @@ FLOOR = "floor"
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-def time_call(fn: Callable[[], object], device: torch.device, repeats: int = 3, warmup: int = 1) -> float:
-    """Median seconds of ``fn()`` over ``repeats`` runs after ``warmup`` runs (synchronised on CUDA)."""
-    for _ in range(warmup):
-        fn()
-    _sync(device)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - start)
-    return sorted(times)[len(times) // 2]
 
 
 @dataclass
@@ -55,8 +42,8 @@ class Candidate:
 def interleaved_medians(candidates: Sequence[Candidate], device: torch.device, rounds: int) -> dict[str, float | str]:
     """``{name: median seconds}`` over ``rounds`` interleaved rounds after one warm-up round; errors as text.
 
-    A candidate that raises (or whose ``check`` reports an error) in the warm-up round is dropped with
-    its error; the others go on.
+    A candidate that raises, or whose ``check`` reports an error (checked after the warm-up and after the
+    rounds), gets its error instead of a time; the others go on.
     """
     results: dict[str, float | str] = {}
     live = []
@@ -73,13 +60,21 @@ def interleaved_medians(candidates: Sequence[Candidate], device: torch.device, r
     _sync(device)
     times: dict[str, list[float]] = {c.name: [] for c in live}
     for _ in range(rounds):
-        for candidate in live:
+        for candidate in list(live):
             start = time.perf_counter()
-            candidate.fn()
-            _sync(device)
+            try:
+                candidate.fn()
+                _sync(device)
+            except Exception as exc:  # failing after the warm-up drops it the same way
+                results[candidate.name] = f"{type(exc).__name__}: {exc}".splitlines()[0]
+                live.remove(candidate)
+                continue
             times[candidate.name].append(time.perf_counter() - start)
-    for name, values in times.items():
-        results[name] = sorted(values)[len(values) // 2]
+    for candidate in live:
+        # a method that failed after the warm-up is dropped by its group, so its later rounds timed nothing
+        error = candidate.check() if candidate.check else None
+        values = sorted(times[candidate.name])
+        results[candidate.name] = error or values[len(values) // 2]
     return results
 
 
@@ -120,24 +115,6 @@ def variant_groups(names: Sequence[str], registry: Registry) -> dict[str, list[s
     return groups
 
 
-def randomization_step(model: ModelWrapper, group: MethodGroup, inputs: torch.Tensor, targets: torch.Tensor):
-    """One cascade step of the randomisation check: the maps on a model copy plus all four similarities."""
-    from .checks.class_sensitivity import hog_params
-    from .checks.randomization import SSIM_WINDOW, MapProfile
-
-    params = hog_params(model)
-    copy = model.copy()
-    reference: dict[str, MapProfile] = {}
-
-    def step():
-        if not reference:  # the original model's profiles, once (in the warm-up round, where errors are caught)
-            reference.update({name: MapProfile(maps, params) for name, maps in group(inputs, targets).items()})
-        for name, maps in group(inputs, targets, model=copy).items():
-            reference[name].compare(MapProfile(maps, params), SSIM_WINDOW)
-
-    return step
-
-
 def measure(
     registry: Registry, names: Sequence[str], model: ModelWrapper, batch_size: int = 64, rounds: int = 5,
     peers: bool = True, seed: int = 0, extras: bool = True,
@@ -155,7 +132,7 @@ def measure(
         probe = "gradient" if "gradient" in names else names[0]
         group = MethodGroup([registry.methods[probe].obj], model)
         candidates.append(Candidate(f"randomization step ({probe} + 4 similarities)", "check",
-                                    randomization_step(model, group, inputs, targets), of=probe,
+                                    cascade_step(model, group, inputs, targets), of=probe,
                                     check=lambda g=group: "; ".join(g.failures.values()) or None))
     for label, members in (variant_groups(names, registry) if extras else {}).items():
         group = MethodGroup([registry.methods[n].obj for n in members], model)
@@ -164,7 +141,7 @@ def measure(
     if peers:
         for name in names:
             try:
-                for label, fn in peer_implementations(name, model):
+                for label, fn in peer_implementations(name, model, registry.methods[name].obj):
                     candidates.append(Candidate(f"{label} [{name}]", "peer", _quiet(fn, inputs, targets), of=name))
             except Exception as exc:  # a broken optional library is reported, not fatal
                 candidates.append(Candidate(f"peers of {name}", "peer", _raiser(exc), of=name))
@@ -197,6 +174,7 @@ def _quiet(fn: Callable, inputs: torch.Tensor, targets: torch.Tensor) -> Callabl
 
 
 def _raiser(exc: Exception) -> Callable[[], object]:
+    """A candidate that re-raises ``exc`` (a peer library that failed to load), so it is reported like any error."""
     def fn():
         raise exc
     return fn

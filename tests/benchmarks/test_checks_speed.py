@@ -7,7 +7,7 @@ from saliency_bench.checks.randomization import random_parameters, randomize_lay
 from saliency_bench.checks.similarity import hog_spearman, spearman, ssim_minmax
 from saliency_bench.checks.stats import bootstrap_ci
 from saliency_bench import MethodGroup
-from saliency_bench.speed import randomization_step
+from saliency_bench.checks.randomization import cascade_step
 
 
 @pytest.fixture(scope="module")
@@ -59,5 +59,5 @@ def test_randomization_step_per_attribution(benchmark, registry, default_model, 
     """One cascade step as the check runs it: gradient maps of the model copy plus all four similarities."""
     name = "gradient" if "gradient" in registry.methods else sorted(registry.methods)[0]
     group = MethodGroup([registry.methods[name].obj], default_model)
-    benchmark(randomization_step(default_model, group, *default_batch))
+    benchmark(cascade_step(default_model, group, *default_batch))
     assert not group.failures

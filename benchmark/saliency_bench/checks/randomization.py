@@ -112,6 +112,21 @@ def curve_metrics(data: np.ndarray, boot: dict) -> dict:
     return {"mean": mean, "final": curve[-1], "curve": curve}
 
 
+def cascade_step(model: "ModelWrapper", group: MethodGroup, inputs: torch.Tensor, targets: torch.Tensor):
+    """A callable doing one cascade step as the check does: maps on a model copy plus all four similarities."""
+    params = hog_params(model)
+    copy = model.copy()
+    reference: dict[str, MapProfile] = {}
+
+    def step() -> None:
+        if not reference:  # the original model's profiles, once (in a timer's warm-up round, where errors are caught)
+            reference.update({name: MapProfile(maps, params) for name, maps in group(inputs, targets).items()})
+        for name, maps in group(inputs, targets, model=copy).items():
+            reference[name].compare(MapProfile(maps, params), SSIM_WINDOW)
+
+    return step
+
+
 class CascadingRandomization(Check):
     """Similarity of each map with the original model's map as layers are re-initialised from the top down."""
 

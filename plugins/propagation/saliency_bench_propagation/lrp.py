@@ -13,6 +13,7 @@ target logit: g = one-hot there, so R_out = f_t.
 """
 from __future__ import annotations
 
+import weakref
 from contextlib import ExitStack, contextmanager
 from typing import Callable, Iterator
 
@@ -110,7 +111,8 @@ class SignTracker:
     """
 
     def __init__(self):
-        self._known: dict[int, torch.Tensor] = {}
+        # weak: a marked tensor is freed as soon as autograd lets go of it (and its id can then not be mistaken)
+        self._known: weakref.WeakValueDictionary[int, torch.Tensor] = weakref.WeakValueDictionary()
 
     def is_nonnegative(self, tensor: torch.Tensor) -> bool:
         """True when ``tensor`` came out of a ReLU (through sign-keeping layers only) in this pass."""

@@ -51,8 +51,9 @@ def above_percentile(values: torch.Tensor, q: float) -> torch.Tensor:
 
     With position p = q/100 (n-1), low = floor(p), tau lies in [v_(low+1), v_(low+2)] (order statistics,
     1-based), and no value lies strictly between those two, so ``v > tau`` equals ``v > v_(low+1)`` whatever
-    the interpolation fraction: one order statistic decides the mask. It is found as the smallest of the
-    n - low largest values (``topk``, 3x faster than ``kthvalue`` for the top percentiles RectGrad uses).
+    the interpolation fraction: one order statistic decides the mask (``topk``, 3x faster than ``kthvalue``).
+    This is the exact-arithmetic mask; numpy or torch.quantile, rounding the interpolated tau, can land on
+    v_(low+2) itself when the two are one ulp apart and then leave that value out.
     """
     flat = values.reshape(values.shape[0], -1)
     count = flat.shape[1]
