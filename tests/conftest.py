@@ -5,6 +5,16 @@ os.environ.setdefault("SALIENCY_BENCH_PLUGINS", "")
 os.environ.setdefault("TQDM_DISABLE", "1")
 
 import pytest  # noqa: E402
+import torch  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny tensors: one intra-op thread avoids OpenMP contention on a shared machine (restored after the module)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture

@@ -11,13 +11,7 @@ from skimage.metrics import structural_similarity
 from saliency_bench.checks.similarity import average_ranks, hog, hog_spearman, minmax, spearman, ssim, ssim_minmax
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: one intra-op thread avoids OpenMP contention on a shared machine (restored after)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def sample_maps(shape: tuple[int, int], seed: int = 0) -> np.ndarray:

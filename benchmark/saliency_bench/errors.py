@@ -1,6 +1,11 @@
 """Exception types: user errors (exit 2) and method failures (that method is marked failed)."""
 
 
+def exception_line(exc: BaseException) -> str:
+    """``"Type: message"`` cut at the first line break: how any caught exception is reported."""
+    return f"{type(exc).__name__}: {exc}".splitlines()[0]
+
+
 class UserError(Exception):
     """A mistake in what the user asked for; the CLI prints it on one line and exits 2."""
 

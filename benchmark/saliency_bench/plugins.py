@@ -11,7 +11,7 @@ from typing import Any, Iterable
 import pluggy
 
 from . import hookspecs
-from .errors import UserError
+from .errors import UserError, exception_line
 from .methods import check_method_declaration
 
 ENTRY_POINT_GROUP = "saliency_bench"
@@ -95,7 +95,7 @@ class PluginManager(pluggy.PluginManager):
             try:
                 self.register(importlib.import_module(module_name), name=module_name)
             except Exception as exc:  # a broken default plugin is reported like any other
-                reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
+                reason = exception_line(exc)
                 self.load_errors.append(f"plugin '{module_name}' failed to load: {reason}")
 
     def load_entry_points(self, allowlist: list[str] | None) -> None:
@@ -109,7 +109,7 @@ class PluginManager(pluggy.PluginManager):
                 plugin = ep.load()
                 self.register(plugin, name=ep.name)
             except Exception as exc:  # report by name with the reason, keep loading the rest
-                reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
+                reason = exception_line(exc)
                 self.load_errors.append(f"plugin '{ep.name}' from {dist[0]} failed to load: {reason}")
                 continue
             self.distributions[ep.name] = dist
@@ -140,7 +140,7 @@ class PluginManager(pluggy.PluginManager):
                 except DuplicateNameError:
                     raise
                 except Exception as exc:
-                    reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
+                    reason = exception_line(exc)
                     registry.load_errors.append(f"plugin '{plugin_name}' failed in register_{kind}: {reason}")
         return registry
 

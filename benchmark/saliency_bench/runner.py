@@ -11,7 +11,7 @@ import torch
 
 from .checks.base import MethodGroup
 from .config import package_versions, plain
-from .errors import UserError
+from .errors import UserError, exception_line
 from .plugins import Registry, get_plugin_manager
 from .store import SPEED, ResultStore
 from .suite import Suite
@@ -219,7 +219,7 @@ def run_benchmark(
             except UserError:
                 raise
             except Exception as exc:  # a check that breaks on one group must not stop the others
-                reason = f"check '{check_name}' raised {type(exc).__name__}: {exc}".splitlines()[0]
+                reason = f"check '{check_name}' raised {exception_line(exc)}"
                 results = {}
                 for name in group.active:
                     group.failures[name] = reason
@@ -276,8 +276,7 @@ def measure_speed(report: RunReport, registry: Registry, options: RunOptions, lo
         result = measure(registry, pending, model, batch_size=options.speed_batch_size,
                          rounds=options.speed_rounds, peers=False, seed=options.seed, extras=False)
     except Exception as exc:  # out of memory at batch 64, a broken floor: the board is written without speed
-        reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
-        log(f"speed: not measured ({reason}); the board has no speed figures for these methods")
+        log(f"speed: not measured ({exception_line(exc)}); the board has no speed figures for these methods")
         return
     for row in result["rows"]:
         meta = _provenance(registry, row["name"])

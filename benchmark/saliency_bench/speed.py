@@ -15,10 +15,11 @@ import torch
 
 from .checks.base import MethodGroup
 from .checks.randomization import cascade_step
-from .errors import UserError
+from .errors import UserError, exception_line
 from .models.wrapper import ModelWrapper
 from .peers import peer_implementations
 from .plugins import Registry
+from .runner import group_by_shared_pass
 
 FLOOR = "floor"
 
@@ -52,7 +53,7 @@ def interleaved_medians(candidates: Sequence[Candidate], device: torch.device, r
             candidate.fn()
             error = candidate.check() if candidate.check else None
         except Exception as exc:  # a broken method or peer is reported, not fatal
-            error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+            error = exception_line(exc)
         if error:
             results[candidate.name] = error
         else:
@@ -66,7 +67,7 @@ def interleaved_medians(candidates: Sequence[Candidate], device: torch.device, r
                 candidate.fn()
                 _sync(device)
             except Exception as exc:  # failing after the warm-up drops it the same way
-                results[candidate.name] = f"{type(exc).__name__}: {exc}".splitlines()[0]
+                results[candidate.name] = exception_line(exc)
                 live.remove(candidate)
                 continue
             times[candidate.name].append(time.perf_counter() - start)
@@ -96,13 +97,10 @@ def bench_batch(model: ModelWrapper, batch_size: int, device: torch.device, seed
 
 def variant_groups(names: Sequence[str], registry: Registry) -> dict[str, list[str]]:
     """Shared-pass groups worth timing together: every ``family@block`` variant of one family, and each whole group."""
-    shared: dict[str, list[str]] = {}
-    for name in names:
-        key = registry.methods[name].obj.shared_key
-        if key:
-            shared.setdefault(key, []).append(name)
     groups: dict[str, list[str]] = {}
-    for key, members in shared.items():
+    for members in group_by_shared_pass(list(names), registry):
+        if len(members) < 2:  # a method alone, or the only one of its shared pass
+            continue
         families: dict[str, list[str]] = {}
         for name in members:
             if "@" in name:
@@ -110,9 +108,13 @@ def variant_groups(names: Sequence[str], registry: Registry) -> dict[str, list[s
         for family, variants in families.items():
             if len(variants) > 1:
                 groups[f"{family}@* ({len(variants)} blocks together)"] = variants
-        if len(members) > 1:
-            groups[f"{key} (all {len(members)} together)"] = members
+        groups[f"{registry.methods[members[0]].obj.shared_key} (all {len(members)} together)"] = members
     return groups
+
+
+def group_error(group: MethodGroup) -> str | None:
+    """Every failure a method group recorded, joined, or None: the ``check`` of a group's timing candidate."""
+    return "; ".join(group.failures.values()) or None
 
 
 def measure(
@@ -133,11 +135,11 @@ def measure(
         group = MethodGroup([registry.methods[probe].obj], model)
         candidates.append(Candidate(f"randomization step ({probe} + 4 similarities)", "check",
                                     cascade_step(model, group, inputs, targets), of=probe,
-                                    check=lambda g=group: "; ".join(g.failures.values()) or None))
+                                    check=lambda g=group: group_error(g)))
     for label, members in (variant_groups(names, registry) if extras else {}).items():
         group = MethodGroup([registry.methods[n].obj for n in members], model)
         candidates.append(Candidate(label, "shared", lambda g=group: g(inputs, targets),
-                                    check=lambda g=group: "; ".join(g.failures.values()) or None))
+                                    check=lambda g=group: group_error(g)))
     if peers:
         for name in names:
             try:

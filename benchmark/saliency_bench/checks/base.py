@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING, Sequence
 
 import torch
 
-from ..errors import MethodError
+from ..errors import MethodError, exception_line
 from ..methods import Method, validate_maps
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -68,7 +68,7 @@ class MethodGroup:
                         leader.name: leader.attribute(model, inputs, targets)
                     }
             except Exception as exc:  # a plugin's bug must not stop the run
-                reason = f"raised {type(exc).__name__}: {exc}".splitlines()[0]
+                reason = f"raised {exception_line(exc)}"
                 for name in names:
                     self.failures[name] = f"method '{name}' failed: {reason}"
                 continue
