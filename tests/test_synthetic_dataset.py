@@ -2,13 +2,19 @@
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 
+import numpy as np
 import pytest
 import torch
 
 from saliency_bench import Dataset, UserError
 from saliency_bench.datasets import default_plugin
-from saliency_bench.datasets.synthetic import CLASS_NAMES, ShapesDataset, load_shapes
+from saliency_bench.datasets.scenes import (
+    MIN_VISIBLE, PARTNERS, SceneShapesDataset, draw_order, layout_objects, paint_distractor, place_distractor,
+    visible_masks,
+)
+from saliency_bench.datasets.synthetic import CLASS_NAMES, ShapesDataset, image_rng, load_shapes
 
 
 def digest(dataset: ShapesDataset, count: int) -> str:
@@ -88,7 +94,93 @@ def test_index_out_of_range_raises_index_error():
         ShapesDataset(32, "val", 2)[2]
 
 
-def test_plugin_registers_shapes():
+def test_plugin_registers_the_scene_default_and_the_disjoint_layout():
     specs = []
     default_plugin.register_datasets(specs.append)
-    assert [s.name for s in specs] == ["shapes"] and specs[0].has_masks
+    assert [s.name for s in specs] == ["shapes", "shapes_disjoint"] and all(s.has_masks for s in specs)
+    assert isinstance(specs[0].load(None, count=2), SceneShapesDataset)
+    assert type(specs[1].load(None, count=2)) is ShapesDataset
+
+
+def test_generated_datasets_refuse_a_data_root():
+    with pytest.raises(UserError, match="data-root"):
+        load_shapes(None, root="/data/voc")
+
+
+# -- the VOC-like scene layout (the default "shapes") -----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def scenes():
+    data = SceneShapesDataset(96, "benchmark", 300)
+    return [data[i] for i in range(len(data))]
+
+
+def test_scenes_are_seeded_and_follow_the_contract(scenes):
+    again = SceneShapesDataset(96, "benchmark", 3)
+    for i in range(3):
+        assert torch.equal(again[i]["image"], scenes[i]["image"]) and torch.equal(again[i]["masks"], scenes[i]["masks"])
+    assert digest(SceneShapesDataset(48, "benchmark", 4, seed=1), 4) != digest(SceneShapesDataset(48, "benchmark", 4), 4)
+    for s in scenes:
+        assert s["image"].shape == (3, 96, 96) and s["masks"].shape == (6, 96, 96)
+        assert torch.equal(s["labels"] > 0, s["masks"].flatten(1).any(1))
+
+
+def test_scene_masks_are_boxes(scenes):
+    """A class with one instance has its bounding box as mask (VOC boxes); more instances, a union of boxes."""
+    single = 0
+    for index, s in enumerate(scenes[:100]):
+        kinds = Counter(o["kind"] for o in layout_objects(image_rng("benchmark", 0, index), 96))  # render's layout
+        for kind, count in kinds.items():
+            mask = s["masks"][kind]
+            rows, cols = torch.nonzero(mask, as_tuple=True)
+            box = torch.zeros_like(mask)
+            box[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1] = True
+            assert bool((mask <= box).all())
+            if count == 1:
+                single += 1
+                assert torch.equal(mask, box)
+    assert single > 100
+
+
+def test_scenes_have_the_voc_properties_the_pointing_games_depend_on(scenes):
+    """Co-occurring classes, overlapping or nested boxes, 1-4 objects (the numbers are what the layout gives,
+    checked loosely so a change of layout is a decision, not an accident)."""
+    classes = np.array([int(s["labels"].sum()) for s in scenes])
+    multi = [s for s in scenes if s["labels"].sum() >= 2]
+    overlapping = [bool((s["masks"][s["labels"] > 0].sum(0) >= 2).any()) for s in multi]
+    nested = 0
+    for s in multi:
+        present = s["masks"][s["labels"] > 0]
+        nested += any(bool((a <= b).all()) for i, a in enumerate(present) for j, b in enumerate(present) if i != j)
+    assert set(classes.tolist()) <= {1, 2, 3, 4} and 0.5 <= (classes >= 2).mean() <= 0.85
+    assert np.mean(overlapping) >= 0.6 and nested >= 0.1 * len(multi)
+
+
+def test_every_object_stays_mostly_visible_and_partners_cooccur():
+    pairs = Counter()
+    for index in range(200):
+        objects = layout_objects(image_rng("benchmark", 0, index), 96)
+        shapes = [o["shape"] for o in objects]
+        for seen, shape in zip(visible_masks(shapes, draw_order(objects)), shapes):
+            assert seen.sum() >= MIN_VISIBLE * shape.sum()
+        kinds = sorted({CLASS_NAMES[o["kind"]] for o in objects})
+        pairs.update((a, b) for i, a in enumerate(kinds) for b in kinds[i + 1 :])
+    partner_pairs = {tuple(sorted((a, b))) for a, partners in PARTNERS.items() for b in partners}
+    share = sum(n for pair, n in pairs.items() if pair in partner_pairs) / sum(pairs.values())
+    assert share > len(partner_pairs) / 15  # partners co-occur more often than the 6 of 15 pairs would by chance
+
+
+def test_the_distractor_is_salient_and_belongs_to_no_class():
+    rng = image_rng("benchmark", 0, 0)
+    objects = layout_objects(rng, 96)
+    distractor = place_distractor(np.random.default_rng(3), 96, [])
+    image = np.full((3, 96, 96), 0.5, dtype=np.float32)
+    paint_distractor(image, distractor)
+    painted = (image != 0.5).any(0)
+    assert painted.sum() > 50 and np.allclose(np.unique(image[:, painted]), [0.05, 0.95])  # black/white stripes
+    clear = place_distractor(np.random.default_rng(4), 96, objects)
+    if clear is not None:
+        canvas = np.full((3, 96, 96), 0.5, dtype=np.float32)
+        paint_distractor(canvas, clear)
+        assert not ((canvas != 0.5).any(0) & np.any([o["shape"] for o in objects], axis=0)).any()

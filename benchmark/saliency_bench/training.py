@@ -11,7 +11,8 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .datasets.synthetic import CLASS_NAMES, ShapesDataset
+from .datasets.scenes import SceneShapesDataset as ShapesDataset
+from .datasets.synthetic import CLASS_NAMES
 from .models.tiny_vgg import CONVS_PER_BLOCK, INPUT_SIZE, MEAN, STD, WIDTHS, TinyVGG, sha256_of
 
 WEIGHTS_NAME = "tiny_vgg.pt"
@@ -84,7 +85,7 @@ def save_weights(network: nn.Module, out_dir: Path, card: dict) -> dict:
 def train(
     out_dir: str | Path,
     seed: int = 0,
-    epochs: int = 12,
+    epochs: int = 14,
     n_train: int = 10_000,
     n_val: int = 1_000,
     batch_size: int = 32,

@@ -1,4 +1,4 @@
-"""Synthetic shapes: seeded multi-label images of 1-3 non-overlapping shapes with per-class masks."""
+"""Synthetic shapes: drawing primitives, and the first layout (1-3 disjoint shapes, tight masks: ``shapes_disjoint``)."""
 from __future__ import annotations
 
 import numpy as np
@@ -94,11 +94,14 @@ def background(rng: np.random.Generator, size: int, colour: np.ndarray) -> np.nd
     return image
 
 
-def object_colour(rng: np.random.Generator, background_colour: np.ndarray) -> np.ndarray:
-    """A random RGB colour at least MIN_CONTRAST away from the background colour."""
+def object_colour(
+    rng: np.random.Generator, background_colour: np.ndarray, avoid: list[np.ndarray] | None = None
+) -> np.ndarray:
+    """A random RGB colour at least MIN_CONTRAST away from the background colour (and from ``avoid``'s colours)."""
+    others = [background_colour, *(avoid or [])]
     colour = rng.uniform(0.0, 1.0, size=3)
     for _ in range(50):
-        if np.linalg.norm(colour - background_colour) >= MIN_CONTRAST:
+        if all(np.linalg.norm(colour - other) >= MIN_CONTRAST for other in others):
             break
         colour = rng.uniform(0.0, 1.0, size=3)
     return colour.astype(np.float32)
@@ -127,14 +130,17 @@ def render(split: str, seed: int, index: int, size: int) -> tuple[np.ndarray, np
 
 
 class ShapesDataset(Dataset):
-    """Seeded synthetic shapes (DESIGN.md "Embedded default"); sample ``i`` is rendered lazily from (split, seed, i)."""
+    """Seeded synthetic shapes, disjoint with tight masks; sample ``i`` is rendered lazily from (split, seed, i).
+
+    Subclasses change the layout by overriding :meth:`render` (``scenes.SceneShapesDataset``, the default).
+    """
 
     # What `saliency-bench run` uses when --limit / --param CHECK.images are not given: sized so that
     # `run --all` fits in minutes on 2 CPU cores (README, "Performance").
     default_limit = 256
     default_images = {"randomization": 64}
 
-    name = "shapes"
+    name = "shapes_disjoint"
     class_names = CLASS_NAMES
     has_masks = True
 
@@ -148,7 +154,7 @@ class ShapesDataset(Dataset):
         self.seed = int(seed)
         self.start = int(start)
         if self.size < 16 or self.count < 0:
-            raise UserError(f"dataset 'shapes' needs size >= 16 and count >= 0 (got size={size}, count={count})")
+            raise UserError(f"dataset '{self.name}' needs size >= 16 and count >= 0 (got size={size}, count={count})")
 
     def __len__(self) -> int:
         return self.count
@@ -157,7 +163,7 @@ class ShapesDataset(Dataset):
         """The dataset contract's dict: image, labels, masks, trials, index (datasets/base.py)."""
         if not 0 <= index < self.count:
             raise IndexError(index)
-        image, labels, masks = render(self.split, self.seed, self.start + index, self.size)
+        image, labels, masks = self.render(self.split, self.seed, self.start + index, self.size)
         labels_t = torch.from_numpy(labels)
         return {
             "image": torch.from_numpy(image),
@@ -167,6 +173,11 @@ class ShapesDataset(Dataset):
             "index": index,
         }
 
+    @staticmethod
+    def render(split: str, seed: int, index: int, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Image, labels and masks of one sample (this layout: :func:`render`)."""
+        return render(split, seed, index, size)
+
     def describe(self) -> dict:
         """Fingerprint: name, size, split, seed and image size."""
         extra = {"split": self.split, "seed": self.seed, "start": self.start, "image_size": self.size}
@@ -174,10 +185,13 @@ class ShapesDataset(Dataset):
 
 
 def load_shapes(
-    model=None, root=None, split: str | None = None, count: int | None = None, seed: int = 0, **options
+    model=None, root=None, split: str | None = None, count: int | None = None, seed: int = 0,
+    dataset_class: type[ShapesDataset] = ShapesDataset, **options
 ) -> ShapesDataset:
-    """DatasetSpec loader: the shapes split (default "benchmark") rendered at ``model.input_size``."""
+    """DatasetSpec loader: a split (default "benchmark") of ``dataset_class`` rendered at ``model.input_size``."""
     size = int(options.pop("size", getattr(model, "input_size", 96)))
     if options:
-        raise UserError(f"dataset 'shapes' got unknown options: {', '.join(sorted(options))}")
-    return ShapesDataset(size=size, split=split or "benchmark", count=count, seed=seed)
+        raise UserError(f"dataset '{dataset_class.name}' got unknown options: {', '.join(sorted(options))}")
+    if root is not None:
+        raise UserError(f"dataset '{dataset_class.name}' is generated and reads no files; leave out --data-root")
+    return dataset_class(size=size, split=split or "benchmark", count=count, seed=seed)
