@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from saliency_bench import Check, Dataset, DatasetSpec, Method, ModelSpec, ModelWrapper, hookimpl
+from saliency_bench import Check, Dataset, DatasetSpec, Method, ModelSpec, ModelWrapper, NotApplicable, hookimpl
 
 SIZE = 32
 CLASSES = ["red", "green", "blue"]
@@ -118,6 +118,15 @@ class Slow(Method):
         return model.denormalize(inputs.detach()).mean(dim=1)
 
 
+class Undefined(Method):
+    """A method with no defined map on this model (as GradMid at a block before a global-average-pool head)."""
+
+    name, family, positive = "undefined", "baseline", False
+
+    def attribute(self, model, inputs, targets):
+        raise NotApplicable("undefined on this model by construction")
+
+
 class FakePlugin:
     """Registers the fake model, dataset and check."""
 
@@ -139,5 +148,5 @@ class BrokenMethodsPlugin:
 
     @hookimpl
     def register_methods(self, register):
-        for method in (Raises(), ReturnsNaN(), WrongShape(), Slow()):
+        for method in (Raises(), ReturnsNaN(), WrongShape(), Slow(), Undefined()):
             register(method)

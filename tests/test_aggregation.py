@@ -267,7 +267,7 @@ def slow_reference(model: ModelWrapper, inputs, targets) -> dict:
             mid = torch.zeros(activation.shape[1:])
             for k in range(activation.shape[0]):
                 cam += (grad[k].mean() * activation[k]).abs()
-                mid += grad[k].abs()
+                mid += grad[k].abs() * (activation[k] > 0)
             out[f"gradcam_pos@{block}"].append(up(cam))
             out[f"gradmid@{block}"].append(up(mid))
             cumulative_cam = cumulative_cam + up(mm(cam))
@@ -284,6 +284,66 @@ def test_gradmid_gradcam_pos_cumulative_match_slow_reference(tiny, batch):
     for name, expected in reference.items():
         assert expected.abs().max() > 0
         assert relative_error(ours[name], expected) < 1e-4, name
+
+
+def test_gradmid_shows_no_max_pool_lattice_on_dead_windows(tiny, batch):
+    """Dead 2x2 windows (all activations 0) get df/dA at their first cell from the pool's backward: a lattice.
+
+    The raw |df/dA| shows it (so this test bites the old formula); GradMid at the pre-activation does not.
+    """
+    inputs, targets = batch
+    with torch.no_grad():
+        for module in tiny.network.features:
+            if isinstance(module, nn.Conv2d):
+                module.bias.sub_(0.1)  # 85-89% dead windows at B3/B4, as the issue measured on tiny_vgg
+    tensors = slow_block_tensors(tiny, inputs[0], int(targets[0]))
+    found_dead = False
+    for block in ("B3", "B4"):
+        activation, grad = tensors[block]
+        dead = F.max_pool2d(activation[None], 2)[0] == 0  # [K, h/2, w/2] windows whose four cells are 0
+        lattice = grad.abs()[:, ::2, ::2][dead]  # the window's first cell, where the pool routes a dead window
+        if dead.any():
+            found_dead = True
+            assert bool((lattice > 0).any()), "the raw gradient should show the lattice"
+        ours = formulas_module.gradmid(activation[None], grad[None])[0]
+        everywhere_dead = (activation == 0).all(0)
+        assert bool((ours[everywhere_dead] == 0).all())
+        expected = (grad.abs() * (activation > 0)).sum(0)
+        assert torch.allclose(ours, expected)
+    assert found_dead
+
+
+class HeadedVGG(nn.Module):
+    """The test VGG's features at 96 px under a global-average-pool head (tiny_vgg's) or a flatten + linear one (VGG-16's)."""
+
+    def __init__(self, head: str):
+        super().__init__()
+        self.features = TinyVGG().features
+        pool = nn.AdaptiveAvgPool2d(1) if head == "gap" else nn.Identity()
+        self.head = nn.Sequential(pool, nn.Flatten(), nn.Linear(24 if head == "gap" else 24 * 9, 6))
+
+    def forward(self, x):
+        return self.head(self.features(x))
+
+
+def test_gradmid_is_not_applicable_at_a_block_before_a_gap_head(batch):
+    """df/dA at the last block of a GAP head is w_k/(hw) wherever the pool routes: no spatial information, so
+    gradmid@B5 is n/a (not a failure, not a number); B4 and the cumulative sum over B1..B4 stay defined."""
+    _, targets = batch
+    inputs = torch.randn(4, 3, 96, 96, generator=torch.Generator().manual_seed(1))  # B5 6x6: 3x3 pool windows
+    torch.manual_seed(0)
+    model = ModelWrapper(HeadedVGG("gap"), name="gap", class_names=[f"c{i}" for i in range(6)], input_size=96)
+    methods = methods_by_name()
+    names = ["gradmid@B4", "gradmid@B5", "cumulative_gradmid", "gradcam"]
+    group = MethodGroup([methods[n] for n in names], model)
+    maps = group(inputs, targets)
+    assert set(maps) == {"gradmid@B4", "cumulative_gradmid", "gradcam"} and not group.failures
+    assert "constant in space" in group.not_applicable["gradmid@B5"]
+    with pytest.raises(saliency_bench.NotApplicable):
+        methods["gradmid@B5"].attribute(model, inputs, targets)
+    # on an MLP head (VGG-16's shape) the same block is defined
+    mlp = ModelWrapper(HeadedVGG("fc"), name="fc", class_names=[f"c{i}" for i in range(6)], input_size=96)
+    assert "gradmid@B5" in MethodGroup([methods["gradmid@B5"]], mlp)(inputs, targets)
 
 
 # -- FullGrad ---------------------------------------------------------------------------------------------

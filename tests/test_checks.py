@@ -90,13 +90,14 @@ def images_of(model: ModelWrapper, inputs: torch.Tensor) -> torch.Tensor:
 
 
 def peak_maps(masks: torch.Tensor, dy: int = 0, dx: int = 0) -> torch.Tensor:
-    """Maps that are 1 at the top-left mask pixel shifted by (dy, dx), 0 elsewhere (all 0 for an empty mask)."""
+    """Maps that are 1 at the top-left mask pixel shifted by (dy, dx), 0 elsewhere (the far corner for an empty mask)."""
     maps = torch.zeros(masks.shape, dtype=torch.float32)
     present = masks.flatten(1).any(1)
     rows = masks.any(2).float().argmax(1) + dy
     cols = masks.any(1).float().argmax(1) + dx
     idx = torch.nonzero(present).squeeze(1)
     maps[idx, rows[idx], cols[idx]] = 1.0
+    maps[~present, -1, -1] = 1.0
     return maps
 
 
@@ -375,15 +376,36 @@ def test_independent_noise_maps_have_similarity_near_zero(suite):
     assert abs(value(result, "spearman_raw")) < 0.1
 
 
-def test_constant_maps_are_dropped_and_counted(suite):
+def test_two_constant_maps_are_undefined_dropped_and_counted(suite):
     results = run(ClassSensitivity(), suite, [Constant(), ConstantWhereBeta()])
     for name in ("spearman_hog", "spearman_raw"):
         entry = results["constant"]["metrics"][name]
-        assert entry == {"value": None, "ci_low": None, "ci_high": None, "n": 0, "dropped": len(LAYOUT)}
+        assert entry == {"value": None, "ci_low": None, "ci_high": None, "n": 0, "dropped": len(LAYOUT),
+                         "one_constant": 0}
         partial = results["constant_where_beta"]["metrics"][name]
         with_beta = sum(1 in objects for objects in LAYOUT)
         assert (partial["n"], partial["dropped"]) == (len(LAYOUT) - with_beta, with_beta)
         assert partial["value"] == pytest.approx(1.0, abs=1e-6)
+
+
+class ZeroForBottomClass(Edge):
+    """Edge maps for every target but the min-logit class, whose map is all zero (a ReLU'd GradCAM's usual case)."""
+
+    name = "zero_for_bottom"
+
+    def attribute(self, model, inputs, targets):
+        with torch.no_grad():
+            bottom = model(inputs).argmin(1)
+        maps = super().attribute(model, inputs, targets)
+        return torch.where((targets == bottom).view(-1, 1, 1), torch.zeros_like(maps), maps)
+
+
+def test_one_constant_map_scores_zero_and_keeps_every_image(suite):
+    """The constant-map rule: the old behaviour dropped these images (n = 0); now each counts with similarity 0."""
+    result = run(ClassSensitivity(), suite, [ZeroForBottomClass()])["zero_for_bottom"]
+    for name in ("spearman_hog", "spearman_raw"):
+        entry = result["metrics"][name]
+        assert (entry["value"], entry["n"], entry["dropped"], entry["one_constant"]) == (0.0, len(LAYOUT), 0, len(LAYOUT))
 
 
 def test_a_failing_method_is_left_out_and_the_others_go_on(suite):
@@ -453,8 +475,10 @@ def test_layers_are_randomised_cumulatively_from_the_top(suite):
     spy = CascadeSpy(suite.model)
     run(CascadingRandomization(), suite, [spy])
     order = suite.model.randomization_order
-    expected = [set()] + [set(order[: step + 1]) for step in range(len(order))]
-    assert [set(c) for c in spy.calls] == expected * 2  # two batches, each restarted from the original
+    draws = CascadingRandomization().default_params(suite)["draws"]
+    cascade = [set(order[: step + 1]) for step in range(len(order))]
+    expected = [set()] + cascade * draws  # the original map, then each draw's cascade restarted from the original
+    assert [set(c) for c in spy.calls] == expected * 2  # two batches
     assert all(spy.zero_biases)
 
 

@@ -141,3 +141,36 @@ def test_bad_parameters_are_refused_before_fresh_deletes_anything(fakes, tmp_pat
         run_benchmark(_options(tmp_path, methods=["edge"], fresh=True, check_params={"mean_map": {"scale": "x"}}),
                       log=lambda m: None)
     assert path.exists()
+
+
+def test_not_applicable_is_stored_reused_and_shown_as_na_not_failed(fakes, tmp_path):
+    from saliency_bench.leaderboard import build_board, render_markdown
+
+    options = _options(tmp_path, methods=["undefined", "edge"])
+    report = run_benchmark(options, log=lambda m: None)
+    assert report.failures == {}
+    record = report.store.get("undefined", "mean_map")
+    assert record["status"] == "n/a" and record["reason"] == "undefined on this model by construction"
+    again = run_benchmark(options, log=lambda m: None)
+    assert ("undefined", "mean_map") in again.reused and again.computed == []
+    board = build_board(report.store, fakes.registry(), ["undefined", "edge"], ["mean_map"])
+    entry = board["methods"]["undefined"]
+    assert entry["status"] == "ok" and entry["not_applicable"] == {"mean_map": record["reason"]}
+    assert "n/a: undefined on this model by construction" in render_markdown(board)
+
+
+def test_data_seed_draws_another_sample_and_is_recorded(tmp_path):
+    from saliency_bench.plugins import get_plugin_manager
+
+    registry = get_plugin_manager().registry()
+    base = dict(methods=["edge"], checks=["class_sensitivity"], limit=4, batch_size=4, progress=False)
+    default = run_benchmark(RunOptions(out=str(tmp_path / "a"), **base), registry=registry, log=lambda m: None)
+    other = run_benchmark(RunOptions(out=str(tmp_path / "b"), data_seed=7, **base), registry=registry,
+                          log=lambda m: None)
+    assert default.store.config["dataset"]["seed"] == 0 and other.store.config["dataset"]["seed"] == 7
+    assert not torch.equal(default.suite.dataset[0]["image"], other.suite.dataset[0]["image"])
+
+
+def test_data_seed_is_refused_by_datasets_read_from_files(fakes, tmp_path):
+    with pytest.raises(UserError, match="takes no --data-seed"):
+        run_benchmark(_options(tmp_path, methods=["edge"], data_seed=3), log=lambda m: None)

@@ -55,10 +55,13 @@ def test_spearman_matches_scipy_with_and_without_ties():
     np.testing.assert_allclose(ours, reference, atol=1e-10)
 
 
-def test_spearman_of_a_constant_row_is_undefined():
-    x = torch.stack([torch.zeros(10), torch.arange(10.0)])
-    rho = spearman(x, torch.arange(10.0).expand(2, 10))
-    assert torch.isnan(rho[0]) and rho[1] == pytest.approx(1.0)
+def test_constant_rule_one_constant_row_scores_zero_two_are_undefined():
+    """The constant-map rule: constant vs non-constant shares no structure (0); constant vs constant is undefined."""
+    x = torch.stack([torch.zeros(10), torch.arange(10.0), torch.zeros(10), torch.full((10,), 3.0)])
+    y = torch.stack([torch.arange(10.0), torch.arange(10.0), torch.full((10,), 5.0), torch.zeros(10)])
+    rho = spearman(x, y)
+    assert rho[0] == 0.0 and rho[1] == pytest.approx(1.0)
+    assert torch.isnan(rho[2]) and torch.isnan(rho[3])
 
 
 def test_spearman_of_maps_is_invariant_to_monotone_rescaling():
@@ -75,13 +78,17 @@ def test_ssim_matches_skimage(shape):
     np.testing.assert_allclose(ours, reference, atol=1e-4)
 
 
-def test_minmax_flags_constant_maps_and_they_give_undefined_similarities():
-    maps = torch.stack([torch.full((16, 16), 2.0), torch.rand(16, 16, generator=torch.Generator().manual_seed(6))])
+def test_minmax_flags_constant_maps_and_the_constant_rule_applies_to_hog_and_ssim():
+    noise = torch.rand(16, 16, generator=torch.Generator().manual_seed(6))
+    maps = torch.stack([torch.full((16, 16), 2.0), noise])
     normalised, valid = minmax(maps)
     assert valid.tolist() == [False, True]
     assert normalised[1].min() == 0 and normalised[1].max() == 1
-    assert torch.isnan(hog_spearman(maps, maps, cell=2)[0]) and hog_spearman(maps, maps, cell=2)[1] == pytest.approx(1.0)
-    assert torch.isnan(ssim_minmax(maps, maps)[0]) and ssim_minmax(maps, maps)[1] == pytest.approx(1.0)
+    for measure in (lambda a, b: hog_spearman(a, b, cell=2), ssim_minmax):
+        same = measure(maps, maps)
+        assert torch.isnan(same[0]) and same[1] == pytest.approx(1.0)  # two constant maps: undefined
+        crossed = measure(maps, maps.flip(0))
+        assert crossed.tolist() == [0.0, 0.0]  # one constant map: no shared structure
 
 
 def test_hog_spearman_ignores_offset_and_scale_of_a_map():

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from .checks.base import Check, MethodGroup
 from .datasets.base import Dataset, DatasetSpec
-from .errors import MethodError, UserError
+from .errors import MethodError, NotApplicable, UserError
 from .hookspecs import hookimpl
 from .methods import Method, validate_maps
 from .models.base import ModelSpec
@@ -42,6 +42,7 @@ __all__ = [
     "MethodPlugin",
     "ModelSpec",
     "ModelWrapper",
+    "NotApplicable",
     "Suite",
     "UserError",
     "derive_blocks",

@@ -117,6 +117,8 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=None, help="output folder (default: runs/<model>-<dataset>)")
     parser.add_argument("--data-root", default=None)
     parser.add_argument("--split", default=None)
+    parser.add_argument("--data-seed", type=_non_negative_int, default=None,
+                        help="draw another sample of a generated dataset (shapes); default: its seed 0")
     parser.add_argument("--weights", default=None, help="model weights file (a state dict)")
     parser.add_argument("--allow-download", action="store_true", help="let the model download its weights")
     parser.add_argument("--workers", type=_non_negative_int, default=0, help="DataLoader workers")
@@ -152,7 +154,7 @@ def _run_options(args):
     return RunOptions(
         methods=None if args.all else args.methods, checks=args.checks, model=args.model, dataset=args.dataset,
         device=args.device, limit=args.limit, batch_size=args.batch_size, seed=args.seed, out=out,
-        fresh=args.fresh, data_root=args.data_root, split=args.split, weights=args.weights,
+        fresh=args.fresh, data_root=args.data_root, split=args.split, data_seed=args.data_seed, weights=args.weights,
         allow_download=args.allow_download, num_workers=args.workers, check_params=params,
         progress=not args.no_progress, speed=not args.no_speed,
     )
@@ -162,7 +164,7 @@ def _is_default_run(args) -> bool:
     """``run --all`` on the embedded default with default parameters writes the top-level board."""
     return bool(args.all) and not any(
         [args.model, args.dataset, args.limit, args.param, args.out, args.checks, args.data_root, args.weights,
-         args.split]
+         args.split, args.data_seed is not None]
     ) and args.seed == 0 and args.batch_size == 32
 
 

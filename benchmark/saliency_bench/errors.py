@@ -17,3 +17,14 @@ class MethodError(Exception):
         super().__init__(f"method '{method}' failed: {reason}")
         self.method = method
         self.reason = reason
+
+
+class NotApplicable(Exception):
+    """A method has no defined map on this model (say, at this block): shown as "n/a" with the reason, never a number.
+
+    Raised by a method's ``attribute``; the harness records the reason, and it is neither a failure nor a result.
+    """
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason

@@ -24,21 +24,35 @@ THRESHOLDS = {
 HOW_TO_READ = """\
 **How to read this.** Each number is a mean over images with its 95% bootstrap interval in brackets
 (n = images or trials, in the detailed tables). *Pointing* is the pointing-game accuracy (higher = the map's
-peak lies on the right object). *Restricted* scores one map per image, for the top class, against every
-class present: if it is close to *pointing* (small *gap*), the maps for different classes point at the same
-place, i.e. the method is not class-sensitive. *Class sens.* is the Spearman correlation between HOG
-features of the maps for the top and the bottom class (lower = more class-sensitive). *Rand.* is the
-similarity between the map of the trained model and the map after cascading re-initialisation of its
-layers from the logits down: the mean over the cascade and the final step (lower = the map depends on the
-learned weights). A method that "just draws the salient parts of the image" scores like the `edge` control:
-high similarity everywhere. Paper columns are the seed paper's values on **VGG-16 / PASCAL VOC07 (pointing)
-and ImageNet (class sensitivity)**, shown for orientation only: a different model and dataset."""
+peak lies on the right object; the peak of a flat maximum is the maximal pixel nearest the plateau's centre).
+*Restricted* scores one map per image, for the top class, against every class present: if it is close to
+*pointing* (small *gap*), the maps for different classes point at the same place, i.e. the method is not
+class-sensitive; its header gives the dataset's reference points (below). *Class sens.* is the Spearman
+correlation between HOG features of the maps for the top and the bottom class (lower = more class-sensitive).
+*Rand.* is the similarity between the map of the trained model and the map after cascading re-initialisation of
+its layers from the logits down (each layer redrawn at its trained weight scale, several draws; the interval covers
+images and draws): the mean over the cascade and the final step (lower = the map depends on the learned weights).
+A constant map (all zero, say) against a non-constant one scores 0 in every similarity (no shared structure: a
+map that vanishes after randomisation has changed completely); two constant maps are undefined and counted in the
+details. A method that "just draws the salient parts of the image" scores like the `edge` control: high
+similarity everywhere. Class sensitivity and randomisation are necessary conditions only: pure noise (the `random`
+control) passes both, so read them together with pointing. *n/a*: the method has no defined map on this model (the
+reason is in the details), neither a failure nor a number. Paper columns are the seed paper's values on **VGG-16 /
+PASCAL VOC07 (pointing) and ImageNet (class sensitivity)**, shown for orientation only: a different model and
+dataset."""
 
 
 def _metric(result: dict | None, name: str) -> dict | None:
     if not result or result.get("status") != "ok":
         return None
     return result.get("metrics", {}).get(name)
+
+
+def _cell(result: dict | None, name: str) -> str:
+    """A summary cell: the metric with its interval, "n/a" where the method has no defined map, else "–"."""
+    if result and result.get("status") == "n/a":
+        return "n/a"
+    return _fmt(_metric(result, name))
 
 
 def _fmt(metric: dict | None, digits: int = 3) -> str:
@@ -66,17 +80,26 @@ def build_board(store: ResultStore, registry: Registry, methods: Sequence[str], 
             "family": method.obj.family, "positive": method.obj.positive, "layer": method.obj.layer,
             "distribution": method.distribution, "version": method.version, "status": "ok", "results": {},
         }
+        settings = method.obj.setting_values() if hasattr(method.obj, "setting_values") else {}
+        if settings:
+            entry["settings"] = settings
         for check in checks:
             record = store.get(name, check)
             if record is None:
                 continue
             board["checks"].setdefault(check, record.get("params", {}))
-            if record.get("status") != "ok":
+            if record.get("status") == "n/a":
+                entry.setdefault("not_applicable", {})[check] = record.get("reason", "")
+            elif record.get("status") != "ok":
                 entry["status"] = "failed"
                 entry.setdefault("errors", {})[check] = record.get("error", "")
             entry["results"][check] = {
                 k: v for k, v in record.items() if k not in ("config", "params", "method", "check", "plugin")
             }
+        for check, result in entry["results"].items():  # the dataset's own reference points (same for every method)
+            reference = result.pop("dataset_reference", None)
+            if reference is not None:
+                board.setdefault("dataset_reference", {}).setdefault(check, reference)
         entry["verdicts"] = _verdicts(entry["results"])
         if name in PAPER:
             entry["paper"] = dict(zip(("pointing", "restricted", "class_sensitivity"), PAPER[name]))
@@ -155,10 +178,10 @@ def summary_rows(board: dict, speed: dict[str, dict] | None = None) -> list[list
         rows.append([
             f"`{name}`" + (" (failed)" if entry["status"] == "failed" else ""),
             entry["family"], "yes" if entry["positive"] else "no",
-            _fmt(pointing), _fmt(restricted), gap,
-            _fmt(_metric(res.get("class_sensitivity"), "spearman_hog")),
-            _fmt(_metric(res.get("randomization"), "spearman_hog_mean")),
-            _fmt(_metric(res.get("randomization"), "spearman_hog_final")),
+            _cell(res.get("pointing_game"), "accuracy"), _cell(res.get("restricted_pointing_game"), "accuracy"), gap,
+            _cell(res.get("class_sensitivity"), "spearman_hog"),
+            _cell(res.get("randomization"), "spearman_hog_mean"),
+            _cell(res.get("randomization"), "spearman_hog_final"),
             verdict,
             *_speed_cells(speed, name),
             "/".join(filter(None, [_paper(entry, "pointing", 0.01), _paper(entry, "restricted", 0.01)])),
@@ -181,6 +204,9 @@ def detail_tables(board: dict) -> list[str]:
             result = entry["results"].get(check)
             if result is None:
                 continue
+            if result.get("status") == "n/a":
+                rows.append([f"`{name}`"] + ["n/a: " + result.get("reason", "")[:100]] + [""] * (len(metric_names) - 1))
+                continue
             if result.get("status") != "ok":
                 rows.append([f"`{name}`"] + ["failed: " + result.get("error", "")[:80]] + [""] * (len(metric_names) - 1))
                 continue
@@ -188,14 +214,32 @@ def detail_tables(board: dict) -> list[str]:
             for metric in metric_names:
                 m = result["metrics"].get(metric)
                 cell = _fmt(m) + (f" n={m['n']}" if m and "n" in m else "")
+                if m and m.get("draws", 1) > 1:
+                    cell += f" x{m['draws']} draws"
                 if m and m.get("dropped"):
                     cell += f" ({m['dropped']} undefined dropped)"
+                if m and m.get("one_constant"):
+                    cell += f" ({m['one_constant']} with one constant map, scored 0)"
+                if m and m.get("vanished"):
+                    cell += f" ({m['vanished']} vanished, scored 0)"
                 cells.append(cell)
             rows.append([f"`{name}`"] + cells)
         params = ", ".join(f"{k}={v}" for k, v in board["checks"][check].items() if not isinstance(v, (list, dict)))
         parts.append(f"### {check}\n\nParameters: {params}\n\n" + tabulate(rows, headers=["method"] + metric_names,
                                                                            tablefmt="github"))
     return parts
+
+
+def reference_note(references: dict) -> str:
+    """The sentence giving each pointing game's reference points, computed from the dataset's masks alone."""
+    parts = []
+    for check, points in references.items():
+        named = ", ".join(f"{name.replace('_', ' ')} {_fmt(metric)}" for name, metric in points.items())
+        parts.append(f"*{check}*: {named}")
+    return ("**Dataset reference points** (from the masks and the model's top class alone, no map): "
+            + "; ".join(parts) + ". A class-blind map that always finds the top class's object scores the "
+            "*top object oracle*; no map can beat the *best single point*. A *restricted* value near the oracle "
+            "is what class-insensitivity looks like on this dataset.")
 
 
 def render_markdown(board: dict, figures: Sequence[str] = (), speed: dict[str, dict] | None = None) -> str:
@@ -205,7 +249,13 @@ def render_markdown(board: dict, figures: Sequence[str] = (), speed: dict[str, d
     thresholds = "; ".join(
         f"{k}: pass if {v['metric']} {v['pass_if']} {v['value']}" for k, v in board["thresholds"].items()
     )
-    headers = ["method", "family", "positive", "pointing", "restricted", "gap", "class sens.", "rand. mean",
+    oracle = board.get("dataset_reference", {}).get("restricted_pointing_game", {})
+    restricted = "restricted" + (
+        f" (oracle {oracle['top_object_oracle']['value']:.2f}, best point {oracle['best_single_point']['value']:.2f})"
+        if oracle.get("top_object_oracle", {}).get("value") is not None
+        and oracle.get("best_single_point", {}).get("value") is not None else ""
+    )
+    headers = ["method", "family", "positive", "pointing", restricted, "gap", "class sens.", "rand. mean",
                "rand. final", "verdicts", *(["ms/img", "× floor"] if speed is not None else []),
                "paper P/R (VGG-16/VOC07)", "paper class sens. (VGG-16/ImageNet)"]
     lines = [
@@ -222,6 +272,7 @@ def render_markdown(board: dict, figures: Sequence[str] = (), speed: dict[str, d
         f"Verdicts (P pointing, G restricted gap, C class sensitivity, R randomisation): {thresholds}.",
         "",
         *([speed_note(speed), ""] if speed else []),
+        *([reference_note(board["dataset_reference"]), ""] if board.get("dataset_reference") else []),
         "## Summary",
         "",
         tabulate(summary_rows(board, speed), headers=headers, tablefmt="github", disable_numparse=True),
@@ -229,7 +280,12 @@ def render_markdown(board: dict, figures: Sequence[str] = (), speed: dict[str, d
     ]
     if figures:
         lines += ["## Figures", ""] + [f"![{Path(f).stem}]({f})" for f in figures] + [""]
-    lines += ["## Details", ""] + [t + "\n" for t in detail_tables(board)]
+    lines += ["## Details", ""]
+    settings = [f"`{name}` " + ", ".join(f"{k}={v}" for k, v in entry["settings"].items())
+                for name, entry in board["methods"].items() if entry.get("settings")]
+    if settings:
+        lines += ["Method settings: " + "; ".join(settings) + ".", ""]
+    lines += [t + "\n" for t in detail_tables(board)]
     return "\n".join(lines)
 
 

@@ -30,6 +30,7 @@ class Method:
     positive: bool = False
     layer: str | None = None  # the block/layer the method reads, where it has one ("B3")
     shared_key: ClassVar[str | None] = None
+    settings: ClassVar[tuple[str, ...]] = ()  # attributes whose values define the map (recorded on the board)
 
     def attribute(self, model: "ModelWrapper", inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Return the saliency maps ``[B,H,W]`` of ``targets`` for the (normalised) ``inputs``."""
@@ -40,6 +41,10 @@ class Method:
     ) -> dict[str, torch.Tensor]:
         """Return ``{name: maps}`` for every method in ``names`` sharing this method's ``shared_key``."""
         return {self.name: self.attribute(model, inputs, targets)}
+
+    def setting_values(self) -> dict:
+        """``{setting: value}`` of the attributes named in ``settings`` (SmoothGrad's noise level, say)."""
+        return {name: getattr(self, name, None) for name in self.settings}
 
     def describe(self) -> str:
         """One line for ``saliency-bench list``."""

@@ -72,7 +72,7 @@ def run_regression_check(
         raise UserError(f"{against} records no check results to compare with")
     options = RunOptions(
         methods=names, checks=checks, model=config["model"]["name"], dataset=config["dataset"]["name"],
-        split=config["dataset"].get("split"), device=device, limit=config["images"], seed=config["seed"],
+        split=config["dataset"].get("split"), data_seed=config["dataset"].get("seed"), device=device, limit=config["images"], seed=config["seed"],
         batch_size=config["batch_size"],
         out=out or tempfile.mkdtemp(prefix="saliency-bench-check-"), fresh=out is None, data_root=data_root,
         weights=weights, check_params={c: p for c, p in board["checks"].items()}, progress=progress,

@@ -35,6 +35,7 @@ class RunOptions:
     fresh: bool = False
     data_root: str | None = None
     split: str | None = None
+    data_seed: int | None = None  # another sample of a generated dataset (recorded in the configuration)
     weights: str | None = None
     allow_download: bool = False
     num_workers: int = 0
@@ -94,7 +95,10 @@ def open_suite(options: RunOptions, registry: Registry) -> Suite:
         raise UserError(f"model '{model_spec.name}' has no default dataset; pass --dataset")
     dataset_spec = _lookup(registry.datasets, "dataset", dataset_name)
     model = open_model(options, registry)
-    dataset = dataset_spec.load(model, root=options.data_root, split=options.split)
+    seed = {} if options.data_seed is None else {"seed": options.data_seed}
+    if seed and "seed" not in dataset_spec.options:
+        raise UserError(f"dataset '{dataset_spec.name}' is read from files and takes no --data-seed")
+    dataset = dataset_spec.load(model, root=options.data_root, split=options.split, **seed)
     limit = options.limit if options.limit is not None else getattr(dataset, "default_limit", None)
     if limit is not None and limit < 1:
         raise UserError(f"--limit must be at least 1, got {limit}")
@@ -205,7 +209,7 @@ def run_benchmark(
         pending = []
         for name in methods:
             stored = store.get(name, check_name, params)
-            if stored is not None and stored.get("status") == "ok" and stored.get("plugin") == _provenance(registry, name):
+            if stored is not None and stored.get("status") in ("ok", "n/a") and stored.get("plugin") == _provenance(registry, name):
                 report.reused.append((name, check_name))
             else:
                 pending.append(name)
@@ -226,7 +230,9 @@ def run_benchmark(
             for name in names:
                 meta = _provenance(registry, name)
                 record = None
-                if name not in group.failures and name in results:
+                if name in group.not_applicable:
+                    record = {"status": "n/a", "reason": group.not_applicable[name], "plugin": meta}
+                elif name not in group.failures and name in results:
                     try:
                         record = {"status": "ok", "plugin": meta, **plain(results[name])}
                     except (TypeError, ValueError) as exc:  # a check returned something JSON cannot hold

@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING, Sequence
 
 import torch
 
-from ..errors import MethodError, exception_line
+from ..errors import MethodError, NotApplicable, exception_line
 from ..methods import Method, validate_maps
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -38,17 +38,19 @@ class MethodGroup:
 
     Calling the group returns ``{name: maps}`` for its active methods. A method that raises or
     returns an invalid map is recorded in ``failures`` and dropped from later calls, so one
-    broken method never stops the others.
+    broken method never stops the others; one that raises ``NotApplicable`` is recorded in
+    ``not_applicable`` (shown as "n/a", neither a failure nor a number) and dropped likewise.
     """
 
     def __init__(self, methods: Sequence[Method], model: "ModelWrapper"):
         self.methods = {m.name: m for m in methods}
         self.model = model
         self.failures: dict[str, str] = {}
+        self.not_applicable: dict[str, str] = {}
 
     @property
     def active(self) -> list[str]:
-        return [name for name in self.methods if name not in self.failures]
+        return [name for name in self.methods if name not in self.failures and name not in self.not_applicable]
 
     def __call__(
         self, inputs: torch.Tensor, targets: torch.Tensor, model: "ModelWrapper | None" = None
@@ -67,12 +69,19 @@ class MethodGroup:
                     out = leader.attribute_shared(model, inputs, targets, names) if key else {
                         leader.name: leader.attribute(model, inputs, targets)
                     }
+            except NotApplicable as exc:
+                for name in names:
+                    self.not_applicable[name] = exc.reason
+                continue
             except Exception as exc:  # a plugin's bug must not stop the run
                 reason = f"raised {exception_line(exc)}"
                 for name in names:
                     self.failures[name] = f"method '{name}' failed: {reason}"
                 continue
             for name in names:
+                if isinstance(out.get(name), NotApplicable):  # a shared pass declares one of its maps undefined
+                    self.not_applicable[name] = out[name].reason
+                    continue
                 try:
                     if name not in out:
                         raise MethodError(name, "shared computation returned no map for it")

@@ -31,7 +31,12 @@ def hog_args(params: dict) -> dict:
 
 
 class ClassSensitivity(Check):
-    """Similarity of the maps for the max- and min-logit classes; lower = more class-sensitive."""
+    """Similarity of the maps for the max- and min-logit classes; lower = more class-sensitive.
+
+    Constant maps follow the rule of ``similarity.py``: against a non-constant map the similarity is 0
+    (counted as ``one_constant``), two constant maps are undefined (counted as ``dropped``); so every
+    method's mean is over the same images unless both of its maps are constant.
+    """
 
     name = "class_sensitivity"
     requires_masks = False
@@ -43,7 +48,9 @@ class ClassSensitivity(Check):
 
     def run(self, suite: "Suite", group: MethodGroup, params: dict) -> dict[str, dict]:
         """Stream the suite once: one group call per batch with the max and min targets stacked."""
-        values: dict[str, dict[str, list[np.ndarray]]] = {name: {"hog": [], "raw": []} for name in group.active}
+        values: dict[str, dict[str, list[np.ndarray]]] = {
+            name: {"hog": [], "raw": [], "constant": []} for name in group.active
+        }
         for batch in suite.batches(desc=self.name):
             inputs = batch["inputs"]
             with torch.no_grad():
@@ -56,13 +63,21 @@ class ClassSensitivity(Check):
                     top, bottom = both[:size], both[size:]
                     values[name]["hog"].append(hog_spearman(top, bottom, **hog_args(params)).cpu().numpy())
                     values[name]["raw"].append(spearman(top, bottom).cpu().numpy())
+                    constant = both.flatten(1).amin(1) == both.flatten(1).amax(1)
+                    values[name]["constant"].append((constant[:size] ^ constant[size:]).cpu().numpy())
         boot = bootstrap_params(params)
         results = {}
         for name in group.active:
-            hog_values = np.concatenate(values[name]["hog"]) if values[name]["hog"] else np.zeros(0)
-            raw_values = np.concatenate(values[name]["raw"]) if values[name]["raw"] else np.zeros(0)
+            hog_values, raw_values, constant = (
+                np.concatenate(values[name][key]) if values[name][key] else np.zeros(0)
+                for key in ("hog", "raw", "constant")
+            )
+            one_constant = int(constant.sum())  # scored 0 by the constant-map rule (similarity.py)
             results[name] = {
-                "metrics": {"spearman_hog": summarize(hog_values, **boot), "spearman_raw": summarize(raw_values, **boot)},
+                "metrics": {
+                    "spearman_hog": summarize(hog_values, **boot, one_constant=one_constant),
+                    "spearman_raw": summarize(raw_values, **boot, one_constant=one_constant),
+                },
                 "headline": "spearman_hog",
             }
         return results

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from ..errors import UserError
 from .base import Check, MethodGroup
 from .stats import bootstrap_ci, bootstrap_params, metric
 
@@ -13,11 +14,45 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..suite import Suite
 
 
-def argmax_points(maps: torch.Tensor) -> torch.Tensor:
-    """``[N, 2]`` (row, col) of each map's maximum, the first flat index on ties (Zhang et al. 2018)."""
+TIE_RULES = ("plateau_centre", "first_index")
+
+
+def first_index_points(maps: torch.Tensor) -> torch.Tensor:
+    """``[N, 2]`` (row, col) of each map's maximum, the first flat index on ties (TorchRay's argmax; for comparison)."""
     flat = maps.flatten(1).argmax(1)
     width = maps.shape[-1]
     return torch.stack([flat // width, flat % width], dim=1)
+
+
+def peak_points(maps: torch.Tensor, rule: str = TIE_RULES[0]) -> torch.Tensor:
+    """Each map's peak under a tie rule of TIE_RULES."""
+    if rule == "first_index":
+        return first_index_points(maps)
+    if rule != "plateau_centre":
+        raise UserError(f"pointing tie_rule must be one of {', '.join(TIE_RULES)}, got {rule!r}")
+    return argmax_points(maps)
+
+
+def argmax_points(maps: torch.Tensor) -> torch.Tensor:
+    """``[N, 2]`` (row, col) of each map's peak: of the pixels holding the maximum, the one nearest their centroid.
+
+    A maximum is often a plateau (bilinear up-sampling copies border cells; ReLU'd maps are flat), and
+    taking its first flat index lands on its top-left edge, often the image's. The plateau's centre is
+    what a reader sees as the peak; the point is always a maximal pixel (also for a non-convex plateau),
+    a constant map points at the image centre, and a unique maximum is itself (Zhang et al. 2018).
+    Ties in distance go to the first flat index.
+    """
+    flat = maps.flatten(1)
+    height, width = maps.shape[-2:]
+    maximal = flat == flat.amax(1, keepdim=True)
+    rows = torch.arange(height, device=maps.device, dtype=torch.float64).repeat_interleave(width)
+    cols = torch.arange(width, device=maps.device, dtype=torch.float64).repeat(height)
+    weight = maximal.double()
+    count = weight.sum(1, keepdim=True)
+    centre_row, centre_col = (weight * rows).sum(1, keepdim=True) / count, (weight * cols).sum(1, keepdim=True) / count
+    distance = ((rows - centre_row) ** 2 + (cols - centre_col) ** 2).masked_fill(~maximal, float("inf"))
+    index = distance.argmin(1)
+    return torch.stack([index // width, index % width], dim=1)
 
 
 def hits_within(points: torch.Tensor, masks: torch.Tensor, tolerance: float) -> torch.Tensor:
@@ -83,6 +118,7 @@ class _PointingBase(Check):
         """Tolerance 15 px at 224 px (TorchRay), scaled with the input size; images with >= 2 classes."""
         return {
             "tolerance": round(15.0 * suite.model.input_size / 224.0, 6),
+            "tie_rule": TIE_RULES[0],
             "min_classes": 2,
             "bootstrap_samples": 1000,
             "ci_level": 0.95,
@@ -92,6 +128,7 @@ class _PointingBase(Check):
     def run(self, suite: "Suite", group: MethodGroup, params: dict) -> dict[str, dict]:
         """Stream the suite once over images with >= ``min_classes`` classes and a trial; results for active methods."""
         hits: dict[str, list[np.ndarray]] = {name: [] for name in group.active}
+        reference_hits: dict[str, list[np.ndarray]] = {name: [] for name in self.references}
         trials: list[np.ndarray] = []
         for batch in suite.batches(desc=self.name):
             keep = ((batch["labels"] > 0).sum(1) >= int(params["min_classes"])) & batch["trials"].bool().any(1)
@@ -99,21 +136,36 @@ class _PointingBase(Check):
                 continue
             batch = {key: value[keep] for key, value in batch.items() if torch.is_tensor(value)}
             batch_trials = batch["trials"].bool()
-            batch_hits = self.score_batch(suite, group, batch, batch_trials, float(params["tolerance"]))
+            batch_hits = self.score_batch(suite, group, batch, batch_trials, params)
             for name, value in batch_hits.items():
                 if name in hits:
                     hits[name].append(value.cpu().numpy())
+            for name, value in self.reference_points(suite, batch, batch_trials, params).items():
+                reference_hits[name].append(value.cpu().numpy())
             trials.append(batch_trials.cpu().numpy())
         class_names = list(getattr(suite.dataset, "class_names", None) or suite.model.class_names)
         trial_array = np.concatenate(trials) if trials else np.zeros((0, len(class_names)), dtype=bool)
+        reference = {
+            name: pointing_metrics(np.concatenate(values) if values else np.zeros_like(trial_array), trial_array,
+                                   class_names, params)["metrics"]["accuracy"]
+            for name, values in reference_hits.items()
+        }
         results = {}
         for name in group.active:
             hit_array = np.concatenate(hits[name]) if hits[name] else np.zeros_like(trial_array)
             results[name] = pointing_metrics(hit_array, trial_array, class_names, params)
+            if reference:
+                results[name]["dataset_reference"] = reference
         return results
 
+    references: tuple[str, ...] = ()  # the dataset's own reference scores this game reports beside every method
+
+    def reference_points(self, suite: "Suite", batch: dict, trials: torch.Tensor, params: dict) -> dict[str, torch.Tensor]:
+        """``{reference: hits [B, K] bool}`` of the pointers named in ``references`` (none by default)."""
+        return {}
+
     def score_batch(
-        self, suite: "Suite", group: MethodGroup, batch: dict, trials: torch.Tensor, tolerance: float
+        self, suite: "Suite", group: MethodGroup, batch: dict, trials: torch.Tensor, params: dict
     ) -> dict[str, torch.Tensor]:
         """``{name: hits [B, K] bool}`` for the batch's images and trial classes."""
         raise NotImplementedError
@@ -125,7 +177,7 @@ class PointingGame(_PointingBase):
     name = "pointing_game"
     description = "Pointing game (Zhang et al. 2018): per-class maps, hit if the argmax lies within tolerance of the mask"
 
-    def score_batch(self, suite, group, batch, trials, tolerance):
+    def score_batch(self, suite, group, batch, trials, params):
         """All (image, class) trials of the batch expanded into chunks of at most ``suite.batch_size`` maps."""
         images, classes = trials.nonzero(as_tuple=True)
         hits = {name: torch.zeros_like(trials) for name in group.active}  # also for a batch without trials
@@ -134,8 +186,20 @@ class PointingGame(_PointingBase):
             maps = group(batch["inputs"][img], cls)
             masks = batch["masks"][img, cls]
             for name, method_maps in maps.items():
-                hits[name][img, cls] = hits_within(argmax_points(method_maps), masks, tolerance)
+                hits[name][img, cls] = hits_within(peak_points(method_maps, params["tie_rule"]), masks,
+                                                   float(params["tolerance"]))
         return hits
+
+
+def within_tolerance(masks: torch.Tensor, tolerance: float) -> torch.Tensor:
+    """``[B, K, H, W]`` bool: the pixels within ``tolerance`` (Euclidean) of a pixel of each mask (a disk dilation)."""
+    reach = int(np.floor(tolerance))
+    offsets = torch.arange(-reach, reach + 1, device=masks.device, dtype=torch.float64)
+    disk = ((offsets.view(-1, 1) ** 2 + offsets.view(1, -1) ** 2) <= float(tolerance) ** 2).to(torch.float32)
+    batch, classes, height, width = masks.shape
+    flat = masks.reshape(batch * classes, 1, height, width).to(torch.float32)
+    dilated = torch.nn.functional.conv2d(flat, disk.view(1, 1, *disk.shape), padding=reach)
+    return (dilated > 0.5).view(batch, classes, height, width)
 
 
 class RestrictedPointingGame(_PointingBase):
@@ -143,8 +207,31 @@ class RestrictedPointingGame(_PointingBase):
 
     name = "restricted_pointing_game"
     description = "Restricted pointing game (Khakzar et al. 2020): the max-logit map scored against every present class"
+    references = ("top_object_oracle", "best_single_point")
 
-    def score_batch(self, suite, group, batch, trials, tolerance):
+    def reference_points(self, suite, batch, trials, params):
+        """What the masks alone allow a class-blind pointer: the dataset's reference points for this game.
+
+        ``top_object_oracle`` points at the centre of the max-logit class's mask (a miss where that class is
+        absent) (a perfect, class-blind
+        "most salient object" pointer: what guided backprop at its best does); ``best_single_point`` is the
+        point that lies within the tolerance of the most present classes' masks, the ceiling of any single
+        point per image. Both use the game's tie rule and tolerance.
+        """
+        with torch.no_grad():
+            targets = suite.model(batch["inputs"]).argmax(1)
+        masks = batch["masks"].bool() & trials[:, :, None, None]
+        near = within_tolerance(masks, float(params["tolerance"]))  # [B, K, H, W]
+        rows = torch.arange(len(targets), device=targets.device)
+        oracle = peak_points(masks[rows, targets].to(torch.float32), params["tie_rule"])
+        best = peak_points(near.sum(1).to(torch.float32), params["tie_rule"])
+        top_present = masks[rows, targets].flatten(1).any(1, keepdim=True)  # else the oracle has nothing to point at
+        return {
+            "top_object_oracle": near[rows, :, oracle[:, 0], oracle[:, 1]] & trials & top_present,
+            "best_single_point": near[rows, :, best[:, 0], best[:, 1]] & trials,
+        }
+
+    def score_batch(self, suite, group, batch, trials, params):
         """The max-logit map's argmax of each image tested against the mask of every trial class."""
         with torch.no_grad():
             targets = suite.model(batch["inputs"]).argmax(1)
@@ -154,6 +241,7 @@ class RestrictedPointingGame(_PointingBase):
         hits = {}
         for name, method_maps in maps.items():
             out = torch.zeros_like(trials)
-            out[images, classes] = hits_within(argmax_points(method_maps)[images], masks, tolerance)
+            points = peak_points(method_maps, params["tie_rule"])[images]
+            out[images, classes] = hits_within(points, masks, float(params["tolerance"]))
             hits[name] = out
         return hits

@@ -9,8 +9,8 @@ import torch
 from ..errors import UserError
 from .base import Check, MethodGroup
 from .class_sensitivity import hog_args, hog_params
-from .similarity import hog_ranked, minmax, rank_correlation, ranked, ssim
-from .stats import bootstrap_ci, bootstrap_params, metric, summarize
+from .similarity import constant_rule, hog_ranked, minmax, rank_correlation, ranked, ssim
+from .stats import bootstrap_params, summarize_crossed
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..models.wrapper import ModelWrapper
@@ -20,12 +20,27 @@ MEASURES = ("spearman_hog", "spearman_abs", "spearman_signed", "ssim")
 SSIM_WINDOW = 7  # Adebayo et al. 2018 / skimage structural_similarity default
 
 
-def random_parameters(model: "ModelWrapper", order: list[str], std: float, bias: float, seed: int) -> list[dict]:
-    """Per layer in ``order``, ``{param_name: new value}``: weights ~ N(0, std), biases = ``bias``; drawn once, seeded.
+INITS = ("layer_std", "fixed")
 
+
+def draw_seed(seed: int, draw: int) -> int:
+    """The generator seed of weight draw ``draw`` of a run seeded ``seed`` (independent streams per draw)."""
+    return int(np.random.SeedSequence([int(seed), int(draw)]).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+def random_parameters(
+    model: "ModelWrapper", order: list[str], std: float, bias: float, seed: int, init: str = "fixed", draw: int = 0
+) -> list[dict]:
+    """Per layer in ``order``, ``{param_name: new value}``: weights ~ N(0, s^2), biases = ``bias``; seeded per draw.
+
+    ``init="layer_std"``: s = the standard deviation of the layer's own trained weights, so the re-initialised
+    layer keeps the scale the network was trained at (Adebayo et al. 2018 re-draw from the training
+    initialiser; the trained scale is what this harness can know of any model). ``init="fixed"``: s = ``std``.
     Drawn on the CPU from one ``torch.Generator`` in a fixed order, so every device gets the same values.
     """
-    generator = torch.Generator().manual_seed(int(seed))
+    if init not in INITS:
+        raise UserError(f"randomization init must be one of {', '.join(INITS)}, got {init!r}")
+    generator = torch.Generator().manual_seed(draw_seed(seed, draw))
     layers = []
     for layer in order:
         new = {}
@@ -33,7 +48,8 @@ def random_parameters(model: "ModelWrapper", order: list[str], std: float, bias:
             if pname == "bias":
                 value = torch.full(param.shape, float(bias))
             else:
-                value = torch.randn(param.shape, generator=generator) * float(std)
+                scale = float(param.detach().double().std()) if init == "layer_std" and param.numel() > 1 else float(std)
+                value = torch.randn(param.shape, generator=generator) * scale
             new[pname] = value.to(device=param.device, dtype=param.dtype)
         layers.append(new)
     return layers
@@ -67,7 +83,7 @@ class MapProfile:
         # on the CPU skip a second ranking when |map| = map; on a GPU ranking is cheaper than the host sync
         nonnegative = maps.device.type == "cpu" and bool((maps >= 0).all())
         self.abs = self.signed if nonnegative else ranked(maps.abs().flatten(1))
-        self.normalised, self.valid = minmax(maps)
+        self.normalised, self.valid = minmax(maps)  # valid = not constant
 
     def compare(self, other: "MapProfile", ssim_window: int) -> dict[str, torch.Tensor]:
         """Spearman on HOG, of |map| and of the signed map, and SSIM of min-max maps, per image (NaN if undefined).
@@ -78,37 +94,27 @@ class MapProfile:
             "spearman_hog": rank_correlation(self.hog, other.hog),
             "spearman_abs": rank_correlation(self.abs, other.abs),
             "spearman_signed": rank_correlation(self.signed, other.signed),
-            "ssim": ssim(self.normalised, other.normalised, 1.0, ssim_window).masked_fill(
-                ~(self.valid & other.valid), float("nan")
-            ),
+            "ssim": constant_rule(ssim(self.normalised, other.normalised, 1.0, ssim_window), ~self.valid, ~other.valid),
         }
 
 
-def layer_mean(data: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Mean over layers of the per-layer mean of finite values, for each row of image weights."""
+def layer_mean(data: np.ndarray) -> np.ndarray:
+    """Per (image, draw) the mean over the cascade's steps of the finite values ``[n, D, L] -> [n, D]`` (NaN if none)."""
     finite = np.isfinite(data)
-    sums, counts = weights @ np.where(finite, data, 0.0), weights @ finite.astype(float)  # [rows, L]
-    means = np.divide(sums, counts, out=np.zeros_like(sums), where=counts > 0)
-    layers = (counts > 0).sum(1)
-    return np.divide(means.sum(1), layers, out=np.full(len(layers), np.nan), where=layers > 0)
+    counts = finite.sum(-1)
+    sums = np.where(finite, data, 0.0).sum(-1)
+    return np.divide(sums, counts, out=np.full(counts.shape, np.nan), where=counts > 0)
 
 
-def curve_metrics(data: np.ndarray, boot: dict) -> dict:
-    """``{"mean", "final", "curve"}`` for one measure's per-image, per-layer values ``[n, L]`` (NaN = undefined).
+def curve_metrics(data: np.ndarray, vanished: np.ndarray, boot: dict) -> dict:
+    """``{"mean", "final", "curve"}`` of one measure's values ``[n, D, L]`` (images, weight draws, cascade steps).
 
-    The mean over layers counts as ``n`` the images with at least one finite value, as ``dropped``
-    the images with none, and as ``dropped_values`` every undefined (image, layer) value.
+    Each entry has a crossed image-and-draw bootstrap CI; ``vanished`` counts the (image, draw) maps that
+    became constant at that step (scored 0 by the constant-map rule), ``dropped`` the undefined values.
     """
-    curve = [summarize(data[:, step], **boot) for step in range(data.shape[1])]
-    usable = data[np.isfinite(data).any(1)]
-    value = float(layer_mean(usable, np.ones((1, len(usable))))[0]) if len(usable) else None
-    mean = metric(
-        value,
-        bootstrap_ci(usable, layer_mean, **boot),
-        len(usable),
-        dropped=int(len(data) - len(usable)),
-        dropped_values=int((~np.isfinite(data)).sum()),
-    )
+    curve = [summarize_crossed(data[..., step], **boot, vanished=int(vanished[..., step].sum()))
+             for step in range(data.shape[-1])]
+    mean = summarize_crossed(layer_mean(data), **boot, vanished=int(vanished.sum()))
     return {"mean": mean, "final": curve[-1], "curve": curve}
 
 
@@ -135,11 +141,13 @@ class CascadingRandomization(Check):
     description = "Cascading parameter randomisation (Adebayo et al. 2018): similarity to the original map per layer"
 
     def default_params(self, suite: "Suite") -> dict:
-        """The model's randomisation order, N(0, 0.01) weights, zero biases, HOG/SSIM settings, bootstrap."""
+        """The model's randomisation order, weights at each layer's trained scale, zero biases, 3 draws, HOG/SSIM."""
         return {
             "order": list(suite.model.randomization_order),
+            "init": "layer_std",
             "init_std": 0.01,
             "init_bias": 0.0,
+            "draws": 3,
             **hog_params(suite.model),
             "ssim_window": SSIM_WINDOW,
             "bootstrap_samples": 1000,
@@ -148,45 +156,67 @@ class CascadingRandomization(Check):
         }
 
     def run(self, suite: "Suite", group: MethodGroup, params: dict) -> dict[str, dict]:
-        """Stream the suite once; per batch restore the copy, then randomise it cumulatively, layer by layer.
+        """Stream the suite once; per batch and weight draw restore the copy, then randomise it layer by layer.
 
-        Memory: the user's model, one copy, and the random values drawn once (no copy per step).
+        Memory: the user's model, one copy, and each draw's random values (drawn once, no copy per step).
         """
         original = suite.model
         order = list(params["order"])
         missing = [layer for layer in order if layer not in dict(original.network.named_modules())]
         if missing or not order:
             raise UserError(f"randomization order names no layer or unknown layers {missing} of model '{original.name}'")
+        draws = int(params["draws"])
+        if draws < 1:
+            raise UserError("parameter randomization.draws must be at least 1")
         copy = original.copy()
-        random_layers = random_parameters(copy, order, float(params["init_std"]), float(params["init_bias"]), params["seed"])
+        random_draws = [
+            random_parameters(copy, order, float(params["init_std"]), float(params["init_bias"]), params["seed"],
+                              init=str(params["init"]), draw=draw)
+            for draw in range(draws)
+        ]
         values = {name: {m: [] for m in MEASURES} for name in group.active}
+        vanished = {name: [] for name in group.active}
         for batch in suite.batches(desc=self.name):
             inputs = batch["inputs"]
             with torch.no_grad():
                 targets = original(inputs).argmax(1)
             reference = {name: MapProfile(maps, params) for name, maps in group(inputs, targets, model=original).items()}
-            restore_layers(copy, original, order)
-            steps = {name: {m: [] for m in MEASURES} for name in reference}
-            for layer, layer_values in zip(order, random_layers):
-                randomize_layer(copy, layer, layer_values)
-                for name, maps in group(inputs, targets, model=copy).items():
-                    compared = reference[name].compare(MapProfile(maps, params), int(params["ssim_window"]))
-                    for measure, value in compared.items():
-                        steps[name][measure].append(value)
+            steps = {name: {m: [] for m in MEASURES} for name in reference}  # per draw, then per layer
+            gone = {name: [] for name in reference}
+            for random_layers in random_draws:
+                restore_layers(copy, original, order)
+                draw_steps = {name: {m: [] for m in MEASURES} for name in reference}
+                draw_gone = {name: [] for name in reference}
+                for layer, layer_values in zip(order, random_layers):
+                    randomize_layer(copy, layer, layer_values)
+                    for name, maps in group(inputs, targets, model=copy).items():
+                        profile = MapProfile(maps, params)
+                        compared = reference[name].compare(profile, int(params["ssim_window"]))
+                        for measure, value in compared.items():
+                            draw_steps[name][measure].append(value)
+                        draw_gone[name].append(~profile.valid & reference[name].valid)
+                for name in draw_steps:
+                    if len(draw_gone[name]) == len(order):  # the method did not fail during this draw
+                        for measure in MEASURES:
+                            steps[name][measure].append(torch.stack(draw_steps[name][measure], dim=1))
+                        gone[name].append(torch.stack(draw_gone[name], dim=1))
             for name in group.active:
-                if name in values and name in steps:
-                    for measure in MEASURES:
+                if name in values and len(gone.get(name, [])) == draws:
+                    for measure in MEASURES:  # [B, D, L], moved to the host once per batch
                         values[name][measure].append(torch.stack(steps[name][measure], dim=1).cpu().numpy())
+                    vanished[name].append(torch.stack(gone[name], dim=1).cpu().numpy())
         boot = bootstrap_params(params)
-        return {name: self.result(values[name], order, boot) for name in group.active}
+        return {name: self.result(values[name], vanished[name], order, draws, boot) for name in group.active}
 
     @staticmethod
-    def result(values: dict[str, list[np.ndarray]], order: list[str], boot: dict) -> dict:
+    def result(values: dict[str, list[np.ndarray]], vanished: list[np.ndarray], order: list[str], draws: int,
+               boot: dict) -> dict:
         """Metrics ``<measure>_mean`` / ``<measure>_final`` and the per-layer curve of every measure."""
         metrics, curve = {}, {"layers": list(order)}
+        gone = np.concatenate(vanished) if vanished else np.zeros((0, draws, len(order)), dtype=bool)
         for measure in MEASURES:
-            data = np.concatenate(values[measure]) if values[measure] else np.zeros((0, len(order)))
-            summary = curve_metrics(data, boot)
+            data = np.concatenate(values[measure]) if values[measure] else np.zeros((0, draws, len(order)))
+            summary = curve_metrics(data, gone, boot)
             metrics[f"{measure}_mean"] = summary["mean"]
             metrics[f"{measure}_final"] = summary["final"]
             curve[measure] = summary["curve"]

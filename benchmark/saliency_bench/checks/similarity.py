@@ -1,7 +1,10 @@
 """Batched map similarities in torch: min-max, HOG, average ranks, Spearman and SSIM (skimage/scipy-compatible).
 
 Every function takes a batch of maps ``[N,H,W]`` (or feature rows ``[N,D]``) and returns one value
-per row; an undefined value (a constant map or feature vector) is NaN, never a number.
+per row. The constant-map rule, the same in every check and measure: a constant map (all zero, say, a
+ReLU'd map of a class with no evidence, or a map that vanished after randomisation) shares no structure
+with a non-constant one, so their similarity is 0; two constant maps have no structure to compare, so
+their similarity is undefined (NaN, counted by the checks, never a number).
 """
 from __future__ import annotations
 
@@ -113,14 +116,20 @@ def ranked(values: torch.Tensor, undefined: torch.Tensor | None = None) -> Ranke
     return Ranked(centred, torch.sqrt((centred * centred).sum(1)), constant)
 
 
+def constant_rule(values: torch.Tensor, a_constant: torch.Tensor, b_constant: torch.Tensor) -> torch.Tensor:
+    """The constant-map rule (module docstring): 0 where exactly one side is constant, NaN where both are."""
+    values = values.masked_fill(a_constant ^ b_constant, 0.0)
+    return values.masked_fill(a_constant & b_constant, float("nan"))
+
+
 def rank_correlation(a: Ranked, b: Ranked) -> torch.Tensor:
-    """Spearman's rho = Pearson correlation of the ranks, per row; NaN where either row is constant."""
+    """Spearman's rho = Pearson correlation of the ranks, per row; constant rows follow :func:`constant_rule`."""
     rho = (a.centred * b.centred).sum(1) / (a.norm * b.norm).clamp_min(torch.finfo(torch.float64).tiny)
-    return rho.masked_fill(a.constant | b.constant, float("nan"))
+    return constant_rule(rho, a.constant, b.constant)
 
 
 def spearman(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Spearman rank correlation of each pair of maps or rows (as ``scipy.stats.spearmanr``); NaN if constant."""
+    """Spearman rank correlation of each pair of maps or rows (as ``scipy.stats.spearmanr``); constant rule."""
     return rank_correlation(ranked(x.flatten(1)), ranked(y.flatten(1)))
 
 
@@ -164,6 +173,6 @@ def ssim(
 
 
 def ssim_minmax(a: torch.Tensor, b: torch.Tensor, win_size: int = 7) -> torch.Tensor:
-    """SSIM of min-max normalised maps with data_range 1 (Adebayo et al. 2018); NaN where a map is constant."""
+    """SSIM of min-max normalised maps with data_range 1 (Adebayo et al. 2018); constant maps: :func:`constant_rule`."""
     (a_norm, a_valid), (b_norm, b_valid) = minmax(a), minmax(b)
-    return ssim(a_norm, b_norm, 1.0, win_size).masked_fill(~(a_valid & b_valid), float("nan"))
+    return constant_rule(ssim(a_norm, b_norm, 1.0, win_size), ~a_valid, ~b_valid)

@@ -62,15 +62,46 @@ def metric(value: float | None, ci: tuple[float | None, float | None], n: int, *
     return entry
 
 
-def summarize(values, *, seed: int = 0, n_boot: int = 1000, level: float = 0.95) -> dict:
+def summarize(values, *, seed: int = 0, n_boot: int = 1000, level: float = 0.95, **extra) -> dict:
     """Mean of the finite per-image ``values`` with its bootstrap CI; NaNs (undefined) are dropped and counted."""
     values = np.asarray(values, dtype=float).ravel()
     finite = values[np.isfinite(values)]
     dropped = int(values.size - finite.size)
     if finite.size == 0:
-        return metric(None, (None, None), 0, dropped=dropped)
+        return metric(None, (None, None), 0, dropped=dropped, **extra)
     ci = bootstrap_ci(finite, n_boot=n_boot, level=level, seed=seed)
-    return metric(float(finite.mean()), ci, finite.size, dropped=dropped)
+    return metric(float(finite.mean()), ci, finite.size, dropped=dropped, **extra)
+
+
+def crossed_mean(data: np.ndarray, image_weights: np.ndarray, draw_weights: np.ndarray) -> np.ndarray:
+    """Mean of the finite values of ``data`` ``[n, D]`` under image counts ``[B, n]`` and draw counts ``[B, D]``."""
+    finite = np.isfinite(data)
+    values = np.where(finite, data, 0.0)
+    sums = np.einsum("bi,id,bd->b", image_weights, values, draw_weights)
+    counts = np.einsum("bi,id,bd->b", image_weights, finite.astype(float), draw_weights)
+    return np.divide(sums, counts, out=np.full(len(sums), np.nan), where=counts > 0)
+
+
+def summarize_crossed(data, *, seed: int = 0, n_boot: int = 1000, level: float = 0.95, **extra) -> dict:
+    """Mean of per-(image, draw) values ``[n, D]`` with a percentile CI that resamples images AND draws.
+
+    A crossed bootstrap (images and weight draws resampled independently; Owen 2007, "The pigeonhole
+    bootstrap"), so the interval covers the variation between random draws as well as between images.
+    NaNs (undefined values) are left out and counted as ``dropped``; ``n`` counts images with a value.
+    """
+    data = np.asarray(data, dtype=float).reshape(len(data), -1)
+    finite = np.isfinite(data)
+    dropped, usable = int((~finite).sum()), int(finite.any(1).sum())
+    if not finite.any():
+        return metric(None, (None, None), 0, draws=data.shape[1], dropped=dropped, **extra)
+    value = float(data[finite].mean())
+    image_weights = resample_weights(len(data), n_boot, seed)
+    draw_weights = resample_weights(data.shape[1], n_boot, seed + 1) if data.shape[1] > 1 else np.ones((n_boot, 1))
+    stats = crossed_mean(data, image_weights, draw_weights)
+    stats = stats[np.isfinite(stats)]
+    tail = (1.0 - level) / 2.0
+    ci = tuple(np.quantile(stats, [tail, 1.0 - tail])) if stats.size else (None, None)
+    return metric(value, ci, usable, draws=data.shape[1], dropped=dropped, **extra)
 
 
 def bootstrap_params(params: dict) -> dict:

@@ -52,9 +52,28 @@ def gradcampp(activations: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
 
 
 def gradmid(activations: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
-    """GradMid: sum_k |g^k|, the block's gradients positively aggregated (Khakzar et al. 2020)."""
-    del activations  # the formula reads gradients only
-    return grads.abs().sum(dim=1)
+    """GradMid: sum_k |df/dz^k| = sum_k |g^k| 1(A^k > 0), the gradient at the conv pre-activation (Khakzar et al. 2020).
+
+    Read at the block's ReLU output A (before its max-pool), df/dA of a window whose activations are all
+    zero is routed by the pool's backward to the window's first cell, a lattice that depends on neither
+    class nor model; the ReLU's own backward, 1(A > 0), is what removes it: df/dz = df/dA 1(A > 0).
+    """
+    return (grads.abs() * (activations > 0)).sum(dim=1)
+
+
+def spatially_constant(grads: torch.Tensor, rtol: float = 1e-5) -> bool:
+    """True when, in every sample and channel, the non-zero |df/dA| values are all equal: no spatial information.
+
+    This is the gradient at the last block of a model whose head is global average pooling (then a
+    linear layer): df/dA^k = w_k / (h w) at every cell the pool routes to, whatever the class's evidence.
+    An all-zero gradient (a vanished signal, as after randomisation) is a map of zeros, not this case; nor
+    is a block whose pool has a single window (one non-zero cell per channel: nothing to be constant).
+    """
+    magnitude = grads.abs().flatten(2)
+    high = magnitude.amax(2)
+    low = torch.where(magnitude > 0, magnitude, torch.full_like(magnitude, float("inf"))).amin(2)
+    repeated = bool(((magnitude > 0).sum(2) > 1).any())  # one non-zero cell per channel proves nothing
+    return repeated and bool(((high == 0) | (high - low <= rtol * high)).all())
 
 
 BLOCK_FORMULAS = {

@@ -5,7 +5,7 @@ from typing import ClassVar, Sequence
 
 import torch
 
-from saliency_bench import Method, ModelWrapper
+from saliency_bench import Method, ModelWrapper, NotApplicable
 
 from .names import block_method_name
 from .shared import compute_maps
@@ -22,7 +22,10 @@ class AggregationMethod(Method):
 
     def attribute(self, model: ModelWrapper, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """This method's maps ``[B,H,W]`` (one forward + one backward)."""
-        return self.attribute_shared(model, inputs, targets, [self.name])[self.name]
+        maps = self.attribute_shared(model, inputs, targets, [self.name])[self.name]
+        if isinstance(maps, NotApplicable):
+            raise maps
+        return maps
 
     def attribute_shared(
         self, model: ModelWrapper, inputs: torch.Tensor, targets: torch.Tensor, names: Sequence[str]
@@ -67,7 +70,7 @@ class GradCAMPlusPlus(BlockMethod):
 
 
 class GradMid(BlockMethod):
-    """GradMid: sum_k |df/dA^k| at a block, gradients positively aggregated (Khakzar et al. 2020)."""
+    """GradMid: sum_k |df/dz^k| at a block's conv pre-activation, gradients positively aggregated (Khakzar et al. 2020)."""
 
     formula = "gradmid"
     positive = True
@@ -81,7 +84,7 @@ class CumulativeGradCAM(AggregationMethod):
 
 
 class CumulativeGradMid(AggregationMethod):
-    """CumulativeGradMid: sum over blocks of up(mm(gradmid@Bn)) (Khakzar et al. 2020)."""
+    """CumulativeGradMid: sum over the blocks where GradMid is defined of up(mm(gradmid@Bn)) (Khakzar et al. 2020)."""
 
     name = "cumulative_gradmid"
     positive = True

@@ -10,12 +10,16 @@ from typing import Sequence
 
 import torch
 
-from saliency_bench import ModelWrapper
+from saliency_bench import ModelWrapper, NotApplicable
 
 from .capture import Capture, forward_backward
-from .formulas import BLOCK_FORMULAS, minmax, upsample
+from .formulas import BLOCK_FORMULAS, minmax, spatially_constant, upsample
 from .fullgrad import bias_layers, decomposition_from_capture, fullgrad_map
 from .names import LAST_BLOCK, MapRequest, parse_name
+
+
+# Formulas that read only the gradient's magnitude: undefined where the gradient is constant in space.
+GRADIENT_ONLY = ("gradmid",)
 
 
 def resolve_block(model: ModelWrapper, block: str) -> str:
@@ -48,12 +52,29 @@ class BlockMaps:
         self.cache: dict[tuple[str, str], torch.Tensor] = {}
 
     def __call__(self, formula: str, block: str) -> torch.Tensor:
-        """The block map of ``formula`` (a key of BLOCK_FORMULAS) at ``block``."""
+        """The block map of ``formula`` (a key of BLOCK_FORMULAS) at ``block``; NotApplicable where it is undefined."""
         key = (formula, block)
         if key not in self.cache:
             activations, grads = self.capture.single(self.model.block_names[block])
-            self.cache[key] = BLOCK_FORMULAS[formula](activations, grads)
-        return self.cache[key]
+            if formula in GRADIENT_ONLY and spatially_constant(grads):
+                self.cache[key] = NotApplicable(
+                    f"{formula} at {block} is undefined on '{self.model.name}': df/dA is constant in space there "
+                    "(global-average-pool head), so the map would show the pool's routing, not the gradient"
+                )
+            else:
+                self.cache[key] = BLOCK_FORMULAS[formula](activations, grads)
+        value = self.cache[key]
+        if isinstance(value, NotApplicable):
+            raise value
+        return value
+
+    def defined(self, formula: str, block: str) -> bool:
+        """Whether ``formula`` has a map at ``block`` (see ``__call__``)."""
+        try:
+            self(formula, block)
+        except NotApplicable:
+            return False
+        return True
 
 
 def compute_maps(
@@ -70,12 +91,18 @@ def compute_maps(
 
     size = tuple(inputs.shape[-2:])
     block_maps = BlockMaps(model, capture)
-    maps: dict[str, torch.Tensor] = {}
+    maps: dict[str, torch.Tensor | NotApplicable] = {}
     for name, request in requests.items():
-        if request.formula == "fullgrad":
-            maps[name] = fullgrad_map(decomposition_from_capture(capture, layers))
-        elif request.cumulative:
-            maps[name] = sum(upsample(minmax(block_maps(request.formula, block)), size) for block in model.block_names)
-        else:
-            maps[name] = upsample(block_maps(request.formula, resolve_block(model, request.block)), size)
+        try:
+            if request.formula == "fullgrad":
+                maps[name] = fullgrad_map(decomposition_from_capture(capture, layers))
+            elif request.cumulative:  # the sum over the blocks where the formula is defined
+                blocks = [b for b in model.block_names if block_maps.defined(request.formula, b)]
+                if not blocks:
+                    raise NotApplicable(f"{request.formula} is defined at no block of '{model.name}'")
+                maps[name] = sum(upsample(minmax(block_maps(request.formula, block)), size) for block in blocks)
+            else:
+                maps[name] = upsample(block_maps(request.formula, resolve_block(model, request.block)), size)
+        except NotApplicable as reason:
+            maps[name] = reason
     return maps

@@ -84,6 +84,7 @@ class RectGrad(ReLURuleMethod):
     name = "rectgrad"
     positive = True
     absolute = False
+    settings = ("q", "tau")
 
     def __init__(self, q: float = 98.0, tau: float | None = None):
         if not 0.0 <= q <= 100.0:
@@ -124,6 +125,8 @@ class LRPMethod(PropagationMethod):
     Relevance starts at the target logit (R = f_t), passes ReLUs, goes to the max-pool winner; see ``lrp.py``.
     """
 
+    settings = ("stabilizer",)
+
     reduction = staticmethod(sum_over_channels)
     pool_stabilizer = 1e-9
 
@@ -156,6 +159,7 @@ class LRPEpsilon(LRPMethod):
     """LRP-epsilon (Bach et al. 2015): R_in = a W^T (R_out / (z + eps sign z)), eps = 0.25; sum over channels."""
 
     name = "lrp_epsilon"
+    settings = ("epsilon",)
 
     def __init__(self, epsilon: float = 0.25):
         self.epsilon = float(epsilon)
