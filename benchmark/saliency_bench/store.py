@@ -1,21 +1,46 @@
-"""Result store: one JSON file per (method, check), written atomically, keyed by a configuration."""
+"""Result store: one JSON file per (method, check), written atomically, keyed by a configuration.
+
+Every record carries a digest of its content and is checked against its schema when read: a malformed,
+unreadable or hand-edited record is reported in one line and recomputed. The output folder is locked
+(``locking.FolderLock``) for the lifetime of the store, so two runs never write one folder at once.
+"""
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import os
-import tempfile
+import secrets
+import shutil
+import sys
 from pathlib import Path
+from typing import Callable
 
 from .errors import UserError
+from .locking import FolderLock
 
 RUN_FILE = "run.json"
 SPEED = "speed"  # the name speed records are kept under, beside the checks' results (never a check)
+DIGEST = "digest"
+STATUSES = ("ok", "failed", "n/a")
+SPEED_NUMBERS = ("floor_ms_per_image", "ms_per_image", "ratio_to_floor")
+UNUSABLE = object()  # what _read returns for a file that is absent or unreadable (JSON null is a value)
+
+
+def _temporary(path: Path) -> tuple[int, str]:
+    """A new hidden file beside ``path``, created like any other file: mode 0666 less the umask."""
+    while True:
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), str(tmp)
+        except FileExistsError:
+            continue
 
 
 def dump_json(data: dict, path: Path) -> None:
     """Write ``data`` as stable, sorted JSON through a temporary file and an atomic rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = _temporary(path)
     try:
         with os.fdopen(fd, "w") as handle:
             json.dump(data, handle, indent=1, sort_keys=True, allow_nan=False)
@@ -37,50 +62,269 @@ def _first_difference(old: object, new: object, path: str = "") -> str:
     return f"{path or 'configuration'}: {json.dumps(old)} != {json.dumps(new)}"
 
 
-class ResultStore:
-    """``out_dir/results/<check>/<method>.json``; refuses to mix configurations unless ``fresh``."""
+def canonical(record: dict) -> str:
+    """The record as compact, key-sorted, ASCII JSON: the text its digest is taken of."""
+    return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
 
-    def __init__(self, out_dir: str | os.PathLike, config: dict, fresh: bool = False):
+
+def record_digest(record: dict) -> str:
+    """SHA-256 of the canonical JSON of ``record`` without its digest key."""
+    return hashlib.sha256(canonical({k: v for k, v in record.items() if k != DIGEST}).encode()).hexdigest()
+
+
+def _kind(value: object) -> str:
+    """The JSON type name of a parsed value, for messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    names = {dict: "object", list: "array", str: "string", int: "number", float: "number"}
+    return names.get(type(value), type(value).__name__)
+
+
+def _show(name: object) -> str:
+    """A key or value quoted on one short line."""
+    text = json.dumps(name)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _is_number(value: object, null: bool = True) -> bool:
+    """A finite JSON number (not a boolean), or null where allowed."""
+    if value is None:
+        return null
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return isinstance(value, int) or math.isfinite(value)  # an int of any size is finite (and may overflow a float)
+
+
+def _metric_problem(name: str, entry: object) -> str | None:
+    """What is wrong with one metric entry ``{"value", "n", "ci_low"?, "ci_high"?}``, or None."""
+    if not isinstance(entry, dict):
+        return f"metric {_show(name)} is a {_kind(entry)}, not an object"
+    if "value" not in entry or not _is_number(entry["value"]):
+        return f"metric {_show(name)} has no number or null 'value'"
+    for key in ("ci_low", "ci_high"):
+        if key in entry and not _is_number(entry[key]):
+            return f"metric {_show(name)} has a {_kind(entry[key])} '{key}'"
+    n = entry.get("n")
+    if not (isinstance(n, int) and not isinstance(n, bool) and n >= 0):
+        return f"metric {_show(name)} has no count 'n'"
+    return None
+
+
+def _ok_problem(record: dict, check: str) -> str | None:
+    """What is wrong with an "ok" record: metrics of a check, or the timings of a speed record."""
+    if check == SPEED:
+        if not isinstance(record.get("device"), str):
+            return "no 'device' string"
+        bad = [key for key in SPEED_NUMBERS if not _is_number(record.get(key), null=False)]
+        return f"no number '{bad[0]}'" if bad else None
+    metrics = record.get("metrics")
+    if not isinstance(metrics, dict):
+        return f"'metrics' is a {_kind(metrics)}, not an object"
+    for name, entry in metrics.items():
+        problem = _metric_problem(name, entry)
+        if problem:
+            return problem
+    return None
+
+
+def record_problem(record: object, method: str, check: str) -> str | None:
+    """What makes ``record`` unusable as the result of ``method`` on ``check`` (short, one line), or None."""
+    if not isinstance(record, dict):
+        return f"a JSON {_kind(record)}, not an object"
+    status = record.get("status")
+    if status not in STATUSES:
+        return f"status {_show(status)} is not one of {', '.join(STATUSES)}"
+    for key in ("config", "params"):
+        if not isinstance(record.get(key), dict):
+            return f"'{key}' is a {_kind(record.get(key))}, not an object"
+    if "plugin" in record and not isinstance(record["plugin"], dict):
+        return f"'plugin' is a {_kind(record['plugin'])}, not an object"
+    if record.get("method") != method or record.get("check") != check:
+        return f"recorded for {_show(record.get('method'))} on {_show(record.get('check'))}"
+    if status == "failed" and not isinstance(record.get("error"), str):
+        return "a failed record without an 'error' string"
+    if status == "n/a" and not isinstance(record.get("reason"), str):
+        return "an n/a record without a 'reason' string"
+    if status == "ok":
+        return _ok_problem(record, check)
+    return None
+
+
+def _reject_constant(name: str) -> None:
+    """``json.loads`` hook: NaN and Infinity are never written, so never read."""
+    raise ValueError(f"non-finite number {name}")
+
+
+def _parse(raw: bytes) -> object:
+    """Strict JSON from bytes; ValueError (bad UTF-8, bad JSON, NaN, too deep) on anything else."""
+    try:
+        return json.loads(raw, parse_constant=_reject_constant)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+
+
+def _clear_way(path: Path) -> None:
+    """Remove a folder standing where the result file ``path`` goes, or a file where its check folder goes."""
+    if path.parent.is_file() or path.parent.is_symlink() and not path.parent.is_dir():
+        path.parent.unlink()
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+
+
+def _stderr(message: str) -> None:
+    """The default log: one line on stderr."""
+    print(message, file=sys.stderr)
+
+
+def read_run_config(run_file: Path) -> dict | None:
+    """The configuration recorded in ``run.json``, None if absent; anything else there is a UserError."""
+    if run_file.is_dir():
+        raise UserError(f"{run_file} is a folder, not a run record; move it away or choose another --out")
+    try:
+        raw = run_file.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise UserError(f"{run_file}: cannot read the run record ({exc.strerror}); choose another --out") from None
+    try:
+        data = _parse(raw)
+    except ValueError:
+        data = None
+    if not isinstance(data, dict) or not isinstance(data.get("config"), dict):
+        raise UserError(f"{run_file}: not a saliency-bench run record (a JSON object with a 'config' object); "
+                        "choose another --out, or rerun with --fresh to start the folder over")
+    return data["config"]
+
+
+class ResultStore:
+    """``out_dir/results/<check>/<method>.json``; refuses to mix configurations unless ``fresh``.
+
+    ``wait``: block while another run holds the folder instead of refusing. ``log``: where one-line warnings
+    about unusable records go (stderr by default). ``close()`` releases the folder (so does process exit).
+    """
+
+    def __init__(self, out_dir: str | os.PathLike, config: dict, fresh: bool = False, *, wait: bool = False,
+                 log: Callable[[str], None] | None = None):
         self.root = Path(out_dir)
         self.config = config
+        self.log = log or _stderr
+        self._make_root()
+        self.lock = FolderLock(self.root, wait=wait, log=self.log)
+        try:
+            self._open(fresh)
+        except BaseException:
+            self.lock.close()
+            raise
+
+    def _make_root(self) -> None:
+        """Create the output folder; a file there, or a folder that cannot be made, is a user error."""
+        if self.root.exists() and not self.root.is_dir():
+            raise UserError(f"output folder {self.root} is a file; choose another --out")
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"cannot create output folder {self.root}: {exc.strerror}") from None
+
+    def _open(self, fresh: bool) -> None:
+        """Check (or, with ``fresh``, wipe) what the folder holds, then record this run's configuration."""
         run_file = self.root / RUN_FILE
-        if fresh and (self.root / "results").exists():
-            for old in (self.root / "results").glob("*/*.json"):
-                old.unlink()
-        elif run_file.exists():
-            try:
-                recorded = json.loads(run_file.read_text())["config"]
-            except (ValueError, KeyError, OSError) as exc:
-                raise UserError(f"{run_file}: unreadable run record ({type(exc).__name__}); use --fresh") from None
-            if recorded != config:
+        results = self.root / "results"
+        if results.exists() and not results.is_dir():
+            raise UserError(f"{results} is a file, not the results folder; move it away or choose another --out")
+        if fresh:
+            if run_file.is_dir():
+                raise UserError(f"{run_file} is a folder, not a run record; move it away or choose another --out")
+            self._wipe(results)
+        else:
+            recorded = read_run_config(run_file)
+            if recorded is not None and recorded != self.config:
                 raise UserError(
-                    f"{self.root} holds results of another configuration ({_first_difference(recorded, config)}); "
-                    "rerun with --fresh or choose another --out"
+                    f"{self.root} holds results of another configuration "
+                    f"({_first_difference(recorded, self.config)}); rerun with --fresh or choose another --out"
                 )
-        dump_json({"config": config}, run_file)
+        dump_json({"config": self.config}, run_file)
+
+    @staticmethod
+    def _wipe(results: Path) -> None:
+        """Delete every stored result (``--fresh``), folders standing in place of result files included."""
+        for old in results.glob("*/*.json"):
+            if old.is_dir() and not old.is_symlink():
+                shutil.rmtree(old)
+            else:
+                old.unlink()
+
+    def close(self) -> None:
+        """Release the output folder to other runs (idempotent; the store can still be read)."""
+        self.lock.close()
+
+    def __enter__(self) -> "ResultStore":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def path(self, method: str, check: str) -> Path:
+        """Where the result of ``method`` on ``check`` is kept."""
         return self.root / "results" / check / f"{method}.json"
+
+    def _warn(self, path: Path, what: str, detail: str) -> None:
+        """Report an unusable record in one line (it is recomputed)."""
+        self.log(" ".join(f"warning: {path}: {what} record ({detail}); recomputing".splitlines()))
+
+    def _read(self, path: Path) -> object:
+        """The parsed file at ``path``; ``UNUSABLE`` if absent or unreadable (then reported)."""
+        try:
+            raw = path.read_bytes()
+        except (FileNotFoundError, NotADirectoryError):
+            return UNUSABLE
+        except IsADirectoryError:
+            self._warn(path, "unreadable", "a folder, not a file")
+            return UNUSABLE
+        except OSError as exc:
+            self._warn(path, "unreadable", f"{type(exc).__name__}: {exc.strerror}")
+            return UNUSABLE
+        try:
+            return _parse(raw)
+        except ValueError as exc:
+            self._warn(path, "unreadable", f"not JSON: {exc}")
+            return UNUSABLE
+
+    def _load(self, method: str, check: str) -> dict | None:
+        """The stored record of ``method`` on ``check`` if it is well formed and its digest matches, else None."""
+        path = self.path(method, check)
+        record = self._read(path)
+        if record is UNUSABLE:
+            return None
+        problem = record_problem(record, method, check)
+        if problem is None and not isinstance(record.get(DIGEST), str):
+            problem = "no digest: written by an older version or by hand"
+        if problem:
+            self._warn(path, "malformed", problem)
+            return None
+        if record[DIGEST] != record_digest(record):
+            self._warn(path, "tampered", "digest mismatch")
+            return None
+        return {k: v for k, v in record.items() if k != DIGEST}
 
     def get(self, method: str, check: str, params: dict | None = None) -> dict | None:
         """The finished result of ``method`` on ``check``, or None; other check parameters are refused."""
-        path = self.path(method, check)
-        if not path.exists():
+        record = self._load(method, check)
+        if record is None or record["config"] != self.config:
             return None
-        try:
-            record = json.loads(path.read_text())
-        except ValueError:
-            return None  # a torn file cannot happen with atomic writes, but never trust it
-        if record.get("config") != self.config:
-            return None
-        if params is not None and record.get("params") != params:
+        if params is not None and record["params"] != params:
             raise UserError(
-                f"{path} was computed with other {check} parameters "
-                f"({_first_difference(record.get('params'), params)}); rerun with --fresh or choose another --out"
+                f"{self.path(method, check)} was computed with other {check} parameters "
+                f"({_first_difference(record['params'], params)}); rerun with --fresh or choose another --out"
             )
         return record
 
     def put(self, method: str, check: str, record: dict, params: dict | None = None) -> None:
-        """Write one result the moment it is computed, with the configuration and check parameters."""
+        """Write one result the moment it is computed, with the configuration, check parameters and digest."""
         data = {**record, "method": method, "check": check, "config": self.config, "params": params or {}}
-        dump_json(data, self.path(method, check))
+        data = json.loads(json.dumps(data, allow_nan=False))  # as it will read back: the digest must match then
+        data[DIGEST] = record_digest(data)
+        path = self.path(method, check)
+        _clear_way(path)
+        dump_json(data, path)
