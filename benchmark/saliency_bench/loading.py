@@ -4,6 +4,8 @@ Every failure becomes a one-line ``UserError`` that names the file, never a pick
 """
 from __future__ import annotations
 
+import pickle
+import warnings
 from pathlib import Path
 from typing import Mapping
 
@@ -26,26 +28,56 @@ def first_line(error: BaseException, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def weights_file(path: str | Path, missing: str = "does not exist") -> Path:
+    """``path`` if it names an existing regular file; a directory or a missing path is a one-line UserError."""
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"weights file {path} is a directory, expected a file (a state dict saved with torch.save)")
+    if not path.exists():
+        raise UserError(f"weights file {path} {missing}")
+    if not path.is_file():
+        raise UserError(f"weights file {path} is not a regular file, expected a state dict saved with torch.save")
+    return path
+
+
+def load_weights(path: str | Path) -> object:
+    """``torch.load(path, weights_only=True, map_location="cpu")``, its warnings silenced and its errors one line.
+
+    Nothing but plain tensors (and containers of them) is ever unpickled: torch's advice to retry with
+    ``weights_only=False`` (arbitrary code execution) is never passed on.
+    """
+    try:
+        with warnings.catch_warnings():  # torch warns in three lines about pickle protocols it will refuse anyway
+            warnings.simplefilter("ignore")
+            return torch.load(path, weights_only=True, map_location="cpu")
+    except EOFError:
+        raise UserError(f"weights file {path} is not a readable state dict: the file is empty or cut short") from None
+    except Exception as error:  # noqa: BLE001 - any failure to unpickle means an unusable file
+        if isinstance(error, pickle.UnpicklingError) or "weights_only" in str(error):
+            raise UserError(f"weights file {path} is not a readable state dict of plain tensors "
+                            "(refused: only weights_only loading is allowed)") from None
+        raise UserError(f"weights file {path} is not a readable state dict: {first_line(error)}") from None
+
+
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """``torch.load(path, weights_only=True, map_location="cpu")``, unwrapped to a flat ``{name: tensor}`` dict.
 
     A checkpoint dict holding ``state_dict`` / ``model_state_dict`` / ``model`` is unwrapped, and a
     ``module.`` prefix on every key (DataParallel) is dropped.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"weights file {path} does not exist")
-    try:
-        loaded = torch.load(path, weights_only=True, map_location="cpu")
-    except Exception as error:  # noqa: BLE001 - any failure to unpickle means an unusable file
-        raise UserError(f"weights file {path} is not a readable state dict: {first_line(error)}") from None
+    path = weights_file(path)
+    loaded = load_weights(path)
     for key in WRAPPER_KEYS:
         if isinstance(loaded, Mapping) and isinstance(loaded.get(key), Mapping):
             loaded = loaded[key]
             break
     if not isinstance(loaded, Mapping) or not loaded:
-        raise UserError(f"weights file {path} holds {type(loaded).__name__}, not a state dict of tensors")
+        what = f"an empty {type(loaded).__name__}" if isinstance(loaded, Mapping) else f"a {type(loaded).__name__}"
+        raise UserError(f"weights file {path} holds {what}, not a state dict of tensors "
+                        "(save one with torch.save(model.state_dict(), PATH))")
     for key, value in loaded.items():
+        if not isinstance(key, str):
+            raise UserError(f"weights file {path}: key {key!r} is {type(key).__name__}, not a parameter name")
         if not isinstance(value, torch.Tensor):
             raise UserError(f"weights file {path}: entry {key!r} is {type(value).__name__}, not a tensor")
     state = dict(loaded)
