@@ -36,6 +36,17 @@ def _int_at_least(minimum: int, what: str):
 
 
 _positive_int = _int_at_least(1, "positive")
+
+
+def _positive_float(text: str) -> float:
+    """A finite number > 0 (argparse type)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (value > 0 and value != float("inf")):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got '{text}'")
+    return value
 _non_negative_int = _int_at_least(0, "non-negative")
 
 
@@ -59,6 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-m", "--method", dest="methods", nargs="+", action="extend", metavar="NAME",
                      help="method names or globs (gradcam*)")
     run.add_argument("--fresh", action="store_true", help="recompute everything in --out")
+    run.add_argument("--wait", action="store_true",
+                     help="if another run is using --out, wait for it to finish instead of refusing")
+    run.add_argument("--method-timeout", type=_positive_float, default=None, metavar="SECONDS",
+                     help="fail a method that runs longer than this on one check (default: no limit); "
+                          "a resumed run retries it")
     run.add_argument("--no-speed", action="store_true",
                      help="skip timing each method against the floor (the board's speed columns)")
     run.add_argument("--board-dir", default=None,
@@ -131,6 +147,37 @@ def _stderr(message: str) -> None:
     print(message, file=sys.stderr)
 
 
+def _check_output_folder(path: str | os.PathLike, option: str = "--out") -> None:
+    """Refuse, before any work, an output folder that cannot be created or written; creates nothing.
+
+    An existing file, a path under a file, a broken link, a read-only file system and a folder without
+    write permission are one-line user errors naming the path and what to choose instead.
+    """
+    target = Path(path)
+    try:
+        if target.exists() and not target.is_dir():
+            raise UserError(f"{option} {path} is an existing file, not a folder; choose a folder path (it is created)")
+        existing = target.absolute()
+        while not existing.exists() and not existing.is_symlink() and existing.parent != existing:
+            existing = existing.parent  # the nearest existing ancestor: where the folder would be created
+        if existing.is_symlink() and not existing.exists():
+            raise UserError(f"{option} {path}: {existing} is a broken symbolic link; choose another {option}")
+        if not existing.is_dir():
+            raise UserError(f"{option} {path} lies under {existing}, which is a file, not a folder; "
+                            f"choose another {option}")
+    except OSError as exc:  # a folder on the way that may not be searched
+        raise UserError(f"{option} {path} cannot be used: {exc.strerror or exc}; choose another {option}") from None
+    try:
+        read_only = bool(os.statvfs(existing).f_flag & os.ST_RDONLY)
+    except (OSError, AttributeError):  # no statvfs (Windows) or no permission to ask: the next test decides
+        read_only = False
+    if read_only:
+        raise UserError(f"{option} {path} is on a read-only file system; choose a writable folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(f"{option} {path} is not writable (no write permission on {existing}); "
+                        "choose a writable folder")
+
+
 def cmd_list(args) -> int:
     from .listing import format_listing
     from .plugins import get_plugin_manager
@@ -156,7 +203,7 @@ def _run_options(args):
         device=args.device, limit=args.limit, batch_size=args.batch_size, seed=args.seed, out=out,
         fresh=args.fresh, data_root=args.data_root, split=args.split, data_seed=args.data_seed, weights=args.weights,
         allow_download=args.allow_download, num_workers=args.workers, check_params=params,
-        progress=not args.no_progress, speed=not args.no_speed,
+        progress=not args.no_progress, speed=not args.no_speed, method_timeout=args.method_timeout, wait=args.wait,
     )
 
 
@@ -174,6 +221,9 @@ def cmd_run(args) -> int:
     from .runner import run_benchmark
 
     options = _run_options(args)
+    _check_output_folder(options.out)
+    if args.board_dir:
+        _check_output_folder(args.board_dir, "--board-dir")
     registry = get_plugin_manager().registry()
     started = time.perf_counter()
     report = run_benchmark(options, registry=registry, log=_stderr)
@@ -198,6 +248,8 @@ def cmd_run(args) -> int:
 def cmd_check(args) -> int:
     from .regression import format_comparison, run_regression_check
 
+    if args.out is not None:
+        _check_output_folder(args.out)
     comparison = run_regression_check(
         args.against, args.methods, tolerance=args.tolerance, device=args.device, out=args.out,
         data_root=args.data_root, weights=args.weights, progress=not args.no_progress, log=_stderr,

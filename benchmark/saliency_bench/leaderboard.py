@@ -1,6 +1,7 @@
 """The leaderboard: leaderboard.json (every number, interval, configuration) and leaderboard.md (tabulate)."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Sequence
 
@@ -315,16 +316,24 @@ def write_leaderboard(
 
     leaderboard.json holds only what the seeded run determines; speed figures go to their own file.
     """
-    board = build_board(store, registry, methods, checks)
+    board = build_board(store, registry, methods, checks)  # from validated records only (ResultStore.get)
     folder = Path(folder)
-    dump_json(board, folder / "leaderboard.json")
     timings = (speed_records(store, methods) if speed else None) or None  # none timed: no columns, no file
+    figures = draw_figures(board, registry, folder, suite)
+    markdown = render_markdown(board, figures, timings)  # rendered before either file is replaced
+    dump_json(board, folder / "leaderboard.json")
+    write_text_atomically(markdown, folder / "leaderboard.md")
     speed_file = folder / "leaderboard-speed.json"
     if timings is not None:
         dump_json({"schema": SCHEMA, "model": board["config"].get("model", {}).get("name"), "methods": timings},
                   speed_file)
     else:
         speed_file.unlink(missing_ok=True)  # never leave figures of an older run beside this board
-    figures = draw_figures(board, registry, folder, suite)
-    (folder / "leaderboard.md").write_text(render_markdown(board, figures, timings))
     return board
+
+
+def write_text_atomically(text: str, path: Path) -> None:
+    """Write ``text`` through a temporary file in the same folder and an atomic rename."""
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(text)
+    os.replace(partial, path)

@@ -40,6 +40,8 @@ class RunOptions:
     allow_download: bool = False
     num_workers: int = 0
     check_params: dict[str, dict] = field(default_factory=dict)
+    wait: bool = False  # wait for another run holding --out instead of refusing
+    method_timeout: float | None = None  # seconds per method and check; over it the method fails as timed out
     progress: bool = True
     speed: bool = False  # also time every method against the floor (stored beside, never in, the results)
     speed_batch_size: int = 64
@@ -108,38 +110,55 @@ def open_suite(options: RunOptions, registry: Registry) -> Suite:
     )
 
 
-def _convert(check: str, key: str, default: object, value: object) -> object:
-    """A command-line override as the type of the parameter's default; a bad value is a user error."""
+def _convert(check: str, key: str, default: object, value: object, spec=None) -> object:
+    """A command-line override as the type of the parameter's default; a bad value is a user error.
+
+    A float parameter is never NaN or infinite ("nan", "inf" and "1e999" parse as floats, but no check can use
+    them); ``spec`` (the parameter's ``Param``, if the check declares one) words the refusal.
+    """
+    import math
+
+    def finite(number: object) -> object:
+        if isinstance(number, float) and not math.isfinite(number):
+            what = spec.describe() if spec is not None and spec.type is float else "a finite number"
+            raise UserError(f"parameter {check}.{key} must be {what}, got {number}")
+        return number
+
     if type(value) is type(default) or (isinstance(default, float) and type(value) is int):
-        return value  # already typed (a recorded configuration replayed by `check`)
-    if isinstance(default, (list, dict)):
+        return finite(value)  # already typed (a recorded configuration replayed by `check`)
+    if isinstance(default, (list, dict)) or (spec is not None and not spec.settable):
         raise UserError(f"parameter {check}.{key} is a {type(default).__name__} and cannot be set from the command line")
     if isinstance(default, bool):
         if str(value).lower() not in ("true", "false", "1", "0"):
-            raise UserError(f"parameter {check}.{key} expects true or false, got '{value}'")
+            raise UserError(f"parameter {check}.{key} expects true or false, got {value!r}")
         return str(value).lower() in ("true", "1")
     if isinstance(default, (int, float)):
         try:
-            return type(default)(value)
-        except ValueError:
-            raise UserError(f"parameter {check}.{key} expects {type(default).__name__}, got '{value}'") from None
+            converted = type(default)(value)
+        except (ValueError, TypeError, OverflowError):
+            raise UserError(f"parameter {check}.{key} expects {type(default).__name__}, got {value!r}") from None
+        return finite(converted)
     return value
 
 
 def check_parameters(check, suite: Suite, overrides: dict) -> dict:
-    """The check's defaults for this suite, updated by the user's overrides; unknown keys are refused."""
+    """The check's defaults for this suite, updated by the user's overrides; unknown keys are refused.
+
+    Every value is then validated against the check's ``param_schema`` (checks/params.py) plus ``images``,
+    before anything runs or is stored; a check without a schema gets its types converted and the shared
+    keys (images, ci_level, bootstrap_samples) checked, as before.
+    """
+    from .checks.params import FALLBACK_SCHEMA, IMAGES, validate
+
+    declared = getattr(check, "param_schema", None)
+    schema = {"images": IMAGES, **declared} if declared else FALLBACK_SCHEMA
     params = dict(check.default_params(suite))
     params.setdefault("images", getattr(suite.dataset, "default_images", {}).get(check.name, suite.num_images))
     for key, value in overrides.items():
         if key not in params:
-            raise UserError(f"check '{check.name}' has no parameter '{key}' (has: {', '.join(sorted(params))})")
-        params[key] = _convert(check.name, key, params[key], value)
-    if int(params["images"]) < 1:
-        raise UserError(f"parameter {check.name}.images must be at least 1")
-    if "ci_level" in params and not 0 < float(params["ci_level"]) < 1:
-        raise UserError(f"parameter {check.name}.ci_level must lie between 0 and 1")
-    if "bootstrap_samples" in params and int(params["bootstrap_samples"]) < 1:
-        raise UserError(f"parameter {check.name}.bootstrap_samples must be at least 1")
+            raise UserError(f"check '{check.name}' has no parameter {key!r} (has: {', '.join(sorted(params))})")
+        params[key] = _convert(check.name, key, params[key], value, schema.get(key))
+    validate(check.name, params, schema, suite, first=list(overrides))
     params["images"] = min(int(params["images"]), suite.num_images)
     return plain(params)
 
@@ -197,9 +216,9 @@ def run_benchmark(
     params_by_check = {
         name: check_parameters(registry.checks[name].obj, suite, options.check_params.get(name, {})) for name in checks
     }
-    weights = file_sha256(options.weights) if options.weights else None
+    weights = getattr(suite.model, "weights_sha256", None) or (file_sha256(options.weights) if options.weights else None)
     config = plain({**suite.describe(), "weights_sha256": weights, "versions": package_versions()})
-    store = ResultStore(Path(options.out), config, fresh=options.fresh)
+    store = ResultStore(Path(options.out), config, fresh=options.fresh, wait=options.wait, log=log)
     report = RunReport(store=store, suite=suite, methods=methods, checks=checks)
     for check_name in checks:
         check = registry.checks[check_name].obj
@@ -215,7 +234,7 @@ def run_benchmark(
                 pending.append(name)
         groups = group_by_shared_pass(pending, registry)
         for index, names in enumerate(groups, 1):
-            group = MethodGroup([registry.methods[n].obj for n in names], suite.model)
+            group = MethodGroup([registry.methods[n].obj for n in names], suite.model, timeout=options.method_timeout)
             label = f"{index}/{len(groups)} {names[0]}" + (f" +{len(names) - 1}" if len(names) > 1 else "")
             torch.manual_seed(options.seed)
             try:
@@ -267,6 +286,8 @@ def measure_speed(report: RunReport, registry: Registry, options: RunOptions, lo
     device = describe_device(model.device)
     pending = []
     for name in report.methods:
+        if name in report.failures:  # a method that failed a check (hung, changed the model) is not timed
+            continue
         stored = report.store.get(name, SPEED)
         if (stored is not None and stored.get("status") == "ok" and stored.get("params") == params
                 and stored.get("device") == device and stored.get("plugin") == _provenance(registry, name)):

@@ -1,11 +1,14 @@
 """The check contract, and MethodGroup: the methods a check runs together, validated and fault-isolated."""
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Sequence
 
 import torch
 
 from ..errors import MethodError, NotApplicable, exception_line
+from ..isolation import ModelGuard
+from ..timeouts import MethodTimeout, time_limit
 from ..methods import Method, validate_maps
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -40,23 +43,48 @@ class MethodGroup:
     returns an invalid map is recorded in ``failures`` and dropped from later calls, so one
     broken method never stops the others; one that raises ``NotApplicable`` is recorded in
     ``not_applicable`` (shown as "n/a", neither a failure nor a number) and dropped likewise.
+
+    Isolation: every call gets the model in its reference state and must leave it so. After each
+    call a ``ModelGuard`` names what changed (weights, buffers, hooks, flags); the methods of that call
+    fail with that reason and the model is restored, so the other methods' results are a clean run's.
+    A check that changes a model on purpose between calls (randomisation) says so: ``accept_changes``.
+    ``timeout`` (seconds, per method over the whole check) fails a method that runs longer.
     """
 
-    def __init__(self, methods: Sequence[Method], model: "ModelWrapper"):
+    def __init__(self, methods: Sequence[Method], model: "ModelWrapper", timeout: float | None = None):
         self.methods = {m.name: m for m in methods}
         self.model = model
         self.failures: dict[str, str] = {}
         self.not_applicable: dict[str, str] = {}
+        self.timeout = timeout
+        self.elapsed: dict[str, float] = {}
+        self.guards: dict[int, ModelGuard] = {}
 
     @property
     def active(self) -> list[str]:
         return [name for name in self.methods if name not in self.failures and name not in self.not_applicable]
+
+    def guard(self, model: "ModelWrapper") -> ModelGuard:
+        """The guard of ``model``'s network, made at its first use."""
+        key = id(model.network)
+        if key not in self.guards:
+            self.guards[key] = ModelGuard(model.network)
+        return self.guards[key]
+
+    def accept_changes(self, model: "ModelWrapper") -> None:
+        """The check itself changed ``model`` (re-initialised a layer): its current state is the new reference."""
+        self.guard(model).refresh()
+
+    def _fail(self, names: Sequence[str], reason: str) -> None:
+        for name in names:
+            self.failures[name] = f"method '{name}' failed: {reason}"
 
     def __call__(
         self, inputs: torch.Tensor, targets: torch.Tensor, model: "ModelWrapper | None" = None
     ) -> dict[str, torch.Tensor]:
         """Maps ``[B,H,W]`` of every active method for ``targets`` (optionally on another model)."""
         model = model or self.model
+        guard = self.guard(model)
         maps: dict[str, torch.Tensor] = {}
         pending = self.active
         while pending:
@@ -64,19 +92,30 @@ class MethodGroup:
             key = leader.shared_key
             names = [n for n in pending if key is not None and self.methods[n].shared_key == key] or [leader.name]
             pending = [n for n in pending if n not in names]
+            budget = None if self.timeout is None else self.timeout - max(self.elapsed.get(n, 0.0) for n in names)
+            started = time.perf_counter()
             try:
-                with torch.enable_grad():
+                with torch.enable_grad(), time_limit(budget):
                     out = leader.attribute_shared(model, inputs, targets, names) if key else {
                         leader.name: leader.attribute(model, inputs, targets)
                     }
             except NotApplicable as exc:
-                for name in names:
-                    self.not_applicable[name] = exc.reason
-                continue
+                out = {name: exc for name in names}
+            except MethodTimeout:
+                out = None
+                self._fail(names, f"timed out (over {self.timeout:g} s on this check)")
             except Exception as exc:  # a plugin's bug must not stop the run
-                reason = f"raised {exception_line(exc)}"
+                out = None
+                self._fail(names, f"raised {exception_line(exc)}")
+            finally:
                 for name in names:
-                    self.failures[name] = f"method '{name}' failed: {reason}"
+                    self.elapsed[name] = self.elapsed.get(name, 0.0) + time.perf_counter() - started
+            changed = guard.changes()
+            if changed:
+                guard.restore()
+                self._fail([n for n in names if n not in self.failures], "changed the model: " + "; ".join(changed))
+                continue
+            if out is None:
                 continue
             for name in names:
                 if isinstance(out.get(name), NotApplicable):  # a shared pass declares one of its maps undefined

@@ -7,6 +7,7 @@ import numpy as np
 import torch
 
 from .base import Check, MethodGroup
+from .params import BOOTSTRAP, HOG
 from .similarity import hog_spearman, spearman
 from .stats import bootstrap_params, summarize
 
@@ -41,6 +42,7 @@ class ClassSensitivity(Check):
     name = "class_sensitivity"
     requires_masks = False
     description = "Class sensitivity (Rebuffi et al. 2020): Spearman on HOG between max- and min-logit class maps"
+    param_schema = {**HOG, **BOOTSTRAP}
 
     def default_params(self, suite: "Suite") -> dict:
         """HOG cell scaled with the input size; bootstrap over images."""

@@ -8,6 +8,7 @@ import torch
 
 from ..errors import UserError
 from .base import Check, MethodGroup
+from .params import BOOTSTRAP, TOLERANCE_PARAM, Param
 from .stats import bootstrap_ci, bootstrap_params, metric
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -113,6 +114,12 @@ class _PointingBase(Check):
     """Shared protocol: multi-class images, tolerance scaled with the input size, per-image hit/trial counts."""
 
     requires_masks = True
+    param_schema = {
+        "tolerance": TOLERANCE_PARAM,
+        "tie_rule": Param(str, choices=TIE_RULES),
+        "min_classes": Param(int, minimum=1),
+        **BOOTSTRAP,
+    }
 
     def default_params(self, suite: "Suite") -> dict:
         """Tolerance 15 px at 224 px (TorchRay), scaled with the input size; images with >= 2 classes."""

@@ -9,6 +9,7 @@ import torch
 from ..errors import UserError
 from .base import Check, MethodGroup
 from .class_sensitivity import hog_args, hog_params
+from .params import BOOTSTRAP, HOG, SSIM_WINDOW_PARAM, Param
 from .similarity import constant_rule, hog_ranked, minmax, rank_correlation, ranked, ssim
 from .stats import bootstrap_params, summarize_crossed
 
@@ -139,6 +140,16 @@ class CascadingRandomization(Check):
     name = "randomization"
     requires_masks = False
     description = "Cascading parameter randomisation (Adebayo et al. 2018): similarity to the original map per layer"
+    param_schema = {
+        "order": Param(list, settable=False),
+        "init": Param(str, choices=INITS),
+        "init_std": Param(float, minimum=0.0, min_inclusive=False),
+        "init_bias": Param(float),
+        "draws": Param(int, minimum=1),
+        **HOG,
+        "ssim_window": SSIM_WINDOW_PARAM,
+        **BOOTSTRAP,
+    }
 
     def default_params(self, suite: "Suite") -> dict:
         """The model's randomisation order, weights at each layer's trained scale, zero biases, 3 draws, HOG/SSIM."""
@@ -185,10 +196,12 @@ class CascadingRandomization(Check):
             gone = {name: [] for name in reference}
             for random_layers in random_draws:
                 restore_layers(copy, original, order)
+                group.accept_changes(copy)
                 draw_steps = {name: {m: [] for m in MEASURES} for name in reference}
                 draw_gone = {name: [] for name in reference}
                 for layer, layer_values in zip(order, random_layers):
                     randomize_layer(copy, layer, layer_values)
+                    group.accept_changes(copy)  # the check's own change; a method's change is caught
                     for name, maps in group(inputs, targets, model=copy).items():
                         profile = MapProfile(maps, params)
                         compared = reference[name].compare(profile, int(params["ssim_window"]))

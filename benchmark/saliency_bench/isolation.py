@@ -1,0 +1,136 @@
+"""Model isolation: a method call must leave the network as it found it; what it changed is named and undone.
+
+A ``ModelGuard`` keeps a pristine copy of a network's parameters and buffers (on their device) and a record of
+what else a careless plugin can leave behind: hooks on any module (and torch's global module hooks), the
+``requires_grad`` flags, the training flags, ``inplace`` flags, and the parameter objects themselves.
+``changes()`` compares all of it after a call. The tensor comparison is one fused pass on the device with a
+single host sync: it reads the weights once, as a forward pass does, so it costs a fraction of the floor
+(measured in tests/benchmarks/test_isolation_speed.py). ``restore()`` puts every part back.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn.modules import module as torch_module
+
+HOOK_DICTS = (
+    "_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks",
+    "_state_dict_hooks", "_load_state_dict_pre_hooks",
+)
+GLOBAL_HOOKS = ("_global_forward_hooks", "_global_forward_pre_hooks", "_global_backward_hooks",
+                "_global_backward_pre_hooks")
+
+
+def _hook_keys(network: nn.Module) -> dict[str, dict[str, tuple]]:
+    """``{module name: {hook dict: its keys}}`` of every module, plus torch's global module hooks under ``""``."""
+    keys = {name: {attr: tuple(getattr(module, attr, {}) or {}) for attr in HOOK_DICTS}
+            for name, module in network.named_modules()}
+    keys["<global>"] = {attr: tuple(getattr(torch_module, attr, {})) for attr in GLOBAL_HOOKS}
+    return keys
+
+
+class ModelGuard:
+    """The reference state of one network; ``changes()`` names what a call altered, ``restore()`` undoes it."""
+
+    def __init__(self, network: nn.Module):
+        self.network = network
+        self.tensors = self._tensors()
+        self.pristine = [tensor.detach().clone() for _, tensor in self.tensors]
+        self.objects = {name: id(tensor) for name, tensor in self.tensors}
+        self.flags = self._flags()
+        self.hooks = _hook_keys(network)
+
+    def _tensors(self) -> list[tuple[str, torch.Tensor]]:
+        """Every parameter and buffer, in a fixed order."""
+        named = list(self.network.named_parameters(remove_duplicate=False))
+        named += [(f"buffer:{name}", b) for name, b in self.network.named_buffers(remove_duplicate=False)]
+        return named
+
+    def _flags(self) -> dict[str, object]:
+        """requires_grad of each parameter, training and inplace of each module."""
+        flags: dict[str, object] = {f"{name}.requires_grad": p.requires_grad
+                                    for name, p in self.network.named_parameters(remove_duplicate=False)}
+        for name, module in self.network.named_modules():
+            flags[f"{name or '<root>'}.training"] = module.training
+            if hasattr(module, "inplace"):
+                flags[f"{name or '<root>'}.inplace"] = module.inplace
+        return flags
+
+    def refresh(self) -> None:
+        """Accept the network's current values as the reference (a check that changes a model on purpose)."""
+        with torch.no_grad():
+            for (_, tensor), copy in zip(self.tensors, self.pristine):
+                copy.copy_(tensor)
+
+    def changes(self) -> list[str]:
+        """What differs from the reference: hooks, flags, replaced or changed parameters/buffers (empty if none)."""
+        found = []
+        hooks = _hook_keys(self.network)
+        added = [f"{attr.strip('_')} on {name or '<root>'}" for name, attrs in hooks.items()
+                 for attr, keys in attrs.items() if keys != self.hooks.get(name, {}).get(attr, ())]
+        if added:
+            found.append("hooks: " + ", ".join(added[:3]) + (f" (+{len(added) - 3})" if len(added) > 3 else ""))
+        flags = self._flags()
+        flipped = [key for key in self.flags.keys() | flags.keys() if self.flags.get(key) != flags.get(key)]
+        if flipped:
+            found.append("flags: " + ", ".join(sorted(flipped)[:3]) + (f" (+{len(flipped) - 3})" if len(flipped) > 3 else ""))
+        current = self._tensors()
+        if [(n, id(t)) for n, t in current] != list(self.objects.items()):
+            found.append("parameters or buffers replaced")
+        else:
+            changed = self._changed_values(current)
+            if changed:
+                found.append("values of " + ", ".join(changed[:3]) + (f" (+{len(changed) - 3})" if len(changed) > 3 else ""))
+        return found
+
+    def _changed_values(self, current: list[tuple[str, torch.Tensor]]) -> list[str]:
+        """Names of tensors whose values differ from the pristine copy (one device pass, one host sync)."""
+        if not current:
+            return []
+        with torch.no_grad():
+            if all(t.device.type == "cpu" for _, t in current):  # torch.equal: no temporaries, no sync to avoid
+                return [name for (name, t), p in zip(current, self.pristine) if not torch.equal(t.detach(), p)]
+            differs = torch.stack([  # on an accelerator: one fused pass per tensor, one host sync in all
+                (t.detach() != p).any() if t.shape == p.shape else torch.ones((), dtype=torch.bool, device=p.device)
+                for (_, t), p in zip(current, self.pristine)
+            ])
+            if not bool(differs.any()):
+                return []
+            return [name for (name, _), flag in zip(current, differs.tolist()) if flag]
+
+    def restore(self) -> None:
+        """Put back the parameter objects, their values, the flags, and remove every hook added since."""
+        with torch.no_grad():
+            for (name, original), copy in zip(self.tensors, self.pristine):
+                if not name.startswith("buffer:"):
+                    module_name, _, attr = name.rpartition(".")
+                    owner = self.network.get_submodule(module_name) if module_name else self.network
+                    if owner._parameters.get(attr) is not original:
+                        owner._parameters[attr] = original
+                else:
+                    module_name, _, attr = name[len("buffer:"):].rpartition(".")
+                    owner = self.network.get_submodule(module_name) if module_name else self.network
+                    if owner._buffers.get(attr) is not original:
+                        owner._buffers[attr] = original
+                if original.shape != copy.shape:
+                    original.data = copy.clone()
+                else:
+                    original.copy_(copy)
+        for name, module in self.network.named_modules():
+            for attr in HOOK_DICTS:
+                table = getattr(module, attr, None)
+                if table:
+                    for key in [k for k in table if k not in self.hooks.get(name, {}).get(attr, ())]:
+                        del table[key]
+        for attr in GLOBAL_HOOKS:
+            table = getattr(torch_module, attr, {})
+            for key in [k for k in table if k not in self.hooks["<global>"][attr]]:
+                del table[key]
+        parameters = dict(self.network.named_parameters(remove_duplicate=False))
+        modules = dict(self.network.named_modules())
+        for key, value in self.flags.items():
+            name, _, flag = key.rpartition(".")
+            if flag == "requires_grad":
+                parameters[name].requires_grad_(value)
+            else:
+                setattr(modules["" if name == "<root>" else name], flag, value)
