@@ -140,3 +140,17 @@ def test_check_into_a_named_folder_keeps_its_results(board_dir, tmp_path, capsys
                  "--no-progress"]) == 0
     assert sorted(p.stat().st_mtime_ns for p in (keep / "results").rglob("*.json")) == first
     assert (keep / "notes.txt").read_text() == "mine"
+
+
+def test_a_cross_machine_float_difference_is_never_a_regression():
+    """The largest difference measured between two machines of the same kind (2.3e-4) passes the default band,
+    also on a degenerate interval (a model-independent control's [1, 1]); 5e-3 beyond it does not."""
+    from saliency_bench.regression import MACHINE_TOLERANCE, _metric_rows
+
+    recorded = {"status": "ok", "metrics": {"m": {"value": 1.0, "ci_low": 1.0, "ci_high": 1.0, "n": 4},
+                                            "bare": {"value": 0.5, "n": 4}}}
+    drifted = {"status": "ok", "metrics": {"m": {"value": 1.0 - 2.3e-4}, "bare": {"value": 0.5 + 2.3e-4}}}
+    assert MACHINE_TOLERANCE >= 4 * 2.3e-4
+    assert [r["verdict"] for r in _metric_rows("x", "c", recorded, drifted, None)] == ["ok", "ok"]
+    broken = {"status": "ok", "metrics": {"m": {"value": 1.0 - 5e-3}, "bare": {"value": 0.5 + 5e-3}}}
+    assert [r["verdict"] for r in _metric_rows("x", "c", recorded, broken, None)] == ["regression", "regression"]

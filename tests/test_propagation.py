@@ -434,3 +434,20 @@ def test_entry_points_register_every_method():
         assert [m.name for m in registered] == [name]
         plugins.append(plugin)
     assert len({id(p) for p in plugins}) == len(METHOD_NAMES)
+
+
+def test_registered_smoothgrad_noise_is_the_calibrated_level_for_the_shipped_model():
+    """At the registered level the top-1 class holds on >= 95% of noisy copies of held-out images; one grid
+    level up it does not, so the registered level is the largest that holds (calibrate_noise_level's rule)."""
+    from saliency_bench.datasets.scenes import SceneShapesDataset
+    from saliency_bench.models.tiny_vgg import load_tiny_vgg
+    from saliency_bench_propagation.entry_points import SMOOTHGRAD_NOISE_LEVEL, smoothgrad
+    from saliency_bench_propagation.path import NOISE_LEVELS, top1_kept
+
+    assert smoothgrad.method.noise_level == SMOOTHGRAD_NOISE_LEVEL
+    model = load_tiny_vgg()
+    data = SceneShapesDataset(model.input_size, "val", 256)
+    inputs = model.normalize(torch.stack([data[i]["image"] for i in range(len(data))]))
+    assert top1_kept(model, inputs, SMOOTHGRAD_NOISE_LEVEL, n_samples=16, seed=0) >= 0.95
+    above = NOISE_LEVELS[NOISE_LEVELS.index(SMOOTHGRAD_NOISE_LEVEL) + 1]
+    assert top1_kept(model, inputs, above, n_samples=16, seed=0) < 0.95

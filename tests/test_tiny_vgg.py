@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from saliency_bench import ModelWrapper, UserError
-from saliency_bench.datasets.synthetic import CLASS_NAMES, ShapesDataset
+from saliency_bench.datasets.scenes import SceneShapesDataset
+from saliency_bench.datasets.synthetic import CLASS_NAMES
 from saliency_bench.models import default_plugin
 from saliency_bench.models.tiny_vgg import CARD_FILE, WEIGHTS_FILE, TinyVGG, load_tiny_vgg, sha256_of
 from saliency_bench.training import mean_average_precision, predict
@@ -52,9 +53,9 @@ def test_shipped_weights_match_their_card(shipped):
 
 
 def test_shipped_weights_reach_held_out_map(shipped):
-    dataset = ShapesDataset(shipped.input_size, "benchmark", 200)
+    dataset = SceneShapesDataset(shipped.input_size, "benchmark", 300)
     logits, labels = predict(shipped.network, dataset)
-    assert mean_average_precision(logits, labels) > 0.95
+    assert mean_average_precision(logits, labels) >= 0.97  # the model card's requirement (README)
 
 
 def copy_weights(tmp_path):

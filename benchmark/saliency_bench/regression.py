@@ -109,6 +109,12 @@ def board_problem(board: dict) -> str | None:
     return None
 
 
+# The default band's margin beyond the recorded interval: float32 kernels differ between processors of the
+# same kind (the measured largest difference of a rerun on another machine was 2.3e-4), so no such
+# difference is a regression. README "Determinism" states the promise.
+MACHINE_TOLERANCE = 1e-3
+
+
 def _metric_rows(method: str, check: str, old: dict, new: dict | None, tolerance: float | None) -> list[dict]:
     """One row per recorded metric: old, new, difference, allowed band and verdict."""
     rows = []
@@ -127,10 +133,11 @@ def _metric_rows(method: str, check: str, old: dict, new: dict | None, tolerance
             if tolerance is not None:
                 ok, allowed = abs(diff) <= tolerance, f"±{tolerance:g}"
             elif recorded.get("ci_low") is not None and recorded.get("ci_high") is not None:
-                ok = recorded["ci_low"] - 1e-9 <= new_value <= recorded["ci_high"] + 1e-9
-                allowed = f"[{recorded['ci_low']:.4f}, {recorded['ci_high']:.4f}]"
+                low, high = recorded["ci_low"] - MACHINE_TOLERANCE, recorded["ci_high"] + MACHINE_TOLERANCE
+                ok = low <= new_value <= high
+                allowed = f"[{low:.4f}, {high:.4f}]"
             else:
-                ok, allowed = abs(diff) <= 1e-6, "±1e-06"
+                ok, allowed = abs(diff) <= MACHINE_TOLERANCE, f"±{MACHINE_TOLERANCE:g}"
             row.update(diff=diff, allowed=allowed, verdict="ok" if ok else "regression")
         rows.append(row)
     return rows
