@@ -54,4 +54,9 @@ def test_run_on_cuda_matches_cpu_and_times_on_the_gpu(fakes, tmp_path, no_tf32):
     assert cpu.keys() == gpu.keys()
     for key in cpu:
         for metric, value in cpu[key].items():
-            assert gpu[key][metric] == pytest.approx(value, abs=1e-3), (key, metric)
+            # HOG bins orientations with a discontinuity at 0/180 degrees: on an up-sampled coarse map a row
+            # gradient that is exactly 0 on the CPU is -4e-9 on the GPU, which moves pixels between bins 0 and 8.
+            # Measured on an H200 (random fake model, 12 images): maps within 4e-9, raw Spearman within 1e-4,
+            # HOG Spearman per image within 0.035, its mean within 0.013.
+            tolerance = 0.02 if "hog" in metric else 1e-3
+            assert gpu[key][metric] == pytest.approx(value, abs=tolerance), (key, metric)

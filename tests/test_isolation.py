@@ -38,6 +38,8 @@ def small_model() -> ModelWrapper:
     (lambda net: setattr(net[1], "inplace", True), "flags: 1.inplace"),
     (lambda net: setattr(net[4], "weight", nn.Parameter(net[4].weight.detach() * 0)), "replaced"),
     (lambda net: nn.modules.module.register_module_forward_hook(lambda m, a, out: out), "hooks: "),
+    (lambda net: setattr(net[0].weight, "data", net[0].weight.data.double()), "values of 0.weight"),
+    (lambda net: net[0].weight.data.copy_(net[0].weight.data.flip(0)), "values of 0.weight"),  # same norm
 ])
 def test_guard_names_each_change_and_restores_the_reference_exactly(change, named):
     model = small_model()

@@ -94,3 +94,16 @@ def test_minmax_flags_constant_maps_and_the_constant_rule_applies_to_hog_and_ssi
 def test_hog_spearman_ignores_offset_and_scale_of_a_map():
     maps = torch.from_numpy(sample_maps((32, 32), seed=7))
     assert torch.allclose(hog_spearman(maps, 5 * maps - 2, cell=4), torch.ones(4, dtype=torch.float64))
+
+
+def test_a_map_below_float_resolution_of_its_partner_is_constant():
+    """A ReLU'd CAM of an absent class: exact zeros on the CPU, 1e-9 residues on a GPU: the same empty map."""
+    partner = torch.rand(2, 16, 16, generator=torch.Generator().manual_seed(8))
+    residue = torch.zeros(2, 16, 16)
+    residue[0, 3, 4] = 1e-9
+    residue[1, 3:5, 4:9] = 1e-9 * torch.arange(10.0).view(2, 5)
+    for measure in (spearman, lambda a, b: hog_spearman(a, b, cell=2), ssim_minmax):
+        assert measure(residue, partner).tolist() == [0.0, 0.0]
+        assert measure(torch.zeros(2, 16, 16), partner).tolist() == [0.0, 0.0]
+    small = partner * 1e-4  # tiny but resolved: compared as a map
+    assert spearman(small, partner).tolist() == pytest.approx([1.0, 1.0])

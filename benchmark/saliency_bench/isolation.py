@@ -29,6 +29,11 @@ def _hook_keys(network: nn.Module) -> dict[str, dict[str, tuple]]:
     return keys
 
 
+def _same_layout(tensor: torch.Tensor, reference: torch.Tensor) -> bool:
+    """Same shape, dtype and device (a plugin that casts or moves a parameter in place changed the model)."""
+    return (tensor.shape, tensor.dtype, tensor.device) == (reference.shape, reference.dtype, reference.device)
+
+
 class ModelGuard:
     """The reference state of one network; ``changes()`` names what a call altered, ``restore()`` undoes it."""
 
@@ -36,9 +41,23 @@ class ModelGuard:
         self.network = network
         self.tensors = self._tensors()
         self.pristine = [tensor.detach().clone() for _, tensor in self.tensors]
+        # on an accelerator one flat copy per (device, dtype): the comparison is a cat and an equal, not 2 kernels
+        # and a sync per tensor (launch latency, not bandwidth, is what a small model's check costs there)
+        self.flat = {}
+        for key, tensors in self._groups(self.tensors).items():
+            if key[0].type != "cpu":
+                self.flat[key] = torch.cat([t.detach().reshape(-1) for _, t in tensors])
         self.objects = {name: id(tensor) for name, tensor in self.tensors}
         self.flags = self._flags()
         self.hooks = _hook_keys(network)
+
+    @staticmethod
+    def _groups(tensors: list[tuple[str, torch.Tensor]]) -> dict[tuple, list[tuple[str, torch.Tensor]]]:
+        """Tensors grouped by (device, dtype), in their fixed order."""
+        groups: dict[tuple, list[tuple[str, torch.Tensor]]] = {}
+        for name, tensor in tensors:
+            groups.setdefault((tensor.device, tensor.dtype), []).append((name, tensor))
+        return groups
 
     def _tensors(self) -> list[tuple[str, torch.Tensor]]:
         """Every parameter and buffer, in a fixed order."""
@@ -61,6 +80,9 @@ class ModelGuard:
         with torch.no_grad():
             for (_, tensor), copy in zip(self.tensors, self.pristine):
                 copy.copy_(tensor)
+            for key, tensors in self._groups(self.tensors).items():
+                if key in self.flat:
+                    torch.cat([t.detach().reshape(-1) for _, t in tensors], out=self.flat[key])
 
     def changes(self) -> list[str]:
         """What differs from the reference: hooks, flags, replaced or changed parameters/buffers (empty if none)."""
@@ -88,15 +110,16 @@ class ModelGuard:
         if not current:
             return []
         with torch.no_grad():
-            if all(t.device.type == "cpu" for _, t in current):  # torch.equal: no temporaries, no sync to avoid
-                return [name for (name, t), p in zip(current, self.pristine) if not torch.equal(t.detach(), p)]
-            differs = torch.stack([  # on an accelerator: one fused pass per tensor, one host sync in all
-                (t.detach() != p).any() if t.shape == p.shape else torch.ones((), dtype=torch.bool, device=p.device)
-                for (_, t), p in zip(current, self.pristine)
-            ])
-            if not bool(differs.any()):
+            same_layout = all(_same_layout(t, p) for (_, t), p in zip(current, self.pristine))
+            if same_layout and all(  # the fast path: one cat and one equal per accelerator group
+                torch.equal(torch.cat([t.detach().reshape(-1) for _, t in tensors]), self.flat[key])
+                for key, tensors in self._groups(current).items() if key in self.flat
+            ) and all(  # on the CPU torch.equal per tensor: no temporaries, no launches
+                torch.equal(t.detach(), p) for (_, t), p in zip(current, self.pristine) if t.device.type == "cpu"
+            ):
                 return []
-            return [name for (name, _), flag in zip(current, differs.tolist()) if flag]
+            return [name for (name, t), p in zip(current, self.pristine)
+                    if not _same_layout(t, p) or not torch.equal(t.detach(), p)]
 
     def restore(self) -> None:
         """Put back the parameter objects, their values, the flags, and remove every hook added since."""
@@ -112,7 +135,7 @@ class ModelGuard:
                     owner = self.network.get_submodule(module_name) if module_name else self.network
                     if owner._buffers.get(attr) is not original:
                         owner._buffers[attr] = original
-                if original.shape != copy.shape:
+                if not _same_layout(original, copy):
                     original.data = copy.clone()
                 else:
                     original.copy_(copy)

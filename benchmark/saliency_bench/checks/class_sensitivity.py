@@ -8,7 +8,7 @@ import torch
 
 from .base import Check, MethodGroup
 from .params import BOOTSTRAP, HOG
-from .similarity import hog_spearman, spearman
+from .similarity import constant_pair, hog_spearman, map_range, spearman
 from .stats import bootstrap_params, summarize
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -65,8 +65,8 @@ class ClassSensitivity(Check):
                     top, bottom = both[:size], both[size:]
                     values[name]["hog"].append(hog_spearman(top, bottom, **hog_args(params)).cpu().numpy())
                     values[name]["raw"].append(spearman(top, bottom).cpu().numpy())
-                    constant = both.flatten(1).amin(1) == both.flatten(1).amax(1)
-                    values[name]["constant"].append((constant[:size] ^ constant[size:]).cpu().numpy())
+                    top_constant, bottom_constant = constant_pair(map_range(top), map_range(bottom))
+                    values[name]["constant"].append((top_constant ^ bottom_constant).cpu().numpy())
         boot = bootstrap_params(params)
         results = {}
         for name in group.active:

@@ -10,7 +10,7 @@ from ..errors import UserError
 from .base import Check, MethodGroup
 from .class_sensitivity import hog_args, hog_params
 from .params import BOOTSTRAP, HOG, SSIM_WINDOW_PARAM, Param
-from .similarity import constant_rule, hog_ranked, minmax, rank_correlation, ranked, ssim
+from .similarity import constant_pair, constant_rule, hog_ranked, map_range, minmax, rank_correlation, ranked, ssim
 from .stats import bootstrap_params, summarize_crossed
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -49,7 +49,8 @@ def random_parameters(
             if pname == "bias":
                 value = torch.full(param.shape, float(bias))
             else:
-                scale = float(param.detach().double().std()) if init == "layer_std" and param.numel() > 1 else float(std)
+                trained = param.detach().cpu().double()  # on the CPU: the same scale whatever the device
+                scale = float(trained.std()) if init == "layer_std" and param.numel() > 1 else float(std)
                 value = torch.randn(param.shape, generator=generator) * scale
             new[pname] = value.to(device=param.device, dtype=param.dtype)
         layers.append(new)
@@ -84,19 +85,26 @@ class MapProfile:
         # on the CPU skip a second ranking when |map| = map; on a GPU ranking is cheaper than the host sync
         nonnegative = maps.device.type == "cpu" and bool((maps >= 0).all())
         self.abs = self.signed if nonnegative else ranked(maps.abs().flatten(1))
-        self.normalised, self.valid = minmax(maps)  # valid = not constant
+        self.normalised, self.valid = minmax(maps)  # valid = not exactly constant
+        self.range = map_range(maps)
 
     def compare(self, other: "MapProfile", ssim_window: int) -> dict[str, torch.Tensor]:
         """Spearman on HOG, of |map| and of the signed map, and SSIM of min-max maps, per image (NaN if undefined).
 
         The values stay on the maps' device; the check moves a batch's whole cascade to the host at once.
         """
+        constant = self.constant_against(other)
         return {
-            "spearman_hog": rank_correlation(self.hog, other.hog),
-            "spearman_abs": rank_correlation(self.abs, other.abs),
-            "spearman_signed": rank_correlation(self.signed, other.signed),
-            "ssim": constant_rule(ssim(self.normalised, other.normalised, 1.0, ssim_window), ~self.valid, ~other.valid),
+            "spearman_hog": rank_correlation(self.hog, other.hog, constant),
+            "spearman_abs": rank_correlation(self.abs, other.abs, constant),
+            "spearman_signed": rank_correlation(self.signed, other.signed, constant),
+            "ssim": constant_rule(ssim(self.normalised, other.normalised, 1.0, ssim_window),
+                                  ~self.valid | constant[0], ~other.valid | constant[1]),
         }
+
+    def constant_against(self, other: "MapProfile") -> tuple[torch.Tensor, torch.Tensor]:
+        """Which maps of each pair are constant (similarity.constant_pair)."""
+        return constant_pair(self.range, other.range)
 
 
 def layer_mean(data: np.ndarray) -> np.ndarray:
@@ -207,7 +215,8 @@ class CascadingRandomization(Check):
                         compared = reference[name].compare(profile, int(params["ssim_window"]))
                         for measure, value in compared.items():
                             draw_steps[name][measure].append(value)
-                        draw_gone[name].append(~profile.valid & reference[name].valid)
+                        original_constant, now_constant = reference[name].constant_against(profile)
+                        draw_gone[name].append(now_constant & ~original_constant)
                 for name in draw_steps:
                     if len(draw_gone[name]) == len(order):  # the method did not fail during this draw
                         for measure in MEASURES:

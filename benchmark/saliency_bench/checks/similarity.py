@@ -116,21 +116,45 @@ def ranked(values: torch.Tensor, undefined: torch.Tensor | None = None) -> Ranke
     return Ranked(centred, torch.sqrt((centred * centred).sum(1)), constant)
 
 
+# A map is constant when its value range is at most this fraction of the larger range of the pair compared:
+# below float32 resolution relative to its partner it has no structure (a ReLU'd CAM of an absent class holds
+# exact zeros on the CPU and residues of 1e-9 on a GPU; both are the same empty map).
+CONSTANT_RTOL = 1e-6
+
+
+def map_range(maps: torch.Tensor) -> torch.Tensor:
+    """``max - min`` of each map or row, in float64."""
+    flat = maps.flatten(1).double()
+    return flat.amax(1) - flat.amin(1)
+
+
+def constant_pair(range_a: torch.Tensor, range_b: torch.Tensor, rtol: float = CONSTANT_RTOL):
+    """Which maps of each pair are constant: range <= rtol x the pair's larger range (both, if both ranges are 0)."""
+    scale = torch.maximum(range_a, range_b)
+    return range_a <= rtol * scale, range_b <= rtol * scale
+
+
 def constant_rule(values: torch.Tensor, a_constant: torch.Tensor, b_constant: torch.Tensor) -> torch.Tensor:
     """The constant-map rule (module docstring): 0 where exactly one side is constant, NaN where both are."""
     values = values.masked_fill(a_constant ^ b_constant, 0.0)
     return values.masked_fill(a_constant & b_constant, float("nan"))
 
 
-def rank_correlation(a: Ranked, b: Ranked) -> torch.Tensor:
-    """Spearman's rho = Pearson correlation of the ranks, per row; constant rows follow :func:`constant_rule`."""
+def rank_correlation(a: Ranked, b: Ranked, constant: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+    """Spearman's rho = Pearson correlation of the ranks, per row; constant rows follow :func:`constant_rule`.
+
+    ``constant`` adds the maps' own constancy (:func:`constant_pair`) to that of the ranked rows.
+    """
     rho = (a.centred * b.centred).sum(1) / (a.norm * b.norm).clamp_min(torch.finfo(torch.float64).tiny)
-    return constant_rule(rho, a.constant, b.constant)
+    a_constant, b_constant = a.constant, b.constant
+    if constant is not None:
+        a_constant, b_constant = a_constant | constant[0], b_constant | constant[1]
+    return constant_rule(rho, a_constant, b_constant)
 
 
 def spearman(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Spearman rank correlation of each pair of maps or rows (as ``scipy.stats.spearmanr``); constant rule."""
-    return rank_correlation(ranked(x.flatten(1)), ranked(y.flatten(1)))
+    return rank_correlation(ranked(x.flatten(1)), ranked(y.flatten(1)), constant_pair(map_range(x), map_range(y)))
 
 
 def hog_ranked(maps: torch.Tensor, cell: int, block: int = 3, orientations: int = 9) -> Ranked:
@@ -142,7 +166,8 @@ def hog_ranked(maps: torch.Tensor, cell: int, block: int = 3, orientations: int 
 def hog_spearman(a: torch.Tensor, b: torch.Tensor, cell: int, block: int = 3, orientations: int = 9) -> torch.Tensor:
     """Spearman between HOG features of min-max normalised maps (Adebayo et al. 2018; Rebuffi et al. 2020)."""
     both = hog_ranked(torch.cat([a, b]), cell, block, orientations)
-    return rank_correlation(both.rows(slice(0, len(a))), both.rows(slice(len(a), None)))
+    constant = constant_pair(map_range(a), map_range(b))
+    return rank_correlation(both.rows(slice(0, len(a))), both.rows(slice(len(a), None)), constant)
 
 
 def box_mean(images: torch.Tensor, size: int) -> torch.Tensor:
@@ -175,4 +200,5 @@ def ssim(
 def ssim_minmax(a: torch.Tensor, b: torch.Tensor, win_size: int = 7) -> torch.Tensor:
     """SSIM of min-max normalised maps with data_range 1 (Adebayo et al. 2018); constant maps: :func:`constant_rule`."""
     (a_norm, a_valid), (b_norm, b_valid) = minmax(a), minmax(b)
-    return constant_rule(ssim(a_norm, b_norm, 1.0, win_size), ~a_valid, ~b_valid)
+    a_constant, b_constant = constant_pair(map_range(a), map_range(b))
+    return constant_rule(ssim(a_norm, b_norm, 1.0, win_size), ~a_valid | a_constant, ~b_valid | b_constant)
