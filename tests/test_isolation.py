@@ -227,3 +227,18 @@ def test_installed_bad_plugins_fail_alone_and_neighbours_equal_a_clean_run(tmp_p
     finally:
         removed = _pip("uninstall", "-y", "saliency-bench-bad-test")
     assert removed.returncode == 0, removed.stderr
+
+
+def test_a_replaced_hook_is_named_and_the_original_put_back():
+    model = small_model()
+    calls = []
+    model.network[0].register_forward_hook(lambda m, a, out: calls.append("original"))
+    guard = ModelGuard(model.network)
+    model.network[0]._forward_hooks.clear()  # a plugin that removes the user's hook ...
+    model.network[0].register_forward_hook(lambda m, a, out: calls.append("plugin"))  # ... and adds its own
+    assert "hooks: forward_hooks on 0" in "; ".join(guard.changes())
+    guard.restore()
+    assert guard.changes() == []
+    with torch.no_grad():
+        model.network(torch.zeros(1, 3, 8, 8))
+    assert calls == ["original"]

@@ -21,11 +21,18 @@ GLOBAL_HOOKS = ("_global_forward_hooks", "_global_forward_pre_hooks", "_global_b
                 "_global_backward_pre_hooks")
 
 
+def _signature(table: dict | None) -> tuple:
+    """(size, last key) of a hook dictionary: handle ids only grow, so any added, removed or replaced hook changes it."""
+    if not table:
+        return (0, None)
+    return (len(table), next(reversed(table)))
+
+
 def _hook_keys(network: nn.Module) -> dict[str, dict[str, tuple]]:
-    """``{module name: {hook dict: its keys}}`` of every module, plus torch's global module hooks under ``""``."""
-    keys = {name: {attr: tuple(getattr(module, attr, {}) or {}) for attr in HOOK_DICTS}
+    """``{module name: {hook dict: its signature}}`` of every module, plus torch's global module hooks."""
+    keys = {name: {attr: _signature(getattr(module, attr, None)) for attr in HOOK_DICTS}
             for name, module in network.named_modules()}
-    keys["<global>"] = {attr: tuple(getattr(torch_module, attr, {})) for attr in GLOBAL_HOOKS}
+    keys["<global>"] = {attr: _signature(getattr(torch_module, attr, None)) for attr in GLOBAL_HOOKS}
     return keys
 
 
@@ -50,6 +57,11 @@ class ModelGuard:
         self.objects = {name: id(tensor) for name, tensor in self.tensors}
         self.flags = self._flags()
         self.hooks = _hook_keys(network)
+        self.hook_tables = {  # the hooks present now (key -> hook), to put back exactly what was there
+            (name, attr): dict(getattr(module, attr, None) or {}) for name, module in network.named_modules()
+            for attr in HOOK_DICTS
+        }
+        self.global_tables = {attr: dict(getattr(torch_module, attr, {})) for attr in GLOBAL_HOOKS}
 
     @staticmethod
     def _groups(tensors: list[tuple[str, torch.Tensor]]) -> dict[tuple, list[tuple[str, torch.Tensor]]]:
@@ -89,7 +101,7 @@ class ModelGuard:
         found = []
         hooks = _hook_keys(self.network)
         added = [f"{attr.strip('_')} on {name or '<root>'}" for name, attrs in hooks.items()
-                 for attr, keys in attrs.items() if keys != self.hooks.get(name, {}).get(attr, ())]
+                 for attr, keys in attrs.items() if keys != self.hooks.get(name, {}).get(attr, (0, None))]
         if added:
             found.append("hooks: " + ", ".join(added[:3]) + (f" (+{len(added) - 3})" if len(added) > 3 else ""))
         flags = self._flags()
@@ -142,13 +154,13 @@ class ModelGuard:
         for name, module in self.network.named_modules():
             for attr in HOOK_DICTS:
                 table = getattr(module, attr, None)
-                if table:
-                    for key in [k for k in table if k not in self.hooks.get(name, {}).get(attr, ())]:
-                        del table[key]
+                if table is not None:
+                    table.clear()
+                    table.update(self.hook_tables.get((name, attr), {}))
         for attr in GLOBAL_HOOKS:
-            table = getattr(torch_module, attr, {})
-            for key in [k for k in table if k not in self.hooks["<global>"][attr]]:
-                del table[key]
+            table = getattr(torch_module, attr)
+            table.clear()
+            table.update(self.global_tables[attr])
         parameters = dict(self.network.named_parameters(remove_duplicate=False))
         modules = dict(self.network.named_modules())
         for key, value in self.flags.items():
