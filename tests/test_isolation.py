@@ -40,6 +40,11 @@ def small_model() -> ModelWrapper:
     (lambda net: nn.modules.module.register_module_forward_hook(lambda m, a, out: out), "hooks: "),
     (lambda net: setattr(net[0].weight, "data", net[0].weight.data.double()), "values of 0.weight"),
     (lambda net: net[0].weight.data.copy_(net[0].weight.data.flip(0)), "values of 0.weight"),  # same norm
+    (lambda net: net.__setitem__(1, nn.Sigmoid()), "modules replaced"),
+    (lambda net: setattr(net[0], "forward", lambda x: x), "forward replaced"),
+    (lambda net: net[0].register_forward_hook(lambda m, a, k, out: out * 2, with_kwargs=True), "hooks: "),
+    (lambda net: net[4].weight.register_hook(lambda g: g * 0), "tensor_hooks"),
+    (lambda net: net[4](torch.ones(1, 4)).sum().backward(), "4.weight.grad"),
 ])
 def test_guard_names_each_change_and_restores_the_reference_exactly(change, named):
     model = small_model()
@@ -242,3 +247,16 @@ def test_a_replaced_hook_is_named_and_the_original_put_back():
     with torch.no_grad():
         model.network(torch.zeros(1, 3, 8, 8))
     assert calls == ["original"]
+
+
+def test_a_plugin_cannot_swallow_the_time_limit():
+    def careless():
+        try:
+            while True:
+                pass
+        except Exception:  # a plugin's blanket handler
+            return "swallowed"
+
+    with pytest.raises(MethodTimeout):
+        with time_limit(0.2):
+            careless()

@@ -159,8 +159,9 @@ def test_a_vanished_map_counts_as_complete_change_in_every_measure():
         final = result["metrics"][f"{measure}_final"]
         mean = result["metrics"][f"{measure}_mean"]
         assert (final["value"], final["n"], final["dropped"]) == (0.0, len(LAYOUT), 0)  # the old check: n = 0
-        assert final["vanished"] == len(LAYOUT) * draws
-        assert mean["value"] == 0.0 and mean["vanished"] == len(LAYOUT) * draws * len(result["curve"]["layers"])
+        assert final["vanished"] == final["maps"] == len(LAYOUT) * draws
+        steps = len(result["curve"]["layers"])
+        assert mean["value"] == 0.0 and mean["vanished"] == mean["maps"] == len(LAYOUT) * draws * steps
 
 
 class DrawSpy(Edge):

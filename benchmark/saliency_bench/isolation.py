@@ -15,8 +15,10 @@ from torch.nn.modules import module as torch_module
 
 HOOK_DICTS = (
     "_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks",
+    "_forward_hooks_with_kwargs", "_forward_hooks_always_called", "_forward_pre_hooks_with_kwargs",
     "_state_dict_hooks", "_load_state_dict_pre_hooks",
 )
+MODULE_TABLES = ("_modules", "_parameters", "_buffers")  # a module's children, parameters and buffers
 GLOBAL_HOOKS = ("_global_forward_hooks", "_global_forward_pre_hooks", "_global_backward_hooks",
                 "_global_backward_pre_hooks")
 
@@ -62,6 +64,13 @@ class ModelGuard:
             for attr in HOOK_DICTS
         }
         self.global_tables = {attr: dict(getattr(torch_module, attr, {})) for attr in GLOBAL_HOOKS}
+        self.modules = dict(network.named_modules(remove_duplicate=False))
+        self.tables = {(name, attr): dict(getattr(module, attr)) for name, module in self.modules.items()
+                       for attr in MODULE_TABLES}
+        self.structure = self._structure()
+        self.forwards = {name: m.__dict__["forward"] for name, m in self.modules.items() if "forward" in m.__dict__}
+        self.tensor_hooks = {name: (dict(p._backward_hooks) if p._backward_hooks else None)
+                             for name, p in network.named_parameters(remove_duplicate=False)}
 
     @staticmethod
     def _groups(tensors: list[tuple[str, torch.Tensor]]) -> dict[tuple, list[tuple[str, torch.Tensor]]]:
@@ -77,10 +86,18 @@ class ModelGuard:
         named += [(f"buffer:{name}", b) for name, b in self.network.named_buffers(remove_duplicate=False)]
         return named
 
+    def _structure(self) -> list[tuple]:
+        """Each module's name, identity, and the identity of a ``forward`` set on the instance (0 if none)."""
+        return [(name, id(module), id(module.__dict__.get("forward", 0)) if "forward" in module.__dict__ else 0)
+                for name, module in self.network.named_modules(remove_duplicate=False)]
+
     def _flags(self) -> dict[str, object]:
-        """requires_grad of each parameter, training and inplace of each module."""
-        flags: dict[str, object] = {f"{name}.requires_grad": p.requires_grad
-                                    for name, p in self.network.named_parameters(remove_duplicate=False)}
+        """requires_grad, a stored .grad and tensor hooks of each parameter; training and inplace of each module."""
+        flags: dict[str, object] = {}
+        for name, p in self.network.named_parameters(remove_duplicate=False):
+            flags[f"{name}.requires_grad"] = p.requires_grad
+            flags[f"{name}.grad"] = p.grad is not None
+            flags[f"{name}.tensor_hooks"] = _signature(p._backward_hooks)
         for name, module in self.network.named_modules():
             flags[f"{name or '<root>'}.training"] = module.training
             if hasattr(module, "inplace"):
@@ -99,6 +116,8 @@ class ModelGuard:
     def changes(self) -> list[str]:
         """What differs from the reference: hooks, flags, replaced or changed parameters/buffers (empty if none)."""
         found = []
+        if self._structure() != self.structure:
+            found.append("modules replaced, added or removed, or a module's forward replaced")
         hooks = _hook_keys(self.network)
         added = [f"{attr.strip('_')} on {name or '<root>'}" for name, attrs in hooks.items()
                  for attr, keys in attrs.items() if keys != self.hooks.get(name, {}).get(attr, (0, None))]
@@ -134,19 +153,17 @@ class ModelGuard:
                     if not _same_layout(t, p) or not torch.equal(t.detach(), p)]
 
     def restore(self) -> None:
-        """Put back the parameter objects, their values, the flags, and remove every hook added since."""
+        """Put back the modules, parameter and buffer objects and their values, the flags and exactly the hooks."""
+        for (name, attr), saved in self.tables.items():  # children, parameters, buffers of every original module
+            table = getattr(self.modules[name], attr)
+            table.clear()
+            table.update(saved)
+        for name, module in self.modules.items():  # a forward set on the instance since is removed
+            module.__dict__.pop("forward", None)
+            if name in self.forwards:
+                module.__dict__["forward"] = self.forwards[name]
         with torch.no_grad():
             for (name, original), copy in zip(self.tensors, self.pristine):
-                if not name.startswith("buffer:"):
-                    module_name, _, attr = name.rpartition(".")
-                    owner = self.network.get_submodule(module_name) if module_name else self.network
-                    if owner._parameters.get(attr) is not original:
-                        owner._parameters[attr] = original
-                else:
-                    module_name, _, attr = name[len("buffer:"):].rpartition(".")
-                    owner = self.network.get_submodule(module_name) if module_name else self.network
-                    if owner._buffers.get(attr) is not original:
-                        owner._buffers[attr] = original
                 if not _same_layout(original, copy):
                     original.data = copy.clone()
                 else:
@@ -162,10 +179,15 @@ class ModelGuard:
             table.clear()
             table.update(self.global_tables[attr])
         parameters = dict(self.network.named_parameters(remove_duplicate=False))
-        modules = dict(self.network.named_modules())
         for key, value in self.flags.items():
             name, _, flag = key.rpartition(".")
             if flag == "requires_grad":
                 parameters[name].requires_grad_(value)
+            elif flag == "grad":
+                if not value:
+                    parameters[name].grad = None
+            elif flag == "tensor_hooks":
+                saved = self.tensor_hooks[name]
+                parameters[name]._backward_hooks = None if saved is None else type(saved)(saved)
             else:
-                setattr(modules["" if name == "<root>" else name], flag, value)
+                setattr(self.modules["" if name == "<root>" else name], flag, value)

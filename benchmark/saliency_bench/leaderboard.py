@@ -222,7 +222,7 @@ def detail_tables(board: dict) -> list[str]:
                 if m and m.get("one_constant"):
                     cell += f" ({m['one_constant']} with one constant map, scored 0)"
                 if m and m.get("vanished"):
-                    cell += f" ({m['vanished']} vanished, scored 0)"
+                    cell += f" ({m['vanished']} of {m.get('maps', '?')} randomised maps vanished, scored 0)"
                 cells.append(cell)
             rows.append([f"`{name}`"] + cells)
         params = ", ".join(f"{k}={v}" for k, v in board["checks"][check].items() if not isinstance(v, (list, dict)))

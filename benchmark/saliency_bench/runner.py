@@ -12,6 +12,7 @@ import torch
 from .checks.base import MethodGroup
 from .config import package_versions, plain
 from .errors import UserError, exception_line
+from .isolation import ModelGuard
 from .plugins import Registry, get_plugin_manager
 from .store import SPEED, ResultStore
 from .suite import Suite
@@ -57,6 +58,7 @@ class RunReport:
     methods: list[str]
     checks: list[str]
     failures: dict[str, str] = field(default_factory=dict)
+    not_applicable: dict[str, set[str]] = field(default_factory=dict)  # method -> checks where it is n/a
     seconds: dict[str, float] = field(default_factory=dict)
     computed: list[tuple[str, str]] = field(default_factory=list)
     reused: list[tuple[str, str]] = field(default_factory=list)
@@ -175,7 +177,9 @@ def group_by_shared_pass(names: list[str], registry: Registry) -> list[list[str]
 def _provenance(registry: Registry, name: str) -> dict:
     """The distribution and version that provide a method (a result is reused only under the same)."""
     registered = registry.methods[name]
-    return {"distribution": registered.distribution, "version": registered.version}
+    provenance = {"distribution": registered.distribution, "version": registered.version}
+    settings = registered.obj.setting_values() if hasattr(registered.obj, "setting_values") else {}
+    return {**provenance, "settings": settings} if settings else provenance
 
 
 def file_sha256(path: str) -> str:
@@ -220,6 +224,7 @@ def run_benchmark(
     config = plain({**suite.describe(), "weights_sha256": weights, "versions": package_versions()})
     store = ResultStore(Path(options.out), config, fresh=options.fresh, wait=options.wait, log=log)
     report = RunReport(store=store, suite=suite, methods=methods, checks=checks)
+    guard = ModelGuard(suite.model.network)  # the model's reference state, shared by every group of the run
     for check_name in checks:
         check = registry.checks[check_name].obj
         params = params_by_check[check_name]
@@ -230,11 +235,14 @@ def run_benchmark(
             stored = store.get(name, check_name, params)
             if stored is not None and stored.get("status") in ("ok", "n/a") and stored.get("plugin") == _provenance(registry, name):
                 report.reused.append((name, check_name))
+                if stored["status"] == "n/a":
+                    report.not_applicable.setdefault(name, set()).add(check_name)
             else:
                 pending.append(name)
         groups = group_by_shared_pass(pending, registry)
         for index, names in enumerate(groups, 1):
-            group = MethodGroup([registry.methods[n].obj for n in names], suite.model, timeout=options.method_timeout)
+            group = MethodGroup([registry.methods[n].obj for n in names], suite.model, timeout=options.method_timeout,
+                                guard=guard)
             label = f"{index}/{len(groups)} {names[0]}" + (f" +{len(names) - 1}" if len(names) > 1 else "")
             torch.manual_seed(options.seed)
             try:
@@ -251,6 +259,7 @@ def run_benchmark(
                 record = None
                 if name in group.not_applicable:
                     record = {"status": "n/a", "reason": group.not_applicable[name], "plugin": meta}
+                    report.not_applicable.setdefault(name, set()).add(check_name)
                 elif name not in group.failures and name in results:
                     try:
                         record = {"status": "ok", "plugin": meta, **plain(results[name])}
@@ -286,7 +295,7 @@ def measure_speed(report: RunReport, registry: Registry, options: RunOptions, lo
     device = describe_device(model.device)
     pending = []
     for name in report.methods:
-        if name in report.failures:  # a method that failed a check (hung, changed the model) is not timed
+        if name in report.failures or report.not_applicable.get(name):  # failed (hung, changed the model) or n/a
             continue
         stored = report.store.get(name, SPEED)
         if (stored is not None and stored.get("status") == "ok" and stored.get("params") == params

@@ -129,7 +129,8 @@ def measure(
     for name in names:
         group = MethodGroup([registry.methods[name].obj], model)
         candidates.append(Candidate(name, "method", lambda g=group: g(inputs, targets),
-                                    check=lambda g=group, n=name: g.failures.get(n)))
+                                    check=lambda g=group, n=name: g.failures.get(n) or (
+                                        f"n/a: {g.not_applicable[n]}" if n in g.not_applicable else None)))
     if names and extras:
         probe = "gradient" if "gradient" in names else names[0]
         group = MethodGroup([registry.methods[probe].obj], model)

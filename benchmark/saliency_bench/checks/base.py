@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Sequence
 
 import torch
 
-from ..errors import MethodError, NotApplicable, exception_line
+from ..errors import MethodError, NotApplicable, UserError, exception_line
 from ..isolation import ModelGuard
 from ..timeouts import MethodTimeout, time_limit
 from ..methods import Method, validate_maps
@@ -51,14 +51,18 @@ class MethodGroup:
     ``timeout`` (seconds, per method over the whole check) fails a method that runs longer.
     """
 
-    def __init__(self, methods: Sequence[Method], model: "ModelWrapper", timeout: float | None = None):
+    def __init__(
+        self, methods: Sequence[Method], model: "ModelWrapper", timeout: float | None = None,
+        guard: ModelGuard | None = None,
+    ):
         self.methods = {m.name: m for m in methods}
         self.model = model
         self.failures: dict[str, str] = {}
         self.not_applicable: dict[str, str] = {}
         self.timeout = timeout
         self.elapsed: dict[str, float] = {}
-        self.guards: dict[int, ModelGuard] = {}
+        # ``guard``: the run's one reference of ``model`` (so no group takes a damaged model for clean)
+        self.guards: dict[int, ModelGuard] = {id(model.network): guard} if guard is not None else {}
 
     @property
     def active(self) -> list[str]:
@@ -112,8 +116,14 @@ class MethodGroup:
                     self.elapsed[name] = self.elapsed.get(name, 0.0) + time.perf_counter() - started
             changed = guard.changes()
             if changed:
-                guard.restore()
-                self._fail([n for n in names if n not in self.failures], "changed the model: " + "; ".join(changed))
+                reason = "changed the model: " + "; ".join(changed)
+                try:
+                    guard.restore()
+                except Exception as exc:  # noqa: BLE001 - a model we cannot restore must stop the run
+                    raise UserError(f"method '{names[0]}' {reason}, and the model could not be restored "
+                                    f"({exception_line(exc)}); leave that plugin out (SALIENCY_BENCH_PLUGINS) and "
+                                    "rerun: finished results are kept") from None
+                self._fail([n for n in names if n not in self.failures], reason)
                 continue
             if out is None:
                 continue

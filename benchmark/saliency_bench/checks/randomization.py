@@ -118,12 +118,13 @@ def layer_mean(data: np.ndarray) -> np.ndarray:
 def curve_metrics(data: np.ndarray, vanished: np.ndarray, boot: dict) -> dict:
     """``{"mean", "final", "curve"}`` of one measure's values ``[n, D, L]`` (images, weight draws, cascade steps).
 
-    Each entry has a crossed image-and-draw bootstrap CI; ``vanished`` counts the (image, draw) maps that
-    became constant at that step (scored 0 by the constant-map rule), ``dropped`` the undefined values.
+    Each entry has a crossed image-and-draw bootstrap CI; ``vanished`` counts, of the ``maps`` randomised maps
+    it summarises ((image, draw) pairs at a step; (image, draw, step) for the mean), those that became constant
+    (scored 0 by the constant-map rule); ``dropped`` counts the undefined values.
     """
-    curve = [summarize_crossed(data[..., step], **boot, vanished=int(vanished[..., step].sum()))
-             for step in range(data.shape[-1])]
-    mean = summarize_crossed(layer_mean(data), **boot, vanished=int(vanished.sum()))
+    curve = [summarize_crossed(data[..., step], **boot, vanished=int(vanished[..., step].sum()),
+                               maps=int(vanished[..., step].size)) for step in range(data.shape[-1])]
+    mean = summarize_crossed(layer_mean(data), **boot, vanished=int(vanished.sum()), maps=int(vanished.size))
     return {"mean": mean, "final": curve[-1], "curve": curve}
 
 

@@ -89,7 +89,8 @@ def summarize_crossed(data, *, seed: int = 0, n_boot: int = 1000, level: float =
     bootstrap"), so the interval covers the variation between random draws as well as between images.
     NaNs (undefined values) are left out and counted as ``dropped``; ``n`` counts images with a value.
     """
-    data = np.asarray(data, dtype=float).reshape(len(data), -1)
+    data = np.asarray(data, dtype=float)
+    data = data.reshape(len(data), data.shape[1] if data.ndim > 1 else 1)
     finite = np.isfinite(data)
     dropped, usable = int((~finite).sum()), int(finite.any(1).sum())
     if not finite.any():
