@@ -51,18 +51,12 @@ def run_arguments(draw) -> tuple[str, list[str], str]:
 @pytest.fixture(scope="module")
 def fake_plugins():
     """The fake model, dataset and check (tests/fakes.py), registered once for the whole module."""
-    from fakes import BrokenMethodsPlugin, FakePlugin
+    from conftest import fake_plugins_registered
 
     from saliency_bench.plugins import get_plugin_manager
 
-    pm = get_plugin_manager()
-    pm.register(FakePlugin(), name="fakes-properties")
-    pm.register(BrokenMethodsPlugin(), name="broken-properties")
-    try:
+    with fake_plugins_registered(get_plugin_manager(), "-properties") as pm:
         yield pm
-    finally:
-        pm.unregister(name="fakes-properties")
-        pm.unregister(name="broken-properties")
 
 
 @pytest.fixture(scope="module")
