@@ -1,6 +1,5 @@
 """Test setup: keep installed third-party plugins out of the run (tests opt in explicitly)."""
 import os
-from contextlib import contextmanager
 
 os.environ.setdefault("SALIENCY_BENCH_PLUGINS", "")
 os.environ.setdefault("TQDM_DISABLE", "1")
@@ -26,22 +25,10 @@ def pm():
     return get_plugin_manager()
 
 
-@contextmanager
-def fake_plugins_registered(pm, suffix: str = ""):
-    """The fake model, dataset and check, plus the broken methods, registered on ``pm`` for the block."""
-    from fakes import BrokenMethodsPlugin, FakePlugin
-
-    pm.register(FakePlugin(), name=f"fakes{suffix}")
-    pm.register(BrokenMethodsPlugin(), name=f"broken{suffix}")
-    try:
-        yield pm
-    finally:
-        pm.unregister(name=f"fakes{suffix}")
-        pm.unregister(name=f"broken{suffix}")
-
-
 @pytest.fixture
 def fakes(pm):
     """The fake model, dataset and check, plus the broken methods, registered for one test."""
+    from fakes import fake_plugins_registered
+
     with fake_plugins_registered(pm) as registered:
         yield registered

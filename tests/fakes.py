@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -150,3 +151,15 @@ class BrokenMethodsPlugin:
     def register_methods(self, register):
         for method in (Raises(), ReturnsNaN(), WrongShape(), Slow(), Undefined()):
             register(method)
+
+
+@contextmanager
+def fake_plugins_registered(pm, suffix: str = ""):
+    """The fake model, dataset and check, plus the broken methods, registered on ``pm`` for the block."""
+    pm.register(FakePlugin(), name=f"fakes{suffix}")
+    pm.register(BrokenMethodsPlugin(), name=f"broken{suffix}")
+    try:
+        yield pm
+    finally:
+        pm.unregister(name=f"fakes{suffix}")
+        pm.unregister(name=f"broken{suffix}")

@@ -51,7 +51,7 @@ def run_arguments(draw) -> tuple[str, list[str], str]:
 @pytest.fixture(scope="module")
 def fake_plugins():
     """The fake model, dataset and check (tests/fakes.py), registered once for the whole module."""
-    from conftest import fake_plugins_registered
+    from fakes import fake_plugins_registered
 
     from saliency_bench.plugins import get_plugin_manager
 
