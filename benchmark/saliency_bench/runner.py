@@ -1,6 +1,7 @@
 """Runs selected methods through selected checks on one model and dataset, storing each result at once."""
 from __future__ import annotations
 
+import math
 import sys
 import time
 from dataclasses import dataclass, field, replace
@@ -118,8 +119,6 @@ def _convert(check: str, key: str, default: object, value: object, spec=None) ->
     A float parameter is never NaN or infinite ("nan", "inf" and "1e999" parse as floats, but no check can use
     them); ``spec`` (the parameter's ``Param``, if the check declares one) words the refusal.
     """
-    import math
-
     def finite(number: object) -> object:
         if isinstance(number, float) and not math.isfinite(number):
             what = spec.describe() if spec is not None and spec.type is float else "a finite number"

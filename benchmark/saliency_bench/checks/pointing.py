@@ -141,7 +141,7 @@ class _PointingBase(Check):
             keep = ((batch["labels"] > 0).sum(1) >= int(params["min_classes"])) & batch["trials"].bool().any(1)
             if not bool(keep.any()):
                 continue
-            batch = {key: value[keep] for key, value in batch.items() if torch.is_tensor(value)}
+            batch = self.prepare({key: value[keep] for key, value in batch.items() if torch.is_tensor(value)}, suite)
             batch_trials = batch["trials"].bool()
             batch_hits = self.score_batch(suite, group, batch, batch_trials, params)
             for name, value in batch_hits.items():
@@ -166,6 +166,10 @@ class _PointingBase(Check):
         return results
 
     references: tuple[str, ...] = ()  # the dataset's own reference scores this game reports beside every method
+
+    def prepare(self, batch: dict, suite: "Suite") -> dict:
+        """What the game adds to a kept batch once, before scoring it (nothing by default)."""
+        return batch
 
     def reference_points(self, suite: "Suite", batch: dict, trials: torch.Tensor, params: dict) -> dict[str, torch.Tensor]:
         """``{reference: hits [B, K] bool}`` of the pointers named in ``references`` (none by default)."""
@@ -216,17 +220,20 @@ class RestrictedPointingGame(_PointingBase):
     description = "Restricted pointing game (Khakzar et al. 2020): the max-logit map scored against every present class"
     references = ("top_object_oracle", "best_single_point")
 
+    def prepare(self, batch, suite):
+        """The max-logit class of each image (one forward), for its map and for the reference points."""
+        with torch.no_grad():
+            return {**batch, "top": suite.model(batch["inputs"]).argmax(1)}
+
     def reference_points(self, suite, batch, trials, params):
         """What the masks alone allow a class-blind pointer: the dataset's reference points for this game.
 
-        ``top_object_oracle`` points at the centre of the max-logit class's mask (a miss where that class is
-        absent) (a perfect, class-blind
-        "most salient object" pointer: what guided backprop at its best does); ``best_single_point`` is the
-        point that lies within the tolerance of the most present classes' masks, the ceiling of any single
-        point per image. Both use the game's tie rule and tolerance.
+        ``top_object_oracle`` points at the centre of the max-logit class's mask, a miss where that class is
+        absent (a perfect, class-blind "most salient object" pointer: what guided backprop at its best does);
+        ``best_single_point`` is the point that lies within the tolerance of the most present classes' masks,
+        the ceiling of any single point per image. Both use the game's tie rule and tolerance.
         """
-        with torch.no_grad():
-            targets = suite.model(batch["inputs"]).argmax(1)
+        targets = batch["top"]
         masks = batch["masks"].bool() & trials[:, :, None, None]
         near = within_tolerance(masks, float(params["tolerance"]))  # [B, K, H, W]
         rows = torch.arange(len(targets), device=targets.device)
@@ -240,9 +247,7 @@ class RestrictedPointingGame(_PointingBase):
 
     def score_batch(self, suite, group, batch, trials, params):
         """The max-logit map's argmax of each image tested against the mask of every trial class."""
-        with torch.no_grad():
-            targets = suite.model(batch["inputs"]).argmax(1)
-        maps = group(batch["inputs"], targets)
+        maps = group(batch["inputs"], batch["top"])
         images, classes = trials.nonzero(as_tuple=True)
         masks = batch["masks"][images, classes]
         hits = {}

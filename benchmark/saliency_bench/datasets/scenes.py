@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .synthetic import (
-    CLASS_NAMES, NOISE_STD, ShapesDataset, background, image_rng, object_colour, shape_mask, shape_turn,
+    CLASS_NAMES, NOISE_STD, ShapesDataset, background, image_rng, object_colour, shape_mask, shape_turn, unit_frame,
 )
 
 OBJECT_COUNTS = (1, 2, 3, 4)
@@ -55,7 +55,7 @@ def draw_class(rng: np.random.Generator, related: int) -> int:
     return int(rng.integers(len(CLASS_NAMES)))
 
 
-def place_further(rng: np.random.Generator, size: int, objects: list[dict], relation: str, host: dict) -> dict:
+def place_further(rng: np.random.Generator, size: int, relation: str, host: dict) -> dict:
     """Centre and radius (px) of a further object ``relation``-ed to ``host`` (not yet checked for visibility)."""
     if relation == "nest":
         radius = max(MIN_RADIUS * size, rng.uniform(*NEST_SCALE) * host["r"])
@@ -124,13 +124,10 @@ def layout_objects(rng: np.random.Generator, size: int) -> list[dict]:
     A candidate is redrawn (up to ATTEMPTS times, then left out) when it leaves the image, or when after
     painting some object would keep less than MIN_VISIBLE of its pixels.
     """
-    pixel = np.arange(size, dtype=np.float32) + 0.5
     count = int(rng.choice(OBJECT_COUNTS, p=OBJECT_COUNT_P))
 
     def with_shape(obj: dict) -> dict:
-        u = (pixel[None, :] - obj["cx"]) / obj["r"]
-        v = (obj["cy"] - pixel[:, None]) / obj["r"]
-        return {**obj, "shape": shape_mask(obj["kind"], u, v, obj["turn"])}
+        return {**obj, "shape": shape_mask(obj["kind"], *unit_frame(size, obj["cx"], obj["cy"], obj["r"]), obj["turn"])}
 
     kind = int(rng.integers(len(CLASS_NAMES)))
     radius = rng.uniform(*ANCHOR_RADIUS) * size
@@ -141,7 +138,7 @@ def layout_objects(rng: np.random.Generator, size: int) -> list[dict]:
             host = objects[int(rng.integers(len(objects)))]
             relation = RELATIONS[int(rng.choice(len(RELATIONS), p=RELATION_P))]
             kind = draw_class(rng, host["kind"])
-            candidate = place_further(rng, size, objects, relation, host)
+            candidate = place_further(rng, size, relation, host)
             if not fits(candidate, objects, relation, size):
                 continue
             candidate = with_shape({"kind": kind, **candidate, "turn": shape_turn(rng, kind)})
@@ -169,9 +166,7 @@ def paint_distractor(image: np.ndarray, distractor: dict) -> None:
     """Paint black-and-white stripes inside a star: salient (strong edges) and belonging to no class."""
     size = image.shape[-1]
     pixel = np.arange(size, dtype=np.float32) + 0.5
-    u = (pixel[None, :] - distractor["cx"]) / distractor["r"]
-    v = (distractor["cy"] - pixel[:, None]) / distractor["r"]
-    inside = star_mask(u, v, distractor["turn"])
+    inside = star_mask(*unit_frame(size, distractor["cx"], distractor["cy"], distractor["r"]), distractor["turn"])
     across = np.cos(distractor["stripe_angle"]) * pixel[None, :] + np.sin(distractor["stripe_angle"]) * pixel[:, None]
     stripes = (np.floor(across / distractor["stripe_period"]) % 2).astype(np.float32)
     image[:, inside] = np.where(stripes[inside] > 0, 0.95, 0.05)[None, :]

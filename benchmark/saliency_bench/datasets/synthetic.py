@@ -34,6 +34,12 @@ def image_rng(split: str, seed: int, index: int) -> np.random.Generator:
     return np.random.Generator(np.random.PCG64(np.random.SeedSequence([split_stream(split), int(seed), int(index)])))
 
 
+def unit_frame(size: int, cx: float, cy: float, radius: float) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel-centre offsets from (cx, cy) in units of ``radius``: u across ``[1,S]``, v up ``[S,1]`` (y grows down)."""
+    pixel = np.arange(size, dtype=np.float32) + 0.5
+    return (pixel[None, :] - cx) / radius, (cy - pixel[:, None]) / radius
+
+
 def shape_mask(kind: int, u: np.ndarray, v: np.ndarray, turn: float) -> np.ndarray:
     """Inside test of one shape in its unit frame (u, v = pixel offsets / radius, before rotation by ``turn``)."""
     cos, sin = np.cos(turn), np.sin(turn)
@@ -116,11 +122,8 @@ def render(split: str, seed: int, index: int, size: int) -> tuple[np.ndarray, np
     bg_colour = rng.uniform(0.15, 0.85, size=3)
     image = background(rng, size, bg_colour)
     masks = np.zeros((num_classes, size, size), dtype=bool)
-    pixel = np.arange(size, dtype=np.float32) + 0.5
     for kind, (cx, cy, radius) in zip(kinds, place_objects(rng, size, count)):
-        u = (pixel[None, :] - cx) / radius
-        v = (cy - pixel[:, None]) / radius
-        masks[kind] = shape_mask(int(kind), u, v, shape_turn(rng, int(kind)))
+        masks[kind] = shape_mask(int(kind), *unit_frame(size, cx, cy, radius), shape_turn(rng, int(kind)))
         colour = object_colour(rng, bg_colour)
         shade = 1.0 + 0.1 * rng.uniform(-1.0, 1.0)
         image[:, masks[kind]] = (colour * shade)[:, None]

@@ -38,6 +38,12 @@ def quadrature(method: str, n_steps: int) -> tuple[list[float], list[float]]:
     return alphas.tolist(), weights
 
 
+def noise_sigma(inputs: torch.Tensor, noise_level: float) -> torch.Tensor:
+    """SmoothGrad's sigma per image, ``noise_level`` * (max - min) of that image (Smilkov et al. 2017), ``[B,1,1,1]``."""
+    flat = inputs.flatten(1)
+    return (noise_level * (flat.amax(dim=1) - flat.amin(dim=1))).view(-1, 1, 1, 1)
+
+
 NOISE_LEVELS = (0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.08, 0.1, 0.12, 0.15, 0.2)
 
 
@@ -47,8 +53,7 @@ def top1_kept(model, inputs: torch.Tensor, noise_level: float, n_samples: int = 
     network = network_of(model)
     clean = network(inputs).argmax(1)
     generator = torch.Generator(device=inputs.device).manual_seed(seed)
-    flat = inputs.flatten(1)
-    sigma = (noise_level * (flat.amax(1) - flat.amin(1))).view(-1, 1, 1, 1)
+    sigma = noise_sigma(inputs, noise_level)
     kept = 0
     for _ in range(n_samples):
         noise = torch.randn(inputs.shape, generator=generator, device=inputs.device, dtype=inputs.dtype)
@@ -89,8 +94,7 @@ class SmoothGrad(PropagationMethod):
         """(1/n) sum_i df_t/dx (x + eps_i), eps_i ~ N(0, sigma^2), sigma per sample."""
         x = inputs.detach()
         generator = torch.Generator(device=x.device).manual_seed(self.seed)
-        flat = x.flatten(1)
-        sigma = (self.noise_level * (flat.amax(dim=1) - flat.amin(dim=1))).view(-1, 1, 1, 1)
+        sigma = noise_sigma(x, self.noise_level)
         noise = torch.randn((self.n_samples, *x.shape), generator=generator, device=x.device, dtype=x.dtype)
         noisy = (x + sigma * noise).flatten(0, 1)
         grads = chunked_target_gradient(network_of(model), noisy, targets.repeat(self.n_samples), self.max_batch)
