@@ -8,7 +8,7 @@ import torch
 
 from fakes import CLASSES, MeanMap, SquaresDataset, load_model
 from saliency_bench import Check, DatasetSpec, Method, ModelSpec, hookimpl
-from saliency_bench.plugins import DuplicateNameError, make_plugin_manager, parse_allowlist
+from saliency_bench.plugins import make_plugin_manager, parse_allowlist
 
 
 class Ones(Method):
@@ -77,7 +77,7 @@ def test_controls_are_default_plugins(pm):
     assert registry.methods["edge"].obj.family == "baseline"
 
 
-def test_duplicate_names_are_rejected_naming_both_plugins(pm):
+def test_duplicate_names_leave_both_out_naming_both_plugins(pm):
     class First:
         @hookimpl
         def register_methods(self, register):
@@ -91,8 +91,10 @@ def test_duplicate_names_are_rejected_naming_both_plugins(pm):
     pm.register(First(), name="first-plugin")
     pm.register(Second(), name="second-plugin")
     try:
-        with pytest.raises(DuplicateNameError, match="first-plugin.*second-plugin"):
-            pm.registry()
+        registry = pm.registry()  # no longer raises: the collision is reported and everything else loads
+        assert "ones" not in registry.methods and "random" in registry.methods
+        [line] = [e for e in registry.load_errors if "'ones'" in e]
+        assert "first-plugin" in line and "second-plugin" in line and "left out both" in line
     finally:
         pm.unregister(name="first-plugin")
         pm.unregister(name="second-plugin")
@@ -156,6 +158,8 @@ def test_allowlist_restricts_external_plugins(monkeypatch):
     _fake_entry_points(monkeypatch, [("ones", "sb_good_plugin2")])
     assert "ones" in make_plugin_manager(allowlist=["ones"]).registry().methods
     assert "ones" in make_plugin_manager(allowlist=["fake-*"]).registry().methods  # by distribution
+    assert "ones" in make_plugin_manager(allowlist=["fake-dist:ones"]).registry().methods  # provider-qualified
+    assert "ones" not in make_plugin_manager(allowlist=["other-dist:ones"]).registry().methods
     assert "ones" not in make_plugin_manager(allowlist=["other"]).registry().methods
     monkeypatch.setenv("SALIENCY_BENCH_PLUGINS", "")
     registry = make_plugin_manager().registry()
@@ -168,6 +172,7 @@ def test_parse_allowlist():
     assert parse_allowlist(None) is None
     assert parse_allowlist("") == []
     assert parse_allowlist(" a, b ,") == ["a", "b"]
+    assert parse_allowlist("*,my-dist:gradcam") == ["*", "my-dist:gradcam"]
 
 
 def test_select_methods_by_glob(pm):

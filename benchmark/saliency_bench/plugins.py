@@ -5,6 +5,7 @@ import fnmatch
 import importlib
 import importlib.metadata
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
@@ -26,11 +27,13 @@ DEFAULT_PLUGINS = (
     "saliency_bench.datasets.real_plugin",
 )
 
+# The distributions this project ships: their names win a collision unless the allowlist names the other plugin.
+SHIPPED_DISTRIBUTIONS = frozenset({"saliency-bench", "saliency-bench-aggregation", "saliency-bench-propagation"})
+
 KINDS = ("methods", "checks", "models", "datasets")
 
-
-class DuplicateNameError(UserError):
-    """Two plugins registered the same method, check, model or dataset name."""
+# How strongly a plugin holds the names it registers: the highest standing wins a collision, a tie leaves all out.
+THIRD_PARTY, SHIPPED, EXPLICIT = 0, 1, 2
 
 
 @dataclass(frozen=True)
@@ -45,7 +48,11 @@ class Registered:
 
 @dataclass
 class Registry:
-    """Every registered method, check, model and dataset by name, and the plugins that failed to load."""
+    """Every registered method, check, model and dataset by name, and one-line warnings in ``load_errors``.
+
+    ``load_errors`` holds plugins that failed to load, name collisions and how each was resolved, and allowlist
+    items that matched nothing; the CLI prints each as ``warning: ...``.
+    """
 
     methods: dict[str, Registered] = field(default_factory=dict)
     checks: dict[str, Registered] = field(default_factory=dict)
@@ -66,18 +73,77 @@ class Registry:
 
 
 def parse_allowlist(value: str | None) -> list[str] | None:
-    """``None`` (variable unset) loads every plugin; otherwise comma-separated names/globs; empty loads none."""
+    """``None`` (variable unset) loads every plugin; otherwise comma-separated items; empty loads none.
+
+    A plain item is an entry-point or distribution name (globs allowed) and selects the entry points it matches.
+    A provider-qualified item ``DIST:ENTRYPOINT`` (no glob) selects that one entry point and also lets it win a
+    name collision, even over a shipped plugin (the shipped one is then left out, with a notice). Like any item
+    it restricts loading to what the list selects, so ``my-dist:gradcam`` alone loads only that entry point
+    (besides the core's defaults); write ``*,my-dist:gradcam`` to load everything and override one name.
+    """
     if value is None:
         return None
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
+def normalize_distribution(name: str) -> str:
+    """A distribution name as PEP 503 compares it (``Saliency_Bench`` -> ``saliency-bench``)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def is_shipped(distribution: str | None) -> bool:
+    """Whether a distribution is one this project ships (the core, aggregation or propagation)."""
+    return distribution is not None and normalize_distribution(distribution) in SHIPPED_DISTRIBUTIONS
+
+
+def _qualified(item: str) -> tuple[str, str] | None:
+    """``DIST:ENTRYPOINT`` -> (normalised DIST, ENTRYPOINT); a plain name or glob -> None."""
+    dist, sep, name = item.partition(":")
+    return (normalize_distribution(dist.strip()), name.strip()) if sep else None
+
+
+def _dist_name(entry_point: importlib.metadata.EntryPoint) -> str:
+    """The name of the distribution an entry point comes from, ``?`` when unknown."""
+    return entry_point.dist.name if entry_point.dist else "?"
+
+
+def _selects(item: str, entry_point: importlib.metadata.EntryPoint) -> bool:
+    """One allowlist item selects an entry point: ``DIST:EP`` exactly, a plain item its name or distribution."""
+    qualified = _qualified(item)
+    if qualified:
+        return qualified == (normalize_distribution(_dist_name(entry_point)), entry_point.name)
+    return fnmatch.fnmatchcase(entry_point.name, item) or fnmatch.fnmatchcase(_dist_name(entry_point), item)
+
+
 def _allowed(entry_point: importlib.metadata.EntryPoint, allowlist: list[str] | None) -> bool:
-    """An entry point loads if its name or its distribution's name matches the allowlist."""
-    if allowlist is None:
-        return True
-    dist = entry_point.dist.name if entry_point.dist else ""
-    return any(fnmatch.fnmatchcase(entry_point.name, p) or fnmatch.fnmatchcase(dist, p) for p in allowlist)
+    """An entry point loads if some allowlist item selects it (every one loads without an allowlist)."""
+    return allowlist is None or any(_selects(item, entry_point) for item in allowlist)
+
+
+def _explicit(entry_point: importlib.metadata.EntryPoint, allowlist: list[str] | None) -> bool:
+    """Whether a provider-qualified allowlist item (``DIST:EP``) names this entry point."""
+    return any(_qualified(item) and _selects(item, entry_point) for item in allowlist or ())
+
+
+def unmatched_allowlist_items(entry_points: list, allowlist: list[str] | None) -> list[str]:
+    """One line per allowlist item that selects no installed entry point."""
+    installed = ", ".join(sorted({_dist_name(ep) for ep in entry_points})) or "none"
+    return [
+        f"{ALLOWLIST_ENV}: '{item}' matched no installed plugin (installed: {installed})"
+        for item in allowlist or ()
+        if not any(_selects(item, ep) for ep in entry_points)
+    ]
+
+
+def plugin_name(entry_point: importlib.metadata.EntryPoint) -> str:
+    """The provider-qualified name an entry point's plugin is registered under: ``DIST:ENTRYPOINT``."""
+    return f"{_dist_name(entry_point)}:{entry_point.name}"
+
+
+def _provider(registered: Registered) -> str:
+    """Who registered something, for messages: ``my-dist (plugin 'my-dist:gradcam')``, ``shipped`` if it is."""
+    shipped = "shipped " if is_shipped(registered.distribution) else ""
+    return f"{shipped}{registered.distribution} (plugin '{registered.plugin}')"
 
 
 class PluginManager(pluggy.PluginManager):
@@ -88,6 +154,7 @@ class PluginManager(pluggy.PluginManager):
         self.add_hookspecs(hookspecs)
         self.load_errors: list[str] = []
         self.distributions: dict[str, tuple[str, str]] = {}
+        self.explicit: set[str] = set()
 
     def load_default_plugins(self) -> None:
         """Register the core's own plugins (controls, checks, models, datasets) like any other."""
@@ -99,50 +166,92 @@ class PluginManager(pluggy.PluginManager):
                 self.load_errors.append(f"plugin '{module_name}' failed to load: {reason}")
 
     def load_entry_points(self, allowlist: list[str] | None) -> None:
-        """Load every allowed entry point; a plugin that fails to import is reported and skipped."""
-        entry_points = sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name)
+        """Load every allowed entry point as plugin ``DIST:ENTRYPOINT``; one that fails is reported and skipped."""
+        entry_points = sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP),
+                              key=lambda e: (e.name, _dist_name(e)))
+        self.load_errors += unmatched_allowlist_items(entry_points, allowlist)
         for ep in entry_points:
-            if not _allowed(ep, allowlist) or self.has_plugin(ep.name):
-                continue
-            dist = (ep.dist.name, ep.dist.version) if ep.dist else ("?", "?")
-            try:
-                plugin = ep.load()
-                self.register(plugin, name=ep.name)
-            except Exception as exc:  # report by name with the reason, keep loading the rest
-                reason = exception_line(exc)
-                self.load_errors.append(f"plugin '{ep.name}' from {dist[0]} failed to load: {reason}")
-                continue
-            self.distributions[ep.name] = dist
+            name = plugin_name(ep)
+            if _allowed(ep, allowlist) and not self.has_plugin(name):
+                self._load_entry_point(ep, name, _explicit(ep, allowlist))
+
+    def _load_entry_point(self, ep: importlib.metadata.EntryPoint, name: str, explicit: bool) -> None:
+        """Load and register one entry point, recording its distribution; a failure is reported."""
+        dist = (ep.dist.name, ep.dist.version) if ep.dist else ("?", "?")
+        try:
+            self.register(ep.load(), name=name)
+        except Exception as exc:  # report by name with the reason, keep loading the rest
+            self.load_errors.append(f"plugin '{ep.name}' from {dist[0]} failed to load: {exception_line(exc)}")
+            return
+        self.distributions[name] = dist
+        if explicit:
+            self.explicit.add(name)
+
+    def standing(self, registered: Registered) -> int:
+        """EXPLICIT if the allowlist names its plugin ``DIST:EP``, else SHIPPED or THIRD_PARTY by distribution."""
+        if registered.plugin in self.explicit:
+            return EXPLICIT
+        return SHIPPED if is_shipped(registered.distribution) else THIRD_PARTY
 
     def registry(self) -> Registry:
-        """Call every register_* hook, plugin by plugin, recording provenance and rejecting duplicates."""
+        """Call every register_* hook, plugin by plugin, recording provenance and resolving name collisions."""
         registry = Registry(load_errors=list(self.load_errors))
         for kind in KINDS:
             table: dict[str, Registered] = getattr(registry, kind)
-            caller = getattr(self.hook, f"register_{kind}")
-            for impl in caller.get_hookimpls():  # registration order
-                plugin_name = impl.plugin_name
-                dist, version = self.distributions.get(plugin_name, ("saliency-bench", _core_version()))
-
-                def register(obj: Any, _plugin=plugin_name, _dist=dist, _version=version, _table=table) -> None:
-                    if kind == "methods":
-                        check_method_declaration(obj)
-                    name = obj.name
-                    if name in _table:
-                        raise DuplicateNameError(
-                            f"{kind[:-1]} '{name}' registered twice: by plugin '{_table[name].plugin}' "
-                            f"and by plugin '{_plugin}'"
-                        )
-                    _table[name] = Registered(obj, _plugin, _dist, _version)
-
-                try:
-                    impl.function(register)
-                except DuplicateNameError:
-                    raise
-                except Exception as exc:
-                    reason = exception_line(exc)
-                    registry.load_errors.append(f"plugin '{plugin_name}' failed in register_{kind}: {reason}")
+            for name, candidates in self._candidates(kind, registry.load_errors).items():
+                winner, message = self._resolve(kind[:-1], name, candidates)
+                if winner is not None:
+                    table[name] = winner
+                if message:
+                    registry.load_errors.append(message)
         return registry
+
+    def _candidates(self, kind: str, errors: list[str]) -> dict[str, list[Registered]]:
+        """Everything each plugin registers of one kind, by name, in registration order (once per plugin)."""
+        found: dict[str, list[Registered]] = {}
+        for impl in getattr(self.hook, f"register_{kind}").get_hookimpls():  # registration order
+            plugin = impl.plugin_name
+            dist, version = self.distributions.get(plugin, ("saliency-bench", _core_version()))
+
+            def register(obj: Any, _plugin=plugin, _dist=dist, _version=version) -> None:
+                if kind == "methods":
+                    check_method_declaration(obj)
+                others = found.setdefault(obj.name, [])
+                if any(r.plugin == _plugin for r in others):
+                    errors.append(f"{kind[:-1]} '{obj.name}' registered twice by plugin '{_plugin}' "
+                                  f"({_dist}); kept the first")
+                    return
+                others.append(Registered(obj, _plugin, _dist, _version))
+
+            try:
+                impl.function(register)
+            except Exception as exc:
+                errors.append(f"plugin '{plugin}' failed in register_{kind}: {exception_line(exc)}")
+        return found
+
+    def _resolve(self, kind: str, name: str, candidates: list[Registered]) -> tuple[Registered | None, str | None]:
+        """The one candidate of highest standing and a one-line notice; a tie at the top leaves all out."""
+        if len(candidates) == 1:
+            return candidates[0], None
+        top = max(self.standing(r) for r in candidates)
+        best = [r for r in candidates if self.standing(r) == top]
+        if len(best) > 1:
+            return None, _tie_message(kind, name, candidates, top)
+        winner = best[0]
+        losers = ", ".join(_provider(r) for r in candidates if r is not winner)
+        if top == EXPLICIT:
+            return winner, f"{kind} '{name}': using {_provider(winner)} as {ALLOWLIST_ENV} asks; left out {losers}"
+        other = next(r.plugin for r in candidates if r is not winner)
+        return winner, (f"{kind} '{name}': kept {_provider(winner)}, left out {losers}; to use '{other}' instead, "
+                        f"add it to {ALLOWLIST_ENV} (e.g. {ALLOWLIST_ENV}='*,{other}')")
+
+
+def _tie_message(kind: str, name: str, candidates: list[Registered], top: int) -> str:
+    """One line naming every provider of a name no single plugin may keep."""
+    providers = " and ".join(_provider(r) for r in candidates)
+    left_out = "both" if len(candidates) == 2 else f"all {len(candidates)}"
+    hint = "" if top == EXPLICIT else f"; to keep one, add its DIST:ENTRYPOINT to {ALLOWLIST_ENV}"
+    return f"{kind} '{name}' is registered by {providers}; left out {left_out}{hint}"
 
 
 def _core_version() -> str:
@@ -166,7 +275,7 @@ _PM: PluginManager | None = None
 
 
 def get_plugin_manager() -> PluginManager:
-    """The process-wide manager (tests register fake plugins on it and unregister them in ``finally``)."""
+    """The process-wide manager (tests register fakes on it and unregister them in ``finally``)."""
     global _PM
     if _PM is None:
         _PM = make_plugin_manager()
