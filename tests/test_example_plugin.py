@@ -34,18 +34,18 @@ def test_install_list_run_uninstall(tmp_path):
     assert installed.returncode == 0, installed.stderr
     try:
         listing = subprocess.run(cli + ["list"], env=env, capture_output=True, text=True, timeout=120)
-        line = next(l for l in listing.stdout.splitlines() if l.startswith("gradient_sign "))
+        line = next(l for l in listing.stdout.splitlines() if l.startswith("gradient_l2 "))
         assert "propagation" in line and "saliency-bench-example-copy 0.1.0" in line
         run = subprocess.run(
-            [sys.executable, DRIVER, "run", "-m", "gradient_sign", "--model", "fake_vgg", "--checks", "mean_map",
+            [sys.executable, DRIVER, "run", "-m", "gradient_l2", "--model", "fake_vgg", "--checks", "mean_map",
              "--out", str(tmp_path / "out"), "--no-progress"],
             env=env, capture_output=True, text=True, timeout=300,
         )
         assert run.returncode == 0, run.stderr
-        assert (tmp_path / "out" / "results" / "mean_map" / "gradient_sign.json").exists()
+        assert (tmp_path / "out" / "results" / "mean_map" / "gradient_l2.json").exists()
     finally:
         removed = _pip("uninstall", "-y", "saliency-bench-example-copy")
     assert removed.returncode == 0, removed.stderr
     listing = subprocess.run(cli + ["list"], env=env, capture_output=True, text=True, timeout=120)
     assert listing.returncode == 0
-    assert not any(l.startswith("gradient_sign ") for l in listing.stdout.splitlines())
+    assert not any(l.startswith("gradient_l2 ") for l in listing.stdout.splitlines())

@@ -107,18 +107,18 @@ def test_check_user_errors(board_dir, capsys, methods, message):
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1
 
 
-def test_check_refuses_a_method_not_on_the_board(board_dir, pm, capsys):
+def test_check_judges_a_method_not_on_the_board_as_a_new_one(board_dir, pm, capsys):
+    """Not a user error any more: the method gets its row as it would stand on the board (test_check_board.py)."""
     from fakes import BrokenMethodsPlugin
 
-    out = board_dir
     pm.register(BrokenMethodsPlugin(), name="broken")
     try:
         capsys.readouterr()
-        code = main(["check", "slow", "--against", str(out / "leaderboard.json")])
+        code = main(["check", "undefined", "--against", str(board_dir / "leaderboard.json"), "--no-progress"])
     finally:
         pm.unregister(name="broken")
-    err = capsys.readouterr().err
-    assert code == 2 and "not on the leaderboard" in err
+    printed = capsys.readouterr().out
+    assert code == 1 and "not on" in printed and "n/a on pointing_game" in printed
 
 
 def test_check_refuses_an_invalid_file(fakes, tmp_path, capsys):
@@ -153,4 +153,6 @@ def test_a_cross_machine_float_difference_is_never_a_regression():
     assert MACHINE_TOLERANCE >= 4 * 2.3e-4
     assert [r["verdict"] for r in _metric_rows("x", "c", recorded, drifted, None)] == ["ok", "ok"]
     broken = {"status": "ok", "metrics": {"m": {"value": 1.0 - 5e-3}, "bare": {"value": 0.5 + 5e-3}}}
-    assert [r["verdict"] for r in _metric_rows("x", "c", recorded, broken, None)] == ["regression", "regression"]
+    better = {"m": "higher", "bare": "lower"}  # both moved the bad way
+    assert [r["verdict"] for r in _metric_rows("x", "c", recorded, broken, None, better)] == ["regression", "regression"]
+    assert [r["verdict"] for r in _metric_rows("x", "c", recorded, broken, None)] == ["changed", "changed"]

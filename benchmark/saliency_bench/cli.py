@@ -17,7 +17,8 @@ class OneLineParser(argparse.ArgumentParser):
     """argparse that reports a usage mistake as one line and exit 2 (no usage dump)."""
 
     def error(self, message: str):  # noqa: D401 - argparse API
-        raise UserError(f"{self.prog}: {message}")
+        command = self.prog.removeprefix("saliency-bench").strip()  # main() prefixes "saliency-bench: error:"
+        raise UserError(f"{command}: {message}" if command else message)
 
 
 def _int_at_least(minimum: int, what: str):
@@ -58,18 +59,33 @@ def _check_param(text: str) -> tuple[str, str, str]:
     return check, key, value
 
 
+def _registered(kind: str) -> str:
+    """The registered names of ``kind`` for help texts ("?" if plugins cannot be loaded now)."""
+    try:
+        from .plugins import get_plugin_manager
+
+        return ", ".join(getattr(get_plugin_manager().registry(), kind)) or "none"
+    except Exception:  # noqa: BLE001 - help must print even when a plugin is broken
+        return "?"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(prog="saliency-bench", description="Sanity checks for saliency methods.")
+    parser = OneLineParser(prog="saliency-bench", description="Sanity checks for saliency methods (Khakzar et al. 2020).")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
 
-    sub.add_parser("list", help="registered methods, checks, models and datasets")
+    sub.add_parser("list", help="registered methods (with their provider), checks, models and datasets",
+                   description="List registered methods with their provider, checks, models and datasets.")
 
-    run = sub.add_parser("run", help="run methods through the sanity checks")
+    run = sub.add_parser("run", help="run methods through the sanity checks",
+                         description="Run methods through the sanity checks; results are stored per (method, check) "
+                                     "in --out and reused by the same command (resume).")
     _add_run_options(run)
     run.add_argument("--all", action="store_true", help="every registered method")
     run.add_argument("-m", "--method", dest="methods", nargs="+", action="extend", metavar="NAME",
-                     help="method names or globs (gradcam*)")
-    run.add_argument("--fresh", action="store_true", help="recompute everything in --out")
+                     help="method names or globs (gradcam*); see `saliency-bench list`")
+    run.add_argument("--fresh", action="store_true",
+                     help="delete the results stored in --out and recompute (asks first; --yes off a terminal)")
+    run.add_argument("--yes", action="store_true", help="confirm --fresh without asking")
     run.add_argument("--wait", action="store_true",
                      help="if another run is using --out, wait for it to finish instead of refusing")
     run.add_argument("--method-timeout", type=_positive_float, default=None, metavar="SECONDS",
@@ -77,70 +93,94 @@ def build_parser() -> argparse.ArgumentParser:
                           "a resumed run retries it")
     run.add_argument("--no-speed", action="store_true",
                      help="skip timing each method against the floor (the board's speed columns)")
-    run.add_argument("--board-dir", default=None,
-                     help="also write leaderboard.md/json here (default: '.' for the default `run --all`)")
+    run.add_argument("--board-dir", default=None, metavar="DIR",
+                     help="also write leaderboard.md/json and figures here (default: '.' for the default `run --all` "
+                          "only); refused if DIR holds a board of another configuration or with rows this run lacks")
 
-    check = sub.add_parser("check", help="regression-check methods against a recorded leaderboard.json")
-    check.add_argument("methods", nargs="+", metavar="METHOD")
-    check.add_argument("--against", required=True, metavar="LEADERBOARD_JSON")
+    check = sub.add_parser(
+        "check", help="check methods against a recorded leaderboard.json (recorded: regression; new: its row)",
+        description="Rerun methods under a leaderboard's recorded configuration. A method on the board is compared "
+                    "metric by metric (exit 1 if one moved in the bad direction beyond the band); a method not on "
+                    "the board gets its row, ranks, verdicts and differences (exit 1 if it fails --require).")
+    check.add_argument("methods", nargs="+", metavar="METHOD", help="method names or globs")
+    check.add_argument("--against", required=True, metavar="LEADERBOARD_JSON", help="the recorded board")
     check.add_argument("--tolerance", type=float, default=None,
-                       help="allowed absolute difference (default: the recorded 95%% interval)")
-    check.add_argument("--device", default="auto")
+                       help="recorded methods: allowed absolute difference (default: the recorded 95%% interval "
+                            "widened by 1e-3)")
+    check.add_argument("--vs", nargs="+", action="extend", metavar="NAME", default=None,
+                       help="new methods: recorded methods to compare with (default: the 2 nearest and the controls)")
+    check.add_argument("--require", default=None, metavar="CRITERIA",
+                       help="new methods: comma-separated verdicts that must pass, from pointing_game, restricted_gap, "
+                            "class_sensitivity, randomization, localisation, overall (default: overall)")
+    check.add_argument("--add", default=None, metavar="DIR",
+                       help="write a board with the new methods' rows added into DIR (never over --against)")
+    check.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
     check.add_argument("--out", default=None, help="where to store the rerun (default: a temporary folder)")
-    check.add_argument("--data-root", default=None)
-    check.add_argument("--weights", default=None)
-    check.add_argument("--no-progress", action="store_true")
+    check.add_argument("--data-root", default=None, help="the dataset's folder, for a board of real data")
+    check.add_argument("--weights", default=None, help="model weights file, for a board made with --weights")
+    check.add_argument("--no-progress", action="store_true", help="no progress bars or progress lines")
 
-    train = sub.add_parser("train", help="reproduce the default model's shipped weights")
-    train.add_argument("--out", default="runs/train", help="folder for tiny_vgg.pt and tiny_vgg.json")
-    train.add_argument("--seed", type=_non_negative_int, default=0)
-    train.add_argument("--epochs", type=_positive_int, default=None)
-    train.add_argument("--n-train", type=_positive_int, default=None)
-    train.add_argument("--n-val", type=_positive_int, default=None)
-    train.add_argument("--batch-size", type=_positive_int, default=None)
+    train = sub.add_parser("train", help="reproduce the default model's shipped weights",
+                           description="Train tiny_vgg on the embedded dataset (reproduces the shipped weights).")
+    train.add_argument("--out", default="runs/train", help="folder for tiny_vgg.pt and tiny_vgg.json (default: runs/train)")
+    train.add_argument("--seed", type=_non_negative_int, default=0, help="default: 0")
+    train.add_argument("--epochs", type=_positive_int, default=None, help="default: the shipped model's")
+    train.add_argument("--n-train", type=_positive_int, default=None, help="training images per epoch (default: the shipped model's)")
+    train.add_argument("--n-val", type=_positive_int, default=None, help="validation images (default: the shipped model's)")
+    train.add_argument("--batch-size", type=_positive_int, default=None, help="default: the shipped model's")
 
-    figure = sub.add_parser("figure", help="maps of every method of a family for two classes of one image")
-    figure.add_argument("--family", choices=("aggregation", "propagation", "baseline", "all"), default="all")
-    figure.add_argument("-m", "--method", dest="methods", nargs="+", action="extend", metavar="NAME")
+    figure = sub.add_parser("figure", help="maps of every method of a family for two classes of one image",
+                            description="Draw the maps of every method of a family for two classes of one image.")
+    figure.add_argument("--family", choices=("aggregation", "propagation", "baseline", "all"), default="all",
+                        help="default: all")
+    figure.add_argument("-m", "--method", dest="methods", nargs="+", action="extend", metavar="NAME",
+                        help="these methods instead of a family")
     figure.add_argument("--image", type=int, default=None, help="dataset index (default: first with 2+ classes)")
-    figure.add_argument("--output", default="figures/maps.png")
-    figure.add_argument("--model", default=None)
-    figure.add_argument("--dataset", default=None)
-    figure.add_argument("--data-root", default=None)
-    figure.add_argument("--weights", default=None)
-    figure.add_argument("--device", default="auto")
-    bench = sub.add_parser("bench", help="milliseconds per image of each method and its ratio to the floor")
-    bench.add_argument("-m", "--method", dest="methods", nargs="+", action="extend", metavar="NAME")
-    bench.add_argument("--model", default=None)
-    bench.add_argument("--weights", default=None)
-    bench.add_argument("--device", default="auto")
-    bench.add_argument("--batch-size", type=_positive_int, default=64)
+    figure.add_argument("--output", default="figures/maps.png", help="PNG path (default: figures/maps.png)")
+    figure.add_argument("--model", default=None, help="default: tiny_vgg")
+    figure.add_argument("--dataset", default=None, help="default: the model's")
+    figure.add_argument("--data-root", default=None, help="the dataset's folder (real data)")
+    figure.add_argument("--weights", default=None, help="model weights file (a state dict)")
+    figure.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
+    bench = sub.add_parser("bench", help="milliseconds per image of each method and its ratio to the floor",
+                           description="Time each method per image against the floor (one forward + backward).")
+    bench.add_argument("-m", "--method", dest="methods", nargs="+", action="extend", metavar="NAME",
+                       help="method names or globs (default: all)")
+    bench.add_argument("--model", default=None, help="default: tiny_vgg")
+    bench.add_argument("--weights", default=None, help="model weights file (a state dict)")
+    bench.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
+    bench.add_argument("--batch-size", type=_positive_int, default=64, help="default: 64")
     bench.add_argument("--rounds", type=_positive_int, default=5,
-                       help="interleaved timing rounds after one warm-up round; each figure is the median")
+                       help="interleaved timing rounds after one warm-up round; each figure is the median (default: 5)")
     bench.add_argument("--no-peers", action="store_true", help="skip captum / grad-cam / zennit")
     bench.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
 
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checks", nargs="+", action="extend", metavar="CHECK", help="default: all checks")
-    parser.add_argument("--model", default=None, help="default: tiny_vgg")
-    parser.add_argument("--dataset", default=None, help="default: the model's dataset")
-    parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    parser.add_argument("--limit", type=_positive_int, default=None, help="number of images")
-    parser.add_argument("--batch-size", type=_positive_int, default=32)
-    parser.add_argument("--seed", type=_non_negative_int, default=0)
-    parser.add_argument("--out", default=None, help="output folder (default: runs/<model>-<dataset>)")
-    parser.add_argument("--data-root", default=None)
-    parser.add_argument("--split", default=None)
+    parser.add_argument("--checks", nargs="+", action="extend", metavar="CHECK",
+                        help=f"checks to run (default: all registered: {_registered('checks')})")
+    parser.add_argument("--model", default=None, help=f"default: tiny_vgg (registered: {_registered('models')})")
+    parser.add_argument("--dataset", default=None, help="default: the model's dataset "
+                                                         f"(registered: {_registered('datasets')})")
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto: cuda when present)")
+    parser.add_argument("--limit", type=_positive_int, default=None,
+                        help="number of images (default: the dataset's; shapes: 256)")
+    parser.add_argument("--batch-size", type=_positive_int, default=32, help="default: 32")
+    parser.add_argument("--seed", type=_non_negative_int, default=0, help="seed of noise and bootstrap (default: 0)")
+    parser.add_argument("--out", default=None,
+                        help="results folder (default: runs/<model>-<dataset>, plus -n<limit>, -seed<seed>, "
+                             "-data<data-seed>, -b<batch-size> where those differ from their defaults)")
+    parser.add_argument("--data-root", default=None, help="the dataset's folder (real data)")
+    parser.add_argument("--split", default=None, help="dataset split (default: the dataset's)")
     parser.add_argument("--data-seed", type=_non_negative_int, default=None,
                         help="draw another sample of a generated dataset (shapes); default: its seed 0")
     parser.add_argument("--weights", default=None, help="model weights file (a state dict)")
     parser.add_argument("--allow-download", action="store_true", help="let the model download its weights")
-    parser.add_argument("--workers", type=_non_negative_int, default=0, help="DataLoader workers")
+    parser.add_argument("--workers", type=_non_negative_int, default=0, help="DataLoader workers (default: 0)")
     parser.add_argument("--param", type=_check_param, action="append", default=[], metavar="CHECK.KEY=VALUE",
-                        help="override a check parameter, e.g. pointing_game.tolerance=10")
-    parser.add_argument("--no-progress", action="store_true")
+                        help="override a check parameter, e.g. pointing_game.tolerance=10 (repeatable)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars or progress lines")
 
 
 def _stderr(message: str) -> None:
@@ -178,15 +218,31 @@ def _check_output_folder(path: str | os.PathLike, option: str = "--out") -> None
                         "choose a writable folder")
 
 
-def cmd_list(args) -> int:
-    from .listing import format_listing
+def _registry():
+    """The registry of every loaded plugin; its load errors and name collisions are printed in every command."""
     from .plugins import get_plugin_manager
 
     registry = get_plugin_manager().registry()
-    print(format_listing(registry))
     for error in registry.load_errors:
         _stderr(f"warning: {error}")
+    return registry
+
+
+def cmd_list(args) -> int:
+    from .listing import format_listing
+
+    print(format_listing(_registry()))
     return EXIT_OK
+
+
+def default_out(args) -> str:
+    """``runs/<model>-<dataset>``, suffixed by each setting that changes the results (so runs never collide)."""
+    name = f"runs/{args.model or 'tiny_vgg'}-{args.dataset or 'default'}"
+    for flag, value, default in (("n", args.limit, None), ("seed", args.seed, 0), ("data", args.data_seed, None),
+                                 ("b", args.batch_size, 32)):
+        if value != default:
+            name += f"-{flag}{value}"
+    return name
 
 
 def _run_options(args):
@@ -197,7 +253,7 @@ def _run_options(args):
         params.setdefault(check, {})[key] = value
     if not args.all and not args.methods:
         raise UserError("run: choose methods with -m NAME... or --all")
-    out = args.out or f"runs/{args.model or 'tiny_vgg'}-{args.dataset or 'default'}"
+    out = args.out or default_out(args)
     return RunOptions(
         methods=None if args.all else args.methods, checks=args.checks, model=args.model, dataset=args.dataset,
         device=args.device, limit=args.limit, batch_size=args.batch_size, seed=args.seed, out=out,
@@ -215,47 +271,111 @@ def _is_default_run(args) -> bool:
     ) and args.seed == 0 and args.batch_size == 32
 
 
+def confirm_fresh(out: str, yes: bool) -> None:
+    """``--fresh`` deletes stored results: say how many, and ask on a terminal (``--yes`` elsewhere)."""
+    from .store import count_results
+
+    count = count_results(out)
+    if count == 0 or yes:
+        return
+    question = f"--fresh deletes the {count} result(s) stored in {out}"
+    if not sys.stdin.isatty():
+        raise UserError(f"{question}; add --yes to confirm (or choose another --out to keep them)")
+    answer = input(f"{question}; delete them? [y/N] ").strip().lower()
+    if answer not in ("y", "yes"):
+        raise UserError(f"nothing deleted; choose another --out to start a new run beside {out}")
+
+
+def _selected(args, registry) -> tuple[list[str], list[str]]:
+    """The methods and checks a run will compute (for refusing a --board-dir before any work)."""
+    methods = registry.select_methods(args.methods or ["*"]) if not args.all else list(registry.methods)
+    return methods, list(args.checks or registry.checks)
+
+
+def board_folders(args, registry) -> list[Path]:
+    """Where the run writes a board besides --out: --board-dir, or '.' for the default run; refused if unsafe."""
+    from .leaderboard import board_conflict
+
+    if not (args.board_dir or _is_default_run(args)):
+        return []
+    folder = Path(args.board_dir or ".")
+    option = "--board-dir" if args.board_dir else "the default run's board folder '.'"
+    if args.board_dir:
+        _check_output_folder(args.board_dir, "--board-dir")
+    conflict = board_conflict(folder, *_selected(args, registry))
+    if conflict:
+        raise UserError(f"{option}: {conflict}; choose another --board-dir (nothing was run or overwritten)")
+    return [folder]
+
+
+def digest(board: dict, report) -> list[str]:
+    """The end-of-run summary: which methods pass overall, which fail, which failed to run and why."""
+    by_verdict: dict[str, list[str]] = {}
+    for name, entry in board["methods"].items():
+        if entry["status"] == "failed":
+            continue
+        by_verdict.setdefault(entry.get("verdicts", {}).get("overall", "–"), []).append(name)
+    lines = [f"pass overall ({len(by_verdict.get('pass', []))}): {', '.join(by_verdict.get('pass', [])) or 'none'}",
+             f"fail overall ({len(by_verdict.get('fail', []))}): {', '.join(by_verdict.get('fail', [])) or 'none'}"]
+    if by_verdict.get("–"):
+        lines.append(f"undecided (n/a or a check not run) ({len(by_verdict['–'])}): {', '.join(by_verdict['–'])}")
+    for name, error in sorted(report.failures.items()):
+        lines.append(f"FAILED {name}: {error}")
+    return lines
+
+
 def cmd_run(args) -> int:
-    from .leaderboard import write_leaderboard
-    from .plugins import get_plugin_manager
+    from .leaderboard import board_conflict, write_leaderboard
     from .runner import run_benchmark
+    from .store import count_results
 
     options = _run_options(args)
     _check_output_folder(options.out)
-    if args.board_dir:
-        _check_output_folder(args.board_dir, "--board-dir")
-    registry = get_plugin_manager().registry()
+    registry = _registry()
+    folders = board_folders(args, registry)
+    if args.fresh:
+        confirm_fresh(options.out, args.yes)
     started = time.perf_counter()
     report = run_benchmark(options, registry=registry, log=_stderr)
-    board_dirs = [Path(options.out)]
-    if args.board_dir or _is_default_run(args):
-        board_dirs.append(Path(args.board_dir or "."))
-    for folder in board_dirs:
-        write_leaderboard(report.store, registry, folder, methods=report.methods, checks=report.checks,
-                          suite=report.suite, speed=options.speed)
+    for folder in folders:  # the configuration is known now: refuse a board of another one before writing
+        conflict = board_conflict(folder, report.methods, report.checks, report.store.config)
+        if conflict:
+            raise UserError(f"board not written: {conflict}; the results are kept in {options.out}: rerun with "
+                            "another --board-dir to write it")
+    written: list[Path] = []
+    board = None
+    for folder in [Path(options.out), *folders]:
+        board = write_leaderboard(report.store, registry, folder, methods=report.methods, checks=report.checks,
+                                  suite=report.suite, speed=options.speed, written=written)
     total = time.perf_counter() - started
     per_check = ", ".join(f"{name} {seconds:.1f}s" for name, seconds in report.seconds.items())
     _stderr(f"done in {total:.1f}s on {report.suite.device} ({per_check}); "
             f"{len(report.computed)} results computed, {len(report.reused)} reused")
-    for folder in board_dirs:
-        _stderr(f"leaderboard: {folder / 'leaderboard.md'}")
+    _stderr(f"wrote: {options.out}/results ({count_results(options.out)} result files), "
+            + ", ".join(str(path) for path in written))
+    for line in digest(board, report):
+        _stderr(line)
     if report.failures:
-        _stderr(f"{len(report.failures)} method(s) failed: {', '.join(sorted(report.failures))}")
         return EXIT_FAILED
     return EXIT_OK
 
 
 def cmd_check(args) -> int:
-    from .regression import format_comparison, run_regression_check
+    from .regression import check_against_board, format_outcome
 
     if args.out is not None:
         _check_output_folder(args.out)
-    comparison = run_regression_check(
-        args.against, args.methods, tolerance=args.tolerance, device=args.device, out=args.out,
-        data_root=args.data_root, weights=args.weights, progress=not args.no_progress, log=_stderr,
+    if args.add is not None:
+        _check_output_folder(args.add, "--add")
+    outcome = check_against_board(
+        args.against, args.methods, tolerance=args.tolerance, vs=args.vs, require=args.require, add=args.add,
+        device=args.device, out=args.out, data_root=args.data_root, weights=args.weights,
+        progress=not args.no_progress, log=_stderr, registry=_registry(),
     )
-    print(format_comparison(comparison))
-    return EXIT_FAILED if any(row["verdict"] != "ok" for row in comparison) else EXIT_OK
+    for note in outcome.notes:
+        _stderr(note)
+    print(format_outcome(outcome, args.against))
+    return EXIT_OK if outcome.ok else EXIT_FAILED
 
 
 def cmd_train(args) -> int:
@@ -271,6 +391,8 @@ def cmd_train(args) -> int:
 def cmd_figure(args) -> int:
     from .figures import method_grid_figure
 
+    _registry()  # report load errors and name collisions
+
     path = method_grid_figure(
         args.output, family=args.family, methods=args.methods, image=args.image, model=args.model,
         dataset=args.dataset, data_root=args.data_root, weights=args.weights, device=args.device,
@@ -282,11 +404,10 @@ def cmd_figure(args) -> int:
 def cmd_bench(args) -> int:
     import json
 
-    from .plugins import get_plugin_manager
     from .runner import RunOptions, open_model
     from .speed import format_speed, measure
 
-    registry = get_plugin_manager().registry()
+    registry = _registry()
     names = registry.select_methods(args.methods or ["*"])
     model = open_model(RunOptions(model=args.model, weights=args.weights, device=args.device), registry)
     result = measure(registry, names, model, batch_size=args.batch_size, rounds=args.rounds,

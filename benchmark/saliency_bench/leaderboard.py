@@ -1,6 +1,7 @@
 """The leaderboard: leaderboard.json (every number, interval, configuration) and leaderboard.md (tabulate)."""
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Sequence
@@ -11,16 +12,9 @@ from .config import plain
 from .plugins import Registry
 from .reference import PAPER
 from .store import SPEED, ResultStore, dump_json
+from .verdicts import LOCALISATION, OVERALL, THRESHOLDS, control_bar, verdicts
 
 SCHEMA = 1
-
-# Verdict thresholds, stated in both files. Class sensitivity and randomisation: lower similarity is better.
-THRESHOLDS = {
-    "pointing_game": {"metric": "accuracy", "pass_if": ">=", "value": 0.5},
-    "restricted_gap": {"metric": "pointing - restricted", "pass_if": ">=", "value": 0.05},
-    "class_sensitivity": {"metric": "spearman_hog", "pass_if": "<=", "value": 0.5},
-    "randomization": {"metric": "spearman_hog_final", "pass_if": "<=", "value": 0.5},
-}
 
 HOW_TO_READ = """\
 **How to read this.** Each number is a mean over images with its 95% bootstrap interval in brackets
@@ -37,7 +31,9 @@ A constant map (all zero, say) against a non-constant one scores 0 in every simi
 map that vanishes after randomisation has changed completely); two constant maps are undefined and counted in the
 details. A method that "just draws the salient parts of the image" scores like the `edge` control: high
 similarity everywhere. Class sensitivity and randomisation are necessary conditions only: pure noise (the `random`
-control) passes both, so read them together with pointing. *n/a*: the method has no defined map on this model (the
+control) passes both. So the composite verdict, *overall*, passes only a method that also localises: pointing and
+restricted gap above their thresholds, and pointing better than every control (the lower end of its interval
+above the best control's accuracy, *L*). *n/a*: the method has no defined map on this model (the
 reason is in the details), neither a failure nor a number. Paper columns are the seed paper's values on **VGG-16 /
 PASCAL VOC07 (pointing) and ImageNet (class sensitivity)**, shown for orientation only: a different model and
 dataset."""
@@ -63,13 +59,6 @@ def _fmt(metric: dict | None, digits: int = 3) -> str:
     if metric.get("ci_low") is not None and metric.get("ci_high") is not None:
         text += f" [{metric['ci_low']:.2f}, {metric['ci_high']:.2f}]"
     return text
-
-
-def _passes(value: float | None, rule: dict) -> str:
-    if value is None:
-        return "–"
-    ok = value >= rule["value"] if rule["pass_if"] == ">=" else value <= rule["value"]
-    return "pass" if ok else "fail"
 
 
 def build_board(store: ResultStore, registry: Registry, methods: Sequence[str], checks: Sequence[str]) -> dict:
@@ -101,25 +90,19 @@ def build_board(store: ResultStore, registry: Registry, methods: Sequence[str], 
             reference = result.pop("dataset_reference", None)
             if reference is not None:
                 board.setdefault("dataset_reference", {}).setdefault(check, reference)
-        entry["verdicts"] = _verdicts(entry["results"])
         if name in PAPER:
             entry["paper"] = dict(zip(("pointing", "restricted", "class_sensitivity"), PAPER[name]))
         board["methods"][name] = entry
+    bar = control_bar(board["methods"])  # localisation is judged against the controls on this board
+    if bar is not None:
+        board["thresholds"] = {**THRESHOLDS, LOCALISATION: bar}
+    for entry in board["methods"].values():
+        entry["verdicts"] = verdicts(entry["results"], bar)
     return plain(board)
 
 
-def _verdicts(results: dict) -> dict:
-    pointing = (_metric(results.get("pointing_game"), "accuracy") or {}).get("value")
-    restricted = (_metric(results.get("restricted_pointing_game"), "accuracy") or {}).get("value")
-    sensitivity = (_metric(results.get("class_sensitivity"), "spearman_hog") or {}).get("value")
-    randomization = (_metric(results.get("randomization"), "spearman_hog_final") or {}).get("value")
-    gap = pointing - restricted if pointing is not None and restricted is not None else None
-    return {
-        "pointing_game": _passes(pointing, THRESHOLDS["pointing_game"]),
-        "restricted_gap": _passes(gap, THRESHOLDS["restricted_gap"]),
-        "class_sensitivity": _passes(sensitivity, THRESHOLDS["class_sensitivity"]),
-        "randomization": _passes(randomization, THRESHOLDS["randomization"]),
-    }
+VERDICT_LETTERS = (("P", "pointing_game"), ("G", "restricted_gap"), ("C", "class_sensitivity"),
+                   ("R", "randomization"), ("L", LOCALISATION))
 
 
 def _paper(entry: dict, key: str, scale: float = 1.0) -> str:
@@ -172,9 +155,8 @@ def summary_rows(board: dict, speed: dict[str, dict] | None = None) -> list[list
         )
         v = entry["verdicts"]
         verdict = " ".join(
-            f"{label}:{'✓' if v[key] == 'pass' else '✗' if v[key] == 'fail' else '–'}"
-            for label, key in (("P", "pointing_game"), ("G", "restricted_gap"), ("C", "class_sensitivity"),
-                               ("R", "randomization"))
+            f"{label}:{'✓' if v.get(key) == 'pass' else '✗' if v.get(key) == 'fail' else '–'}"
+            for label, key in VERDICT_LETTERS
         )
         rows.append([
             f"`{name}`" + (" (failed)" if entry["status"] == "failed" else ""),
@@ -183,7 +165,7 @@ def summary_rows(board: dict, speed: dict[str, dict] | None = None) -> list[list
             _cell(res.get("class_sensitivity"), "spearman_hog"),
             _cell(res.get("randomization"), "spearman_hog_mean"),
             _cell(res.get("randomization"), "spearman_hog_final"),
-            verdict,
+            verdict, {"pass": "**pass**", "fail": "fail"}.get(v.get(OVERALL), "–"),
             *_speed_cells(speed, name),
             "/".join(filter(None, [_paper(entry, "pointing", 0.01), _paper(entry, "restricted", 0.01)])),
             _paper(entry, "class_sensitivity"),
@@ -243,13 +225,20 @@ def reference_note(references: dict) -> str:
             "is what class-insensitivity looks like on this dataset.")
 
 
+def _threshold_text(key: str, rule: dict) -> str:
+    """One verdict rule in words, e.g. ``pointing_game: pass if accuracy >= 0.5``."""
+    value = f"{rule['value']:.3f}" if key == LOCALISATION else f"{rule['value']}"
+    text = f"{key}: pass if {rule['metric']} {rule['pass_if']} {value}"
+    if key == LOCALISATION:
+        text += f" (the pointing accuracy of `{rule['best_control']}`, the best control)"
+    return text
+
+
 def render_markdown(board: dict, figures: Sequence[str] = (), speed: dict[str, dict] | None = None) -> str:
     """The leaderboard.md text; ``speed`` adds the ms/img and × floor columns."""
     config = board["config"]
     model, dataset = config.get("model", {}), config.get("dataset", {})
-    thresholds = "; ".join(
-        f"{k}: pass if {v['metric']} {v['pass_if']} {v['value']}" for k, v in board["thresholds"].items()
-    )
+    thresholds = "; ".join(_threshold_text(key, rule) for key, rule in board["thresholds"].items())
     oracle = board.get("dataset_reference", {}).get("restricted_pointing_game", {})
     restricted = "restricted" + (
         f" (oracle {oracle['top_object_oracle']['value']:.2f}, best point {oracle['best_single_point']['value']:.2f})"
@@ -257,7 +246,7 @@ def render_markdown(board: dict, figures: Sequence[str] = (), speed: dict[str, d
         and oracle.get("best_single_point", {}).get("value") is not None else ""
     )
     headers = ["method", "family", "positive", "pointing", restricted, "gap", "class sens.", "rand. mean",
-               "rand. final", "verdicts", *(["ms/img", "× floor"] if speed is not None else []),
+               "rand. final", "verdicts", "overall", *(["ms/img", "× floor"] if speed is not None else []),
                "paper P/R (VGG-16/VOC07)", "paper class sens. (VGG-16/ImageNet)"]
     lines = [
         "# saliency-bench leaderboard",
@@ -270,7 +259,8 @@ def render_markdown(board: dict, figures: Sequence[str] = (), speed: dict[str, d
         "",
         HOW_TO_READ,
         "",
-        f"Verdicts (P pointing, G restricted gap, C class sensitivity, R randomisation): {thresholds}.",
+        "Verdicts (P pointing, G restricted gap, C class sensitivity, R randomisation, L localisation beyond the "
+        f"controls): {thresholds}. *overall* passes when all five pass.",
         "",
         *([speed_note(speed), ""] if speed else []),
         *([reference_note(board["dataset_reference"]), ""] if board.get("dataset_reference") else []),
@@ -308,9 +298,42 @@ def draw_figures(board: dict, registry: Registry, folder: Path, suite=None) -> l
     return written
 
 
+def board_conflict(folder: str | os.PathLike, methods: Sequence[str], checks: Sequence[str],
+                   config: dict | None = None) -> str | None:
+    """Why writing a board of ``methods`` x ``checks`` (under ``config``) into ``folder`` would destroy another.
+
+    Allowed: no board there, or one of the same configuration (package versions aside) and checks whose rows
+    are all among ``methods`` (a rerun, or the same board with rows added). ``config=None`` skips that part.
+    """
+    from .store import _first_difference
+
+    path = Path(folder) / "leaderboard.json"
+    if not path.exists():
+        return None
+    try:
+        existing = json.loads(path.read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
+        return f"{path} exists and is not a readable leaderboard.json"
+    if not isinstance(existing, dict) or not isinstance(existing.get("methods"), dict):
+        return f"{path} exists and is not a saliency-bench leaderboard.json"
+    lost = sorted(set(existing["methods"]) - set(methods))
+    if lost:
+        shown = ", ".join(lost[:3]) + (", ..." if len(lost) > 3 else "")
+        return f"{path} holds {len(lost)} row(s) this run does not compute ({shown})"
+    recorded = sorted(existing.get("checks") or {})
+    if recorded and recorded != sorted(checks):
+        return f"{path} is a board of other checks ({', '.join(recorded)})"
+    if config is not None and isinstance(existing.get("config"), dict):
+        old = {k: v for k, v in existing["config"].items() if k != "versions"}
+        new = {k: v for k, v in config.items() if k != "versions"}
+        if old != new:
+            return f"{path} is a board of another configuration ({_first_difference(old, new)})"
+    return None
+
+
 def write_leaderboard(
     store: ResultStore, registry: Registry, folder: Path, methods: Sequence[str], checks: Sequence[str], suite=None,
-    speed: bool = False,
+    speed: bool = False, written: list[Path] | None = None,
 ) -> dict:
     """Write leaderboard.json, leaderboard.md, the figures and (with ``speed``) leaderboard-speed.json; return the board.
 
@@ -329,6 +352,10 @@ def write_leaderboard(
                   speed_file)
     else:
         speed_file.unlink(missing_ok=True)  # never leave figures of an older run beside this board
+    if written is not None:
+        written += [folder / "leaderboard.md", folder / "leaderboard.json"]
+        written += [speed_file] if timings is not None else []
+        written += [folder / f for f in figures]
     return board
 
 

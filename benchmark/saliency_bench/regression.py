@@ -1,16 +1,25 @@
-"""``saliency-bench check``: rerun methods under a leaderboard's recorded configuration and compare."""
+"""``saliency-bench check``: rerun methods under a leaderboard's recorded configuration and compare.
+
+A method recorded on the board is compared metric by metric (a regression is a move in the bad direction
+beyond the band); a method that is not on the board is judged as a candidate (``candidate.py``): its row,
+ranks, verdicts and differences, and ``--add DIR`` writes a board with its row added, never over ``--against``.
+"""
 from __future__ import annotations
 
+import copy
 import json
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
 from tabulate import tabulate
 
+from . import candidate
 from .errors import UserError
-from .plugins import get_plugin_manager
+from .plugins import Registry, get_plugin_manager
 from .runner import RunOptions, run_benchmark
+from .verdicts import control_bar, parse_criteria, verdicts
 
 
 def read_board(path: str | Path) -> dict:
@@ -115,8 +124,57 @@ def board_problem(board: dict) -> str | None:
 MACHINE_TOLERANCE = 1e-3
 
 
-def _metric_rows(method: str, check: str, old: dict, new: dict | None, tolerance: float | None) -> list[dict]:
-    """One row per recorded metric: old, new, difference, allowed band and verdict."""
+GOOD = ("ok", "improved")  # row verdicts that let `check` exit 0
+
+
+def _compare(old: float, new: float, recorded: dict, tolerance: float | None, better: str | None) -> tuple[str, str]:
+    """(verdict, allowed band) of one metric: only a move in the bad direction beyond the band is a regression.
+
+    The band is ``±tolerance`` when given, else the recorded interval widened by ``MACHINE_TOLERANCE``, else
+    ``±MACHINE_TOLERANCE``. A move in the good direction beyond it is ``improved``; a metric whose check
+    declares no direction (``Check.better``) is ``changed`` when it moves beyond the band either way.
+    """
+    if tolerance is not None:
+        low, high, allowed = old - tolerance, old + tolerance, f"±{tolerance:g}"
+    elif recorded.get("ci_low") is not None and recorded.get("ci_high") is not None:
+        low, high = recorded["ci_low"] - MACHINE_TOLERANCE, recorded["ci_high"] + MACHINE_TOLERANCE
+        allowed = f"[{low:.4f}, {high:.4f}]"
+    else:
+        low, high, allowed = old - MACHINE_TOLERANCE, old + MACHINE_TOLERANCE, f"±{MACHINE_TOLERANCE:g}"
+    if low <= new <= high:
+        return "ok", allowed
+    worse = (new < low) if better == "higher" else (new > high) if better == "lower" else None
+    if worse is None:
+        return "changed", allowed
+    return ("regression" if worse else "improved"), allowed + f" ({better} is better)"
+
+
+def _status_row(method: str, check: str, old: dict | None, new: dict | None) -> dict | None:
+    """The one row of a (method, check) whose status is not ``ok`` on both sides; None when both are ``ok``."""
+    was = (old or {}).get("status", "missing")
+    now = (new or {}).get("status", "missing")
+    if was == "ok" and now == "ok":
+        return None
+    if was == now == "n/a":
+        verdict = "ok"
+    elif now == "ok":
+        verdict = "improved"  # a failure or an n/a that now has a number
+    elif now == "n/a":
+        verdict = "regression" if was == "ok" else "failed"
+    else:
+        verdict = "failed"
+    reason = (new or {}).get("error") or (new or {}).get("reason") or ""
+    return {"method": method, "check": check, "metric": f"(status {was} -> {now})", "old": None, "new": None,
+            "diff": None, "allowed": reason[:60], "verdict": verdict}
+
+
+def _metric_rows(method: str, check: str, old: dict, new: dict | None, tolerance: float | None,
+                 better: dict[str, str] | None = None) -> list[dict]:
+    """One row per recorded metric: old, new, difference, allowed band and a direction-aware verdict."""
+    if old.get("status") != "ok" or not new or new.get("status") != "ok":
+        row = _status_row(method, check, old, new)
+        if old.get("status") != "ok" or row["verdict"] != "failed":
+            return [row]
     rows = []
     for metric, recorded in old.get("metrics", {}).items():
         old_value = recorded.get("value")
@@ -127,42 +185,147 @@ def _metric_rows(method: str, check: str, old: dict, new: dict | None, tolerance
             row.update(diff=None, allowed="", verdict="failed" if new else "missing")
         elif old_value is None or new_value is None:
             same = old_value is None and new_value is None
-            row.update(diff=None, allowed="both undefined", verdict="ok" if same else "regression")
+            row.update(diff=None, allowed="both undefined", verdict="ok" if same else "changed")
         else:
-            diff = new_value - old_value
-            if tolerance is not None:
-                ok, allowed = abs(diff) <= tolerance, f"±{tolerance:g}"
-            elif recorded.get("ci_low") is not None and recorded.get("ci_high") is not None:
-                low, high = recorded["ci_low"] - MACHINE_TOLERANCE, recorded["ci_high"] + MACHINE_TOLERANCE
-                ok = low <= new_value <= high
-                allowed = f"[{low:.4f}, {high:.4f}]"
-            else:
-                ok, allowed = abs(diff) <= MACHINE_TOLERANCE, f"±{MACHINE_TOLERANCE:g}"
-            row.update(diff=diff, allowed=allowed, verdict="ok" if ok else "regression")
+            verdict, allowed = _compare(old_value, new_value, recorded, tolerance, (better or {}).get(metric))
+            row.update(diff=new_value - old_value, allowed=allowed, verdict=verdict)
         rows.append(row)
     return rows
 
 
-def run_regression_check(
-    against: str | Path, methods: Sequence[str], tolerance: float | None = None, device: str = "auto",
-    out: str | None = None, data_root: str | None = None, weights: str | None = None, progress: bool = True,
-    log: Callable[[str], None] | None = None,
-) -> list[dict]:
-    """Rerun ``methods`` with the board's model, dataset, image count, seed and check parameters."""
+def recorded_params_note(against: str | Path, board: dict, store, names: Sequence[str]) -> list[str]:
+    """One line per check parameter the board does not record (an older board): replayed with today's default."""
+    notes = []
+    for check, recorded in board.get("checks", {}).items():
+        for name in names:
+            record = store.get(name, check)
+            if record is None:
+                continue
+            for key, value in record.get("params", {}).items():
+                if key not in recorded:
+                    notes.append(f"note: {against} records no {check}.{key} (older board); replayed with "
+                                 f"today's default {value!r}")
+            break
+    return notes
+
+
+def format_comparison(rows: list[dict]) -> str:
+    """The table ``saliency-bench check`` prints for methods recorded on the board."""
+    def num(value):
+        return "–" if value is None else f"{value:.4f}"
+
+    table = [[r["method"], r["check"], r["metric"], num(r["old"]), num(r["new"]),
+              "–" if r["diff"] is None else f"{r['diff']:+.4f}", r["allowed"], r["verdict"]] for r in rows]
+    bad = sum(r["verdict"] not in GOOD for r in rows)
+    better = sum(r["verdict"] == "improved" for r in rows)
+    summary = f"{len(rows) - bad} of {len(rows)} metrics hold"
+    summary += f" ({better} improved)" if better else ""
+    summary += f"; {bad} regression(s)" if bad else ""
+    return tabulate(table, headers=["method", "check", "metric", "old", "new", "diff", "allowed", "verdict"],
+                    disable_numparse=True) + "\n" + summary
+
+
+@dataclass
+class CheckOutcome:
+    """What ``check`` found: rows of recorded methods, reports of candidates, notes, and the board it added to."""
+
+    rows: list[dict] = field(default_factory=list)
+    candidates: list[dict] = field(default_factory=list)
+    required: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    added: Path | None = None
+
+    @property
+    def ok(self) -> bool:
+        """No recorded metric regressed and every candidate passes the required criteria."""
+        return (all(r["verdict"] in GOOD for r in self.rows)
+                and all(candidate.passes(c, self.required) for c in self.candidates))
+
+
+def _split(board: dict, registry: Registry, names: Sequence[str]) -> tuple[list[str], list[str], list[str]]:
+    """(recorded, candidates, notes): a name on the board from another provider is a different method."""
+    recorded, candidates, notes = [], [], []
+    for name in names:
+        entry = board["methods"].get(name)
+        installed = registry.methods[name].distribution
+        if entry is None:
+            candidates.append(name)
+        elif entry.get("distribution") not in (None, installed):
+            notes.append(f"note: '{name}' on the board comes from {entry.get('distribution')}, the installed one from "
+                         f"{installed}: judged as a new method, not compared with the recorded row")
+            candidates.append(name)
+        else:
+            recorded.append(name)
+    return recorded, candidates, notes
+
+
+def _add_target(add: str | Path, against: str | Path, clashes: Sequence[str]) -> Path:
+    """The ``--add`` folder, refused when it would overwrite ``--against`` or hold two rows of one name."""
+    target = Path(add)
+    if (target / "leaderboard.json").resolve() == Path(against).resolve():
+        raise UserError(f"--add {add} would overwrite {against} in place; name another folder for the new board")
+    if clashes:
+        raise UserError(f"--add: '{clashes[0]}' is on the board from another provider; rename the method to add it")
+    return target
+
+
+def write_added_board(board: dict, entries: dict[str, dict], folder: Path, registry: Registry, suite, names) -> Path:
+    """``board`` with the candidates' rows added, as leaderboard.json/.md and figures in ``folder``."""
+    from .figures import draw_method_grid, draw_randomization_curves
+    from .leaderboard import render_markdown, write_text_atomically
+    from .store import dump_json
+    from .verdicts import LOCALISATION, THRESHOLDS
+
+    merged = copy.deepcopy(board)
+    merged["methods"].update(copy.deepcopy(entries))
+    bar = control_bar(merged["methods"])
+    merged["thresholds"] = {**THRESHOLDS, **({LOCALISATION: bar} if bar else {})}
+    for entry in merged["methods"].values():
+        entry["verdicts"] = verdicts(entry["results"], bar)
+    merged["methods"] = dict(sorted(merged["methods"].items()))
+    folder.mkdir(parents=True, exist_ok=True)
+    figures = []
+    if draw_randomization_curves(merged, folder / "figures" / "randomization.png"):
+        figures.append("figures/randomization.png")
+    drawable = [n for n in names if entries[n]["status"] == "ok"]
+    if drawable:
+        draw_method_grid(suite, registry, drawable, folder / "figures" / "maps_added.png")
+        figures.append("figures/maps_added.png")
+    markdown = render_markdown(merged, figures)
+    dump_json(merged, folder / "leaderboard.json")
+    write_text_atomically(markdown, folder / "leaderboard.md")
+    return folder
+
+
+def check_against_board(
+    against: str | Path, methods: Sequence[str], tolerance: float | None = None, vs: Sequence[str] | None = None,
+    require: str | None = None, add: str | Path | None = None, device: str = "auto", out: str | None = None,
+    data_root: str | None = None, weights: str | None = None, progress: bool = True,
+    log: Callable[[str], None] | None = None, registry: Registry | None = None,
+) -> CheckOutcome:
+    """Rerun ``methods`` with the board's model, dataset, images, seed and check parameters; compare or judge."""
     board = read_board(against)
-    registry = get_plugin_manager().registry()
+    registry = registry or get_plugin_manager().registry()
     names = registry.select_methods(methods)
-    missing = [n for n in names if n not in board["methods"]]
-    if missing:
-        raise UserError(f"method '{missing[0]}' is not on the leaderboard {against}")
+    try:
+        required = parse_criteria(require)
+    except ValueError as exc:
+        raise UserError(f"--require: {exc}") from None
+    for other in vs or ():
+        if other not in board["methods"]:
+            raise UserError(f"--vs {other}: not on {against} (recorded: {', '.join(sorted(board['methods']))})")
+    recorded, candidates, notes = _split(board, registry, names)
+    target = None
+    if add is not None:
+        target = _add_target(add, against, [n for n in candidates if n in board["methods"]])
     config = board["config"]
     checks = list(board.get("checks", {}))
     if not checks:
         raise UserError(f"{against} records no check results to compare with")
     options = RunOptions(
         methods=names, checks=checks, model=config["model"]["name"], dataset=config["dataset"]["name"],
-        split=config["dataset"].get("split"), data_seed=config["dataset"].get("seed"), device=device, limit=config["images"], seed=config["seed"],
-        batch_size=config["batch_size"],
+        split=config["dataset"].get("split"), data_seed=config["dataset"].get("seed"), device=device,
+        limit=config["images"], seed=config["seed"], batch_size=config["batch_size"],
         out=out or tempfile.mkdtemp(prefix="saliency-bench-check-"), fresh=out is None, data_root=data_root,
         weights=weights, check_params={c: p for c, p in board["checks"].items()}, progress=progress,
     )
@@ -173,24 +336,28 @@ def run_regression_check(
             continue  # boards written before the digest of a model's own weights was recorded: the same default
         if here.get(key) != config.get(key):
             raise UserError(f"configuration not reproducible here: recorded {key} {config.get(key)} != {here.get(key)}")
-    rows = []
-    for name in names:
+    outcome = CheckOutcome(required=required, notes=notes + recorded_params_note(against, board, report.store, names))
+    for name in recorded:
         for check in checks:
             old = board["methods"][name]["results"].get(check)
-            if old is None or old.get("status") != "ok":
+            if old is None:
                 continue
-            rows += _metric_rows(name, check, old, report.store.get(name, check), tolerance)
-    return rows
+            better = getattr(registry.checks[check].obj, "better", {})
+            outcome.rows += _metric_rows(name, check, old, report.store.get(name, check), tolerance, better)
+    if candidates:
+        from .leaderboard import build_board
+
+        entries = build_board(report.store, registry, candidates, checks)["methods"]
+        outcome.candidates = [candidate.evaluate(board, name, entries[name], vs) for name in candidates]
+        if target is not None:
+            outcome.added = write_added_board(board, entries, target, registry, report.suite, candidates)
+    return outcome
 
 
-def format_comparison(rows: list[dict]) -> str:
-    """The table ``saliency-bench check`` prints."""
-    def num(value):
-        return "–" if value is None else f"{value:.4f}"
-
-    table = [[r["method"], r["check"], r["metric"], num(r["old"]), num(r["new"]),
-              "–" if r["diff"] is None else f"{r['diff']:+.4f}", r["allowed"], r["verdict"]] for r in rows]
-    bad = sum(r["verdict"] != "ok" for r in rows)
-    summary = f"{len(rows) - bad} of {len(rows)} metrics hold" + (f"; {bad} regression(s)" if bad else "")
-    return tabulate(table, headers=["method", "check", "metric", "old", "new", "diff", "allowed", "verdict"],
-                    disable_numparse=True) + "\n" + summary
+def format_outcome(outcome: CheckOutcome, against: str | Path) -> str:
+    """Everything ``check`` prints on stdout: the comparison table, then each candidate's report."""
+    parts = [format_comparison(outcome.rows)] if outcome.rows else []
+    parts += [candidate.format_candidate(report, outcome.required, str(against)) for report in outcome.candidates]
+    if outcome.added is not None:
+        parts.append(f"board with the new row(s): {outcome.added / 'leaderboard.md'} and leaderboard.json")
+    return "\n\n".join(parts)

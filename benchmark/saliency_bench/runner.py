@@ -192,14 +192,35 @@ def file_sha256(path: str) -> str:
         raise UserError(f"weights file {path}: {exc.strerror}") from None
 
 
+def progress_label(done: int, names: list[str], total: int) -> str:
+    """What a bar names: the methods it computes, counted among the check's pending methods."""
+    first, last = done + 1, done + len(names)
+    span = f"method {first}" if first == last else f"methods {first}-{last}"
+    shared = f" +{len(names) - 1} in one shared pass" if len(names) > 1 else ""
+    return f"{span} of {total}: {names[0]}{shared}"
+
+
+def run_header(suite: Suite, methods: list[str], checks: list[str], params: dict[str, dict], options: RunOptions,
+               reused: int) -> str:
+    """The one line printed before the bars: model, dataset, images, methods, checks, device, output folder."""
+    counts = sorted({p["images"] for p in params.values()})
+    images = f"{counts[-1]} images" if len(counts) <= 1 else (
+        f"{counts[-1]} images (" + ", ".join(f"{c} {p['images']}" for c, p in params.items()
+                                              if p["images"] != counts[-1]) + ")")
+    stored = f"; {reused} of {len(methods) * len(checks)} results already stored, reused" if reused else ""
+    return (f"run: model {suite.model.name}, dataset {suite.dataset.name}, {images}, {len(methods)} method(s), "
+            f"checks {', '.join(checks)}; device {suite.device}; results in {options.out}{stored}")
+
+
 def run_benchmark(
     options: RunOptions, registry: Registry | None = None, log: Callable[[str], None] | None = None
 ) -> RunReport:
     """Run every selected (method, check) not already stored; store each result the moment it is done."""
     log = log or (lambda message: print(message, file=sys.stderr))
-    registry = registry or get_plugin_manager().registry()
-    for error in registry.load_errors:
-        log(f"warning: {error}")
+    if registry is None:  # a caller that passes its registry has reported its load errors itself (the CLI does)
+        registry = get_plugin_manager().registry()
+        for error in registry.load_errors:
+            log(f"warning: {error}")
     methods = registry.select_methods(options.methods or ["*"])
     checks = options.checks or list(registry.checks)
     for name in checks:
@@ -224,25 +245,32 @@ def run_benchmark(
     store = ResultStore(Path(options.out), config, fresh=options.fresh, wait=options.wait, log=log)
     report = RunReport(store=store, suite=suite, methods=methods, checks=checks)
     guard = ModelGuard(suite.model.network)  # the model's reference state, shared by every group of the run
+    pending_by_check = {}
     for check_name in checks:
-        check = registry.checks[check_name].obj
-        params = params_by_check[check_name]
-        check_suite = replace(suite, limit=params["images"])
-        started = time.perf_counter()
         pending = []
         for name in methods:
-            stored = store.get(name, check_name, params)
+            stored = store.get(name, check_name, params_by_check[check_name])
             if stored is not None and stored.get("status") in ("ok", "n/a") and stored.get("plugin") == _provenance(registry, name):
                 report.reused.append((name, check_name))
                 if stored["status"] == "n/a":
                     report.not_applicable.setdefault(name, set()).add(check_name)
             else:
                 pending.append(name)
+        pending_by_check[check_name] = pending
+    log(run_header(suite, methods, checks, params_by_check, options, len(report.reused)))
+    for check_name in checks:
+        check = registry.checks[check_name].obj
+        params = params_by_check[check_name]
+        check_suite = replace(suite, limit=params["images"])
+        started = time.perf_counter()
+        pending = pending_by_check[check_name]
         groups = group_by_shared_pass(pending, registry)
-        for index, names in enumerate(groups, 1):
+        done = 0
+        for names in groups:
             group = MethodGroup([registry.methods[n].obj for n in names], suite.model, timeout=options.method_timeout,
                                 guard=guard)
-            label = f"{index}/{len(groups)} {names[0]}" + (f" +{len(names) - 1}" if len(names) > 1 else "")
+            label = progress_label(done, names, len(pending))
+            done += len(names)
             torch.manual_seed(options.seed)
             try:
                 results = check.run(replace(check_suite, progress_label=label), group, params)

@@ -194,8 +194,13 @@ def read_run_config(run_file: Path) -> dict | None:
         data = None
     if not isinstance(data, dict) or not isinstance(data.get("config"), dict):
         raise UserError(f"{run_file}: not a saliency-bench run record (a JSON object with a 'config' object); "
-                        "choose another --out, or rerun with --fresh to start the folder over")
+                        "choose another --out (or start the folder over with --fresh --yes)")
     return data["config"]
+
+
+def count_results(out_dir: str | os.PathLike) -> int:
+    """How many result files ``out_dir`` holds (what ``--fresh`` would delete)."""
+    return sum(1 for _ in Path(out_dir).glob("results/*/*.json"))
 
 
 class ResultStore:
@@ -242,7 +247,8 @@ class ResultStore:
             if recorded is not None and recorded != self.config:
                 raise UserError(
                     f"{self.root} holds results of another configuration "
-                    f"({_first_difference(recorded, self.config)}); rerun with --fresh or choose another --out"
+                    f"({_first_difference(recorded, self.config)}); choose another --out to keep them"
+                    f" (or delete its {count_results(self.root)} stored result(s) with --fresh --yes)"
                 )
         dump_json({"config": self.config}, run_file)
 
@@ -316,7 +322,8 @@ class ResultStore:
         if params is not None and record["params"] != params:
             raise UserError(
                 f"{self.path(method, check)} was computed with other {check} parameters "
-                f"({_first_difference(record['params'], params)}); rerun with --fresh or choose another --out"
+                f"({_first_difference(record['params'], params)}); choose another --out to keep it"
+                f" (or delete the folder's {count_results(self.root)} stored result(s) with --fresh --yes)"
             )
         return record
 

@@ -5,10 +5,10 @@ from dataclasses import dataclass
 from typing import Iterator
 
 import torch
-from tqdm.auto import tqdm
 
 from .datasets.base import Dataset
 from .models.wrapper import ModelWrapper
+from .progress import progress
 
 
 @dataclass
@@ -41,7 +41,7 @@ class Suite:
         )
         total = (self.num_images + self.batch_size - 1) // self.batch_size
         desc = f"{desc} [{self.progress_label}]" if self.progress_label else desc
-        for batch in tqdm(loader, desc=desc, total=total, disable=not self.progress, leave=False):
+        for batch in progress(loader, total, desc, enabled=self.progress):
             batch = {k: (v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in batch.items()}
             if "trials" not in batch:
                 batch["trials"] = batch["labels"] > 0

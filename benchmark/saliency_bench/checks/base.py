@@ -27,6 +27,9 @@ class Check:
     name: str = ""
     requires_masks: bool = False
     description: str = ""
+    # Which way each metric improves: "higher" or "lower". `check` calls only a change in the bad direction a
+    # regression; a metric missing here has no direction, so any change beyond the tolerance counts against it.
+    better: dict[str, str] = {}
 
     def default_params(self, suite: "Suite") -> dict:
         """Parameters derived from the model and dataset (recorded with every result)."""

@@ -41,6 +41,7 @@ class ClassSensitivity(Check):
 
     name = "class_sensitivity"
     requires_masks = False
+    better = {"spearman_hog": "lower", "spearman_raw": "lower"}
     description = "Class sensitivity (Rebuffi et al. 2020): Spearman on HOG between max- and min-logit class maps"
     param_schema = {**HOG, **BOOTSTRAP}
 

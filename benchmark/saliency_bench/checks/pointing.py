@@ -186,6 +186,7 @@ class PointingGame(_PointingBase):
     """Pointing game: a map per present class; a hit if its argmax is within the tolerance of that class's mask."""
 
     name = "pointing_game"
+    better = {"accuracy": "higher", "overall_accuracy": "higher"}
     description = "Pointing game (Zhang et al. 2018): per-class maps, hit if the argmax lies within tolerance of the mask"
 
     def score_batch(self, suite, group, batch, trials, params):
@@ -217,6 +218,8 @@ class RestrictedPointingGame(_PointingBase):
     """Restricted pointing game: one map per image, for the max-logit class, scored against every present class."""
 
     name = "restricted_pointing_game"
+    # Lower is better: at a fixed pointing accuracy, a lower restricted one is a larger gap (class-sensitive maps).
+    better = {"accuracy": "lower", "overall_accuracy": "lower"}
     description = "Restricted pointing game (Khakzar et al. 2020): the max-logit map scored against every present class"
     references = ("top_object_oracle", "best_single_point")
 

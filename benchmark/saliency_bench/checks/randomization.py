@@ -148,6 +148,8 @@ class CascadingRandomization(Check):
 
     name = "randomization"
     requires_masks = False
+    better = {f"{measure}_{step}": "lower" for measure in ("spearman_hog", "spearman_abs", "spearman_signed", "ssim")
+              for step in ("mean", "final")}
     description = "Cascading parameter randomisation (Adebayo et al. 2018): similarity to the original map per layer"
     param_schema = {
         "order": Param(list, settable=False),

@@ -1,13 +1,13 @@
-"""A complete, minimal saliency-bench plugin: the sign of the input gradient, summed over channels."""
+"""A complete, minimal saliency-bench plugin: the L2 norm over channels of the input gradient."""
 import torch
 
 from saliency_bench import Method, hookimpl
 
 
-class GradientSign(Method):
-    """sum_c sign(df/dx_c): a deliberately crude propagation method to copy from."""
+class GradientL2(Method):
+    """||df/dx||_2 over colour channels: Simonyan et al. 2014's gradient map with an L2 instead of a max."""
 
-    name = "gradient_sign"
+    name = "gradient_l2"
     family = "propagation"
     positive = False
 
@@ -16,7 +16,7 @@ class GradientSign(Method):
         logits = model(inputs)
         score = logits.gather(1, targets.view(-1, 1)).sum()
         (grad,) = torch.autograd.grad(score, inputs)
-        return grad.sign().sum(dim=1)
+        return grad.norm(dim=1)
 
 
 class Plugin:
@@ -24,7 +24,7 @@ class Plugin:
 
     @hookimpl
     def register_methods(self, register):
-        register(GradientSign())
+        register(GradientL2())
 
 
 plugin = Plugin()

@@ -1,0 +1,193 @@
+"""`check` against a board: direction-aware comparison, a new method's row, --require, --vs, --add; and the verdicts."""
+import json
+
+import pytest
+import torch
+
+from fakes import FakePlugin
+from saliency_bench import Method, hookimpl
+from saliency_bench.cli import main
+
+CHECKS = ["pointing_game", "restricted_pointing_game", "class_sensitivity", "randomization"]
+
+
+class NoiseCopy(Method):
+    """Uniform noise under a new name: passes class sensitivity and randomisation, fails pointing."""
+
+    name, family, positive = "noise_copy", "propagation", False
+
+    def attribute(self, model, inputs, targets):
+        batch, _, height, width = inputs.shape
+        return torch.rand(batch, height, width, device=inputs.device)
+
+
+class Candidates:
+    @hookimpl
+    def register_methods(self, register):
+        register(NoiseCopy())
+
+
+@pytest.fixture(scope="module")
+def board_dir(tmp_path_factory):
+    """A board of the two controls on the fake model (its run is shared by the module)."""
+    from saliency_bench.plugins import get_plugin_manager
+
+    pm = get_plugin_manager()
+    pm.register(FakePlugin(), name="fakes-check")
+    pm.register(Candidates(), name="candidates")
+    out = tmp_path_factory.mktemp("board") / "a"
+    try:
+        assert main(["run", "-m", "edge", "random", "--model", "fake_vgg", "--checks", *CHECKS, "--out", str(out),
+                     "--batch-size", "5", "--no-progress", "--no-speed"]) == 0
+        yield out
+    finally:
+        pm.unregister(name="fakes-check")
+        pm.unregister(name="candidates")
+
+
+def _check(capsys, *argv):
+    code = main(["check", *argv, "--no-progress"])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_a_new_method_gets_its_row_ranks_verdicts_and_differences(board_dir, tmp_path, capsys):
+    before = (board_dir / "leaderboard.json").read_bytes()
+    code, out, err = _check(capsys, "noise_copy", "--against", str(board_dir / "leaderboard.json"),
+                            "--out", str(tmp_path / "rerun"))
+    assert code == 1, err  # noise fails the default requirement (overall: it does not localise)
+    assert "noise_copy" in out and "not on" in out and "rank" in out and " of 3" in out
+    assert "localisation fail" in out and "overall fail" in out
+    assert "FAILS the required criteria (overall)" in out
+    diff_rows = [line for line in out.splitlines() if line.startswith(("edge ", "random "))]
+    assert {line.split()[0] for line in diff_rows} == {"edge", "random"}  # the controls by default
+    assert (board_dir / "leaderboard.json").read_bytes() == before
+
+
+def test_require_chooses_the_criteria_of_the_exit_code(board_dir, tmp_path, capsys):
+    board = str(board_dir / "leaderboard.json")
+    keep = str(tmp_path / "rerun")
+    code, out, _ = _check(capsys, "noise_copy", "--against", board, "--out", keep,
+                          "--require", "class_sensitivity,randomization")
+    assert code == 0 and "PASSES the required criteria (class_sensitivity, randomization)" in out
+    code, out, _ = _check(capsys, "noise_copy", "--against", board, "--out", keep, "--require", "pointing_game")
+    assert code == 1 and "FAILS" in out
+    code, _, err = _check(capsys, "noise_copy", "--against", board, "--require", "beauty")
+    assert code == 2 and "unknown criterion 'beauty'" in err and len(err.strip().splitlines()) == 1
+
+
+def test_vs_names_the_recorded_methods_to_compare_with(board_dir, tmp_path, capsys):
+    board = str(board_dir / "leaderboard.json")
+    code, out, _ = _check(capsys, "noise_copy", "--against", board, "--out", str(tmp_path / "r"), "--vs", "random")
+    diff_rows = [line for line in out.splitlines() if line.startswith(("edge ", "random "))]
+    assert diff_rows and all(line.startswith("random ") for line in diff_rows)
+    code, _, err = _check(capsys, "noise_copy", "--against", board, "--vs", "gradcam")
+    assert code == 2 and "--vs gradcam: not on" in err
+
+
+def test_add_writes_a_new_board_elsewhere_and_never_over_the_recorded_one(board_dir, tmp_path, capsys):
+    board = board_dir / "leaderboard.json"
+    before = board.read_bytes(), (board_dir / "leaderboard.md").read_bytes()
+    code, _, err = _check(capsys, "noise_copy", "--against", str(board), "--add", str(board_dir))
+    assert code == 2 and "would overwrite" in err
+    added = tmp_path / "added"
+    code, out, _ = _check(capsys, "noise_copy", "--against", str(board), "--add", str(added),
+                          "--out", str(tmp_path / "r"))
+    assert code == 1 and str(added / "leaderboard.md") in out
+    new = json.loads((added / "leaderboard.json").read_text())
+    assert set(new["methods"]) == {"edge", "random", "noise_copy"}
+    assert new["methods"]["noise_copy"]["verdicts"]["overall"] == "fail"
+    assert "`noise_copy`" in (added / "leaderboard.md").read_text()
+    assert (added / "figures" / "maps_added.png").exists()
+    assert (board.read_bytes(), (board_dir / "leaderboard.md").read_bytes()) == before
+
+
+def test_an_improvement_is_reported_as_one_and_passes(board_dir, tmp_path, capsys):
+    """Class sensitivity recorded at 0.9 and measured near 0 (lower is better): improved, exit 0."""
+    path = tmp_path / "leaderboard.json"
+    board = json.loads((board_dir / "leaderboard.json").read_text())
+    board["methods"]["random"]["results"]["class_sensitivity"]["metrics"]["spearman_hog"].update(
+        value=0.9, ci_low=0.85, ci_high=0.95)
+    path.write_text(json.dumps(board))
+    code, out, _ = _check(capsys, "random", "--against", str(path), "--out", str(tmp_path / "r"))
+    assert code == 0, out
+    row = next(l for l in out.splitlines() if "class_sensitivity" in l and "spearman_hog " in l)
+    assert "improved" in row and "lower is better" in row
+    assert "improved)" in out.splitlines()[-1]
+
+
+def test_a_recorded_n_a_that_becomes_a_number_is_an_improvement_and_the_reverse_a_regression():
+    from saliency_bench.regression import _metric_rows
+
+    number = {"status": "ok", "metrics": {"accuracy": {"value": 0.8, "ci_low": 0.7, "ci_high": 0.9}}}
+    undefined = {"status": "n/a", "reason": "GAP head"}
+    assert [r["verdict"] for r in _metric_rows("m", "c", undefined, number, None)] == ["improved"]
+    assert [r["verdict"] for r in _metric_rows("m", "c", number, undefined, None)] == ["regression"]
+    assert [r["verdict"] for r in _metric_rows("m", "c", undefined, undefined, None)] == ["ok"]
+    failed = {"status": "failed", "error": "raised"}
+    assert [r["verdict"] for r in _metric_rows("m", "c", failed, number, None)] == ["improved"]
+    assert [r["verdict"] for r in _metric_rows("m", "c", number, failed, None)] == ["failed"]
+
+
+@pytest.mark.parametrize("better, new, verdict", [
+    ("higher", 0.95, "improved"), ("higher", 0.60, "regression"), ("lower", 0.95, "regression"),
+    ("lower", 0.60, "improved"), (None, 0.95, "changed"), ("higher", 0.805, "ok"),
+])
+def test_only_a_move_in_the_bad_direction_is_a_regression(better, new, verdict):
+    from saliency_bench.regression import _metric_rows
+
+    old = {"status": "ok", "metrics": {"m": {"value": 0.8, "ci_low": 0.75, "ci_high": 0.85}}}
+    now = {"status": "ok", "metrics": {"m": {"value": new}}}
+    [row] = _metric_rows("x", "c", old, now, None, {"m": better} if better else {})
+    assert row["verdict"] == verdict
+
+
+def _results(pointing, restricted, sensitivity, randomization, low=None):
+    def m(value, ci_low=None):
+        return {"value": value, "ci_low": ci_low if ci_low is not None else value - 0.02, "ci_high": value + 0.02}
+    return {
+        "pointing_game": {"status": "ok", "metrics": {"accuracy": m(pointing, low)}},
+        "restricted_pointing_game": {"status": "ok", "metrics": {"accuracy": m(restricted)}},
+        "class_sensitivity": {"status": "ok", "metrics": {"spearman_hog": m(sensitivity)}},
+        "randomization": {"status": "ok", "metrics": {"spearman_hog_final": m(randomization)}},
+    }
+
+
+def test_noise_passes_the_necessary_conditions_but_not_the_composite_verdict():
+    from saliency_bench.verdicts import control_bar, verdicts
+
+    board = {"random": {"family": "baseline", "results": _results(0.18, 0.19, 0.02, 0.02)},
+             "edge": {"family": "baseline", "results": _results(0.48, 0.48, 1.0, 1.0)}}
+    bar = control_bar(board)
+    assert bar["value"] == 0.48 and bar["best_control"] == "edge"
+    noise = verdicts(board["random"]["results"], bar)
+    assert noise["class_sensitivity"] == noise["randomization"] == "pass"
+    assert noise["pointing_game"] == "fail" and noise["overall"] == "fail"
+    sound = verdicts(_results(0.9, 0.6, 0.3, 0.1), bar)
+    assert set(sound.values()) == {"pass"}
+    barely = verdicts(_results(0.52, 0.40, 0.3, 0.1, low=0.47), bar)  # above 0.5, but its interval reaches the control
+    assert barely["pointing_game"] == "pass" and barely["localisation"] == "fail" and barely["overall"] == "fail"
+    undefined = verdicts({"pointing_game": {"status": "n/a"}}, bar)
+    assert undefined["overall"] == "–"
+
+
+def test_ranks_share_ties_and_follow_the_direction():
+    from saliency_bench.candidate import rank
+
+    assert rank(0.9, [0.95, 0.9, 0.5], "higher") == 2
+    assert rank(0.9, [0.95, 0.9, 0.5], "lower") == 2  # only 0.5 is better; the tie shares
+    assert rank(0.96, [0.95, 0.9, 0.5], "lower") == 4
+    assert rank(None, [0.1], "lower") is None
+
+
+def test_nearest_neighbours_leave_out_the_controls():
+    from saliency_bench.candidate import nearest
+
+    board = {"methods": {
+        "edge": {"family": "baseline", "results": _results(0.9, 0.6, 0.3, 0.1)},
+        "a": {"family": "propagation", "results": _results(0.9, 0.6, 0.3, 0.12)},
+        "b": {"family": "propagation", "results": _results(0.5, 0.5, 0.9, 0.9)},
+        "c": {"family": "propagation", "results": _results(0.85, 0.6, 0.35, 0.1)},
+    }}
+    values = {"pointing": 0.9, "gap": 0.3, "class_sensitivity": 0.3, "randomization": 0.1}
+    assert nearest(values, board, k=2) == ["a", "c"]
