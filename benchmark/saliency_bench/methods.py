@@ -1,7 +1,7 @@
 """The method contract (DESIGN.md "Method contract") and validation of what a method returns."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar, Sequence
+from typing import TYPE_CHECKING, Callable, ClassVar, Iterable, Sequence
 
 import torch
 
@@ -41,6 +41,14 @@ class Method:
     ) -> dict[str, torch.Tensor]:
         """Return ``{name: maps}`` for every method in ``names`` sharing this method's ``shared_key``."""
         return {self.name: self.attribute(model, inputs, targets)}
+
+    def peers(self, model: "ModelWrapper") -> "Iterable[tuple[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]]":
+        """Other libraries' implementations of this method (captum, grad-cam, zennit), where installed.
+
+        ``(label, fn(inputs, targets) -> maps)`` pairs, timed beside the method by ``saliency-bench bench``; a method
+        yields only the peers whose library imports, with its own settings (steps, epsilon). Default: none.
+        """
+        return ()
 
     def setting_values(self) -> dict:
         """``{setting: value}`` of the attributes named in ``settings`` (SmoothGrad's noise level, say)."""
