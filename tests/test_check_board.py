@@ -153,22 +153,33 @@ def _results(pointing, restricted, sensitivity, randomization, low=None):
     }
 
 
-def test_noise_passes_the_necessary_conditions_but_not_the_composite_verdict():
-    from saliency_bench.verdicts import control_bar, verdicts
+def _builtin_checks():
+    from saliency_bench.checks.class_sensitivity import ClassSensitivity
+    from saliency_bench.checks.pointing import PointingGame, RestrictedPointingGame
+    from saliency_bench.checks.randomization import CascadingRandomization
 
+    return [CascadingRandomization(), ClassSensitivity(), RestrictedPointingGame(), PointingGame()]
+
+
+def test_noise_passes_the_necessary_conditions_but_not_the_composite_verdict():
+    from saliency_bench.verdicts import control_bars, rules_of, verdicts
+
+    rules = rules_of(_builtin_checks())
+    assert [r.letter for r in rules] == ["P", "L", "G", "C", "R"]  # board order, whatever the registration order
     board = {"random": {"family": "baseline", "results": _results(0.18, 0.19, 0.02, 0.02)},
              "edge": {"family": "baseline", "results": _results(0.48, 0.48, 1.0, 1.0)}}
-    bar = control_bar(board)
-    assert bar["value"] == 0.48 and bar["best_control"] == "edge"
-    noise = verdicts(board["random"]["results"], bar)
+    bars = control_bars(board, rules)
+    assert bars["localisation"]["value"] == 0.48 and bars["localisation"]["best_control"] == "edge"
+    noise = verdicts(board["random"]["results"], rules, bars)
     assert noise["class_sensitivity"] == noise["randomization"] == "pass"
     assert noise["pointing_game"] == "fail" and noise["overall"] == "fail"
-    sound = verdicts(_results(0.9, 0.6, 0.3, 0.1), bar)
+    sound = verdicts(_results(0.9, 0.6, 0.3, 0.1), rules, bars)
     assert set(sound.values()) == {"pass"}
-    barely = verdicts(_results(0.52, 0.40, 0.3, 0.1, low=0.47), bar)  # above 0.5, but its interval reaches the control
+    barely = verdicts(_results(0.52, 0.40, 0.3, 0.1, low=0.47), rules, bars)  # above 0.5; its interval reaches edge
     assert barely["pointing_game"] == "pass" and barely["localisation"] == "fail" and barely["overall"] == "fail"
-    undefined = verdicts({"pointing_game": {"status": "n/a"}}, bar)
+    undefined = verdicts({"pointing_game": {"status": "n/a"}}, rules, bars)
     assert undefined["overall"] == "–"
+    assert verdicts(_results(0.9, 0.6, 0.3, 0.1), rules, {})["localisation"] == "–"  # no controls: undecided
 
 
 def test_ranks_share_ties_and_follow_the_direction():
@@ -182,6 +193,7 @@ def test_ranks_share_ties_and_follow_the_direction():
 
 def test_nearest_neighbours_leave_out_the_controls():
     from saliency_bench.candidate import nearest
+    from saliency_bench.verdicts import columns_of
 
     board = {"methods": {
         "edge": {"family": "baseline", "results": _results(0.9, 0.6, 0.3, 0.1)},
@@ -190,4 +202,4 @@ def test_nearest_neighbours_leave_out_the_controls():
         "c": {"family": "propagation", "results": _results(0.85, 0.6, 0.35, 0.1)},
     }}
     values = {"pointing": 0.9, "gap": 0.3, "class_sensitivity": 0.3, "randomization": 0.1}
-    assert nearest(values, board, k=2) == ["a", "c"]
+    assert nearest(values, board, columns_of(_builtin_checks()), k=2) == ["a", "c"]

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 from .checks.base import Check, MethodGroup
+from .checks.presentation import Column, Rule, read_difference, read_metric
+from .checks.stats import summarize
 from .datasets.base import Dataset, DatasetSpec
 from .errors import MethodError, NotApplicable, UserError
 from .hookspecs import hookimpl
@@ -34,6 +36,7 @@ def method_plugin(method: Method) -> MethodPlugin:
 
 __all__ = [
     "Check",
+    "Column",
     "Dataset",
     "DatasetSpec",
     "Method",
@@ -43,11 +46,15 @@ __all__ = [
     "ModelSpec",
     "ModelWrapper",
     "NotApplicable",
+    "Rule",
     "Suite",
     "UserError",
     "derive_blocks",
     "derive_randomization_order",
     "hookimpl",
     "method_plugin",
+    "read_difference",
+    "read_metric",
+    "summarize",
     "validate_maps",
 ]

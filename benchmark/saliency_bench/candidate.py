@@ -11,11 +11,9 @@ from typing import Mapping, Sequence
 
 from tabulate import tabulate
 
-from .verdicts import CONTROL_FAMILY, HEADLINES, OVERALL, PASS, control_bar, headline_values, metric, verdicts
+from .verdicts import CONTROL_FAMILY, PASS, columns_of, control_bars, rules_of, verdicts
 
 NEIGHBOURS = 2  # recorded methods nearest to the candidate shown by default, besides the controls
-LABELS = {"pointing": "pointing", "restricted": "restricted", "gap": "gap", "class_sensitivity": "class sens.",
-          "randomization": "rand. final"}
 
 
 def rank(value: float | None, others: Sequence[float], better: str) -> int | None:
@@ -25,19 +23,27 @@ def rank(value: float | None, others: Sequence[float], better: str) -> int | Non
     return 1 + sum((o > value) if better == "higher" else (o < value) for o in others)
 
 
-def recorded_values(board: Mapping) -> dict[str, dict[str, float | None]]:
-    """``{method: {headline: value}}`` of every recorded method."""
-    return {name: headline_values(entry.get("results", {})) for name, entry in board["methods"].items()}
+def headline_values(results: Mapping, columns: Sequence) -> dict[str, float | None]:
+    """``{column key: value}`` (None where undefined) of one method's results."""
+    values = {}
+    for column in columns:
+        found = column.read(results)
+        values[column.key] = None if found is None else float(found["value"])
+    return values
 
 
-def nearest(values: Mapping[str, float | None], board: Mapping, k: int = NEIGHBOURS) -> list[str]:
-    """The ``k`` recorded non-control methods closest to ``values`` (Euclidean over the headlines both define)."""
-    keys = ("pointing", "gap", "class_sensitivity", "randomization")
+def recorded_values(board: Mapping, columns: Sequence) -> dict[str, dict[str, float | None]]:
+    """``{method: {column key: value}}`` of every recorded method."""
+    return {name: headline_values(entry.get("results", {}), columns) for name, entry in board["methods"].items()}
+
+
+def nearest(values: Mapping[str, float | None], board: Mapping, columns: Sequence, k: int = NEIGHBOURS) -> list[str]:
+    """The ``k`` recorded non-control methods closest to ``values`` (Euclidean over the columns both define)."""
     distances = []
-    for name, other in recorded_values(board).items():
+    for name, other in recorded_values(board, columns).items():
         if board["methods"][name].get("family") == CONTROL_FAMILY:
             continue
-        shared = [key for key in keys if values.get(key) is not None and other.get(key) is not None]
+        shared = [key for key in values if values.get(key) is not None and other.get(key) is not None]
         if shared:
             distances.append((math.sqrt(sum((values[key] - other[key]) ** 2 for key in shared)), name))
     return [name for _, name in sorted(distances)[:k]]
@@ -49,45 +55,48 @@ def _half_width(found: dict | None) -> float | None:
     return (found["ci_high"] - found["ci_low"]) / 2
 
 
-def differences(results: Mapping, other: Mapping) -> list[dict]:
-    """Candidate minus ``other`` on each headline with a recorded interval: value, approximate interval, direction."""
+def differences(results: Mapping, other: Mapping, columns: Sequence) -> list[dict]:
+    """Candidate minus ``other`` on each column with an interval: value, approximate interval, reading."""
     rows = []
-    for key, (better, check, name) in HEADLINES.items():
-        if check is None:
+    for column in columns:
+        if column.signed:
             continue
-        mine, theirs = metric(results, check, name), metric(other, check, name)
+        mine, theirs = column.read(results), column.read(other)
         if mine is None or theirs is None:
-            rows.append({"headline": key, "diff": None, "low": None, "high": None, "reading": "undefined"})
+            rows.append({"label": column.label, "diff": None, "low": None, "high": None, "reading": "undefined"})
             continue
         diff = mine["value"] - theirs["value"]
         widths = [_half_width(mine), _half_width(theirs)]
         half = math.sqrt(sum(w * w for w in widths)) if None not in widths else None
         low, high = (diff - half, diff + half) if half is not None else (None, None)
-        if low is None or low <= 0 <= high:
-            reading = "no clear difference"
+        if low is None or low <= 0 <= high or column.better is None:
+            reading = "no clear difference" if column.better is not None or low is None or low <= 0 <= high else "differs"
         else:
-            reading = "better" if (diff > 0) == (better == "higher") else "worse"
-        rows.append({"headline": key, "diff": diff, "low": low, "high": high, "reading": reading})
+            reading = "better" if (diff > 0) == (column.better == "higher") else "worse"
+        rows.append({"label": column.label, "diff": diff, "low": low, "high": high, "reading": reading})
     return rows
 
 
-def evaluate(board: Mapping, name: str, entry: Mapping, vs: Sequence[str] | None = None) -> dict:
+def evaluate(board: Mapping, name: str, entry: Mapping, checks: Sequence, vs: Sequence[str] | None = None) -> dict:
     """The candidate's row as it would stand on ``board``: values, ranks, verdicts, differences from others."""
+    columns, rules = columns_of(checks), rules_of(checks)
     results = entry.get("results", {})
-    values = headline_values(results)
-    recorded = recorded_values(board)
+    values = headline_values(results, columns)
+    recorded = recorded_values(board, columns)
     ranks = {}
-    for key, (better, _, _) in HEADLINES.items():
-        others = [v[key] for v in recorded.values() if v.get(key) is not None]
-        place = rank(values.get(key), others, better)
-        ranks[key] = None if place is None else {"rank": place, "of": len(others) + 1}
+    for column in columns:
+        others = [v[column.key] for v in recorded.values() if v.get(column.key) is not None]
+        place = rank(values.get(column.key), others, column.better) if column.better else None
+        ranks[column.key] = None if place is None else {"rank": place, "of": len(others) + 1}
     controls = sorted(n for n, e in board["methods"].items() if e.get("family") == CONTROL_FAMILY)
-    compared = list(vs) if vs else nearest(values, board) + controls
+    compared = list(vs) if vs else nearest(values, board, columns) + controls
     return {
         "method": name, "distribution": entry.get("distribution"), "version": entry.get("version"),
         "status": entry.get("status"), "errors": entry.get("errors", {}), "not_applicable": entry.get("not_applicable", {}),
-        "values": values, "ranks": ranks, "verdicts": verdicts(results, control_bar(board["methods"])),
-        "differences": {other: differences(results, board["methods"][other].get("results", {})) for other in compared},
+        "columns": [(c.key, c.label, c.better, c.signed) for c in columns],
+        "values": values, "ranks": ranks, "verdicts": verdicts(results, rules, control_bars(board["methods"], rules)),
+        "differences": {other: differences(results, board["methods"][other].get("results", {}), columns)
+                        for other in compared},
         "chosen_by": "--vs" if vs else f"the {NEIGHBOURS} nearest recorded methods and the controls",
     }
 
@@ -109,21 +118,21 @@ def format_candidate(report: Mapping, required: Sequence[str], board_label: str)
     if report["not_applicable"]:
         lines += [f"  n/a on {check}: {reason}" for check, reason in report["not_applicable"].items()]
     table = []
-    for key, (better, _, _) in HEADLINES.items():
+    for key, label, better, signed in report["columns"]:
         place = report["ranks"].get(key)
-        table.append([LABELS[key], num(report["values"].get(key), sign=key == "gap"), f"{better} is better",
+        table.append([label, num(report["values"].get(key), sign=signed), f"{better} is better" if better else "",
                       "–" if place is None else f"{place['rank']} of {place['of']}"])
-    lines.append(tabulate(table, headers=["headline", "value", "", "rank"], disable_numparse=True))
+    lines.append(tabulate(table, headers=["column", "value", "", "rank"], disable_numparse=True))
     verdict_text = ", ".join(f"{key} {value}" for key, value in report["verdicts"].items())
     lines.append(f"verdicts: {verdict_text}")
     diff_rows = []
     for other, rows in report["differences"].items():
         for row in rows:
             interval = "" if row["low"] is None else f"[{row['low']:+.3f}, {row['high']:+.3f}]"
-            diff_rows.append([other, LABELS[row["headline"]], num(row["diff"], sign=True), interval, row["reading"]])
+            diff_rows.append([other, row["label"], num(row["diff"], sign=True), interval, row["reading"]])
     lines.append(f"difference from {report['chosen_by']} (candidate minus recorded; unpaired, approximate 95% "
                  "interval from the two recorded intervals):")
-    lines.append(tabulate(diff_rows, headers=["vs", "headline", "diff", "interval", "reading"], disable_numparse=True))
+    lines.append(tabulate(diff_rows, headers=["vs", "column", "diff", "interval", "reading"], disable_numparse=True))
     ok = passes(report, required)
     lines.append(f"{report['method']}: {'PASSES' if ok else 'FAILS'} the required criteria ({', '.join(required)})"
                  + ("" if ok else ": " + ", ".join(c for c in required if report["verdicts"].get(c) != PASS

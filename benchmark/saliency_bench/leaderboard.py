@@ -10,46 +10,33 @@ from tabulate import tabulate
 
 from .config import plain
 from .plugins import Registry
-from .reference import PAPER
 from .store import SPEED, ResultStore, dump_json
-from .verdicts import LOCALISATION, OVERALL, THRESHOLDS, control_bar, verdicts
+from .verdicts import OVERALL, columns_of, judge, ordered_checks, rules_of
 
 SCHEMA = 1
 
-HOW_TO_READ = """\
-**How to read this.** Each number is a mean over images with its 95% bootstrap interval in brackets
-(n = images or trials, in the detailed tables). *Pointing* is the pointing-game accuracy (higher = the map's
-peak lies on the right object; the peak of a flat maximum is the maximal pixel nearest the plateau's centre).
-*Restricted* scores one map per image, for the top class, against every class present: if it is close to
-*pointing* (small *gap*), the maps for different classes point at the same place, i.e. the method is not
-class-sensitive; its header gives the dataset's reference points (below). *Class sens.* is the Spearman
-correlation between HOG features of the maps for the top and the bottom class (lower = more class-sensitive).
-*Rand.* is the similarity between the map of the trained model and the map after cascading re-initialisation of
-its layers from the logits down (each layer redrawn at its trained weight scale, several draws; the interval covers
-images and draws): the mean over the cascade and the final step (lower = the map depends on the learned weights).
-A constant map (all zero, say) against a non-constant one scores 0 in every similarity (no shared structure: a
-map that vanishes after randomisation has changed completely); two constant maps are undefined and counted in the
-details. A method that "just draws the salient parts of the image" scores like the `edge` control: high
-similarity everywhere. Class sensitivity and randomisation are necessary conditions only: pure noise (the `random`
-control) passes both. So the composite verdict, *overall*, passes only a method that also localises: pointing and
-restricted gap above their thresholds, and pointing better than every control (the lower end of its interval
-above the best control's accuracy, *L*). *n/a*: the method has no defined map on this model (the
-reason is in the details), neither a failure nor a number. Paper columns are the seed paper's values on **VGG-16 /
-PASCAL VOC07 (pointing) and ImageNet (class sensitivity)**, shown for orientation only: a different model and
-dataset."""
+HOW_TO_READ_START = """\
+**How to read this.** Each number is a mean with its 95% bootstrap interval in brackets (n = images or trials,
+in the detailed tables)."""
+
+HOW_TO_READ_END = """\
+A method that "just draws the salient parts of the image" scores like an edge detector among the controls (the
+`baseline` family, listed below): high similarity everywhere. Class sensitivity and randomisation are necessary
+conditions only: pure noise passes both. So the composite verdict, *overall*, passes a method only when every
+verdict passes, including doing better than every control. *n/a*: the method has no defined map on this model
+(the reason is in the details), neither a failure nor a number. Paper columns are the seed paper's values on
+another model and dataset (named in their headers), shown for orientation only."""
 
 
-def _metric(result: dict | None, name: str) -> dict | None:
-    if not result or result.get("status") != "ok":
-        return None
-    return result.get("metrics", {}).get(name)
+def how_to_read(checks: Sequence) -> str:
+    """The paragraph above the summary: the general reading, then each check's own (in board order)."""
+    parts = [HOW_TO_READ_START] + [c.how_to_read for c in ordered_checks(checks) if c.how_to_read] + [HOW_TO_READ_END]
+    return " ".join(parts)
 
 
-def _cell(result: dict | None, name: str) -> str:
-    """A summary cell: the metric with its interval, "n/a" where the method has no defined map, else "–"."""
-    if result and result.get("status") == "n/a":
-        return "n/a"
-    return _fmt(_metric(result, name))
+def board_checks(board: dict, registry: Registry) -> list:
+    """The registered check objects of the checks on ``board``, in board order (unregistered ones are left out)."""
+    return ordered_checks(registry.checks[name].obj for name in board.get("checks", {}) if name in registry.checks)
 
 
 def _fmt(metric: dict | None, digits: int = 3) -> str:
@@ -63,7 +50,8 @@ def _fmt(metric: dict | None, digits: int = 3) -> str:
 
 def build_board(store: ResultStore, registry: Registry, methods: Sequence[str], checks: Sequence[str]) -> dict:
     """Collect stored results of ``methods`` x ``checks`` into the leaderboard's JSON document."""
-    board = {"schema": SCHEMA, "config": store.config, "thresholds": THRESHOLDS, "checks": {}, "methods": {}}
+    check_objects = ordered_checks(registry.checks[c].obj for c in checks)
+    board = {"schema": SCHEMA, "config": store.config, "thresholds": {}, "checks": {}, "methods": {}}
     for name in methods:
         method = registry.methods[name]
         entry = {
@@ -90,24 +78,17 @@ def build_board(store: ResultStore, registry: Registry, methods: Sequence[str], 
             reference = result.pop("dataset_reference", None)
             if reference is not None:
                 board.setdefault("dataset_reference", {}).setdefault(check, reference)
-        if name in PAPER:
-            entry["paper"] = dict(zip(("pointing", "restricted", "class_sensitivity"), PAPER[name]))
+        paper = {c.paper_key: c.paper[name] for c in check_objects if c.paper_key and name in c.paper}
+        if paper:
+            entry["paper"] = paper
         board["methods"][name] = entry
-    bar = control_bar(board["methods"])  # localisation is judged against the controls on this board
-    if bar is not None:
-        board["thresholds"] = {**THRESHOLDS, LOCALISATION: bar}
-    for entry in board["methods"].values():
-        entry["verdicts"] = verdicts(entry["results"], bar)
+    board["thresholds"] = judge(board["methods"], check_objects)  # controls judged on this same board
     return plain(board)
 
 
-VERDICT_LETTERS = (("P", "pointing_game"), ("G", "restricted_gap"), ("C", "class_sensitivity"),
-                   ("R", "randomization"), ("L", LOCALISATION))
-
-
-def _paper(entry: dict, key: str, scale: float = 1.0) -> str:
-    value = entry.get("paper", {}).get(key)
-    return "" if value is None else f"{value * scale:.2f}"
+def _paper(entry: dict, check) -> str:
+    value = entry.get("paper", {}).get(check.paper_key)
+    return "" if value is None else f"{value * check.paper_scale:.2f}"
 
 
 def speed_records(store: ResultStore, methods: Sequence[str]) -> dict[str, dict]:
@@ -141,36 +122,34 @@ def _speed_cells(speed: dict[str, dict] | None, name: str) -> list[str]:
     return [f"{record['ms_per_image']:.2f}", f"{record['ratio_to_floor']:.2f}x"]
 
 
-def summary_rows(board: dict, speed: dict[str, dict] | None = None) -> list[list[str]]:
-    """One row per method for the summary table (with speed cells when ``speed`` is given)."""
+def _verdict_text(entry: dict, rules: Sequence) -> str:
+    """``P:✓ L:✓ G:✗ ...``: each rule's letter and verdict."""
+    marks = {"pass": "✓", "fail": "✗"}
+    return " ".join(f"{rule.letter}:{marks.get(entry['verdicts'].get(rule.key), '–')}" for rule in rules)
+
+
+def summary_rows(board: dict, checks: Sequence, speed: dict[str, dict] | None = None) -> list[list[str]]:
+    """One row per method for the summary table: each check's columns, verdicts, speed, paper values."""
+    columns, rules = columns_of(checks), rules_of(checks)
+    papers = [c for c in ordered_checks(checks) if c.paper_key]
     rows = []
     for name, entry in board["methods"].items():
-        res = entry["results"]
-        pointing = _metric(res.get("pointing_game"), "accuracy")
-        restricted = _metric(res.get("restricted_pointing_game"), "accuracy")
-        gap = (
-            f"{pointing['value'] - restricted['value']:+.3f}"
-            if pointing and restricted and pointing.get("value") is not None and restricted.get("value") is not None
-            else "–"
-        )
-        v = entry["verdicts"]
-        verdict = " ".join(
-            f"{label}:{'✓' if v.get(key) == 'pass' else '✗' if v.get(key) == 'fail' else '–'}"
-            for label, key in VERDICT_LETTERS
-        )
         rows.append([
             f"`{name}`" + (" (failed)" if entry["status"] == "failed" else ""),
             entry["family"], "yes" if entry["positive"] else "no",
-            _cell(res.get("pointing_game"), "accuracy"), _cell(res.get("restricted_pointing_game"), "accuracy"), gap,
-            _cell(res.get("class_sensitivity"), "spearman_hog"),
-            _cell(res.get("randomization"), "spearman_hog_mean"),
-            _cell(res.get("randomization"), "spearman_hog_final"),
-            verdict, {"pass": "**pass**", "fail": "fail"}.get(v.get(OVERALL), "–"),
+            *[column.cell(entry["results"]) for column in columns],
+            _verdict_text(entry, rules), {"pass": "**pass**", "fail": "fail"}.get(entry["verdicts"].get(OVERALL), "–"),
             *_speed_cells(speed, name),
-            "/".join(filter(None, [_paper(entry, "pointing", 0.01), _paper(entry, "restricted", 0.01)])),
-            _paper(entry, "class_sensitivity"),
+            *[_paper(entry, check) for check in papers],
         ])
     return rows
+
+
+def summary_headers(checks: Sequence, speed: bool) -> list[str]:
+    """The summary table's headers, matching ``summary_rows``."""
+    return ["method", "family", "positive", *[column.label for column in columns_of(checks)], "verdicts", "overall",
+            *(["ms/img", "× floor"] if speed else []),
+            *[check.paper_label for check in ordered_checks(checks) if check.paper_key]]
 
 
 def detail_tables(board: dict) -> list[str]:
@@ -225,29 +204,41 @@ def reference_note(references: dict) -> str:
             "is what class-insensitivity looks like on this dataset.")
 
 
-def _threshold_text(key: str, rule: dict) -> str:
-    """One verdict rule in words, e.g. ``pointing_game: pass if accuracy >= 0.5``."""
-    value = f"{rule['value']:.3f}" if key == LOCALISATION else f"{rule['value']}"
-    text = f"{key}: pass if {rule['metric']} {rule['pass_if']} {value}"
-    if key == LOCALISATION:
-        text += f" (the pointing accuracy of `{rule['best_control']}`, the best control)"
-    return text
+def verdict_note(board: dict, checks: Sequence) -> str:
+    """The sentence stating every verdict rule (letter, threshold or control, reason)."""
+    parts = []
+    for rule in rules_of(checks):
+        recorded = board["thresholds"].get(rule.key)
+        if recorded is None:
+            parts.append(f"{rule.letter} {rule.key}: undecided (no control on this board)")
+            continue
+        if rule.beats_controls:
+            text = (f"{rule.letter} {rule.key}: pass if {recorded['compares']} {rule.metric} {recorded['pass_if']} "
+                    f"{recorded['value']:.3f}, the value of `{recorded['best_control']}`, the best control")
+        else:
+            text = f"{rule.letter} {rule.key}: pass if {rule.metric} {rule.pass_if} {rule.value}"
+        parts.append(text + (f" ({rule.reason})" if rule.reason else ""))
+    return "Verdicts: " + "; ".join(parts) + ". *overall* passes when every verdict passes."
 
 
-def render_markdown(board: dict, figures: Sequence[str] = (), speed: dict[str, dict] | None = None) -> str:
-    """The leaderboard.md text; ``speed`` adds the ms/img and × floor columns."""
+def controls_note(board: dict, registry: Registry | None) -> str:
+    """The controls on this board, each with its one-line description."""
+    names = [n for n, e in board["methods"].items() if e.get("family") == "baseline"]
+    described = []
+    for name in names:
+        method = registry.methods.get(name) if registry is not None else None
+        described.append(f"`{name}`" + (f" ({method.obj.describe()})" if method is not None else ""))
+    return "**Controls** (the `baseline` family, methods that explain nothing by construction): " + "; ".join(
+        described) + "." if described else ""
+
+
+def render_markdown(board: dict, checks: Sequence, figures: Sequence[str] = (), speed: dict[str, dict] | None = None,
+                    registry: Registry | None = None) -> str:
+    """The leaderboard.md text from the board and its check objects; ``speed`` adds the ms/img and × floor columns."""
     config = board["config"]
     model, dataset = config.get("model", {}), config.get("dataset", {})
-    thresholds = "; ".join(_threshold_text(key, rule) for key, rule in board["thresholds"].items())
-    oracle = board.get("dataset_reference", {}).get("restricted_pointing_game", {})
-    restricted = "restricted" + (
-        f" (oracle {oracle['top_object_oracle']['value']:.2f}, best point {oracle['best_single_point']['value']:.2f})"
-        if oracle.get("top_object_oracle", {}).get("value") is not None
-        and oracle.get("best_single_point", {}).get("value") is not None else ""
-    )
-    headers = ["method", "family", "positive", "pointing", restricted, "gap", "class sens.", "rand. mean",
-               "rand. final", "verdicts", "overall", *(["ms/img", "× floor"] if speed is not None else []),
-               "paper P/R (VGG-16/VOC07)", "paper class sens. (VGG-16/ImageNet)"]
+    checks = ordered_checks(checks)
+    combine = "; ".join(f"*{c.name}*: {c.combine}" for c in checks)
     lines = [
         "# saliency-bench leaderboard",
         "",
@@ -257,16 +248,19 @@ def render_markdown(board: dict, figures: Sequence[str] = (), speed: dict[str, d
         f"{config.get('images')} images, seed {config.get('seed')}; versions: "
         + ", ".join(f"{k} {v}" for k, v in sorted(config.get("versions", {}).items())) + ".",
         "",
-        HOW_TO_READ,
+        how_to_read(checks),
         "",
-        "Verdicts (P pointing, G restricted gap, C class sensitivity, R randomisation, L localisation beyond the "
-        f"controls): {thresholds}. *overall* passes when all five pass.",
+        verdict_note(board, checks),
         "",
+        f"How each headline combines its per-image values: {combine}.",
+        "",
+        *([controls_note(board, registry), ""] if controls_note(board, registry) else []),
         *([speed_note(speed), ""] if speed else []),
         *([reference_note(board["dataset_reference"]), ""] if board.get("dataset_reference") else []),
         "## Summary",
         "",
-        tabulate(summary_rows(board, speed), headers=headers, tablefmt="github", disable_numparse=True),
+        tabulate(summary_rows(board, checks, speed), headers=summary_headers(checks, speed is not None),
+                 tablefmt="github", disable_numparse=True),
         "",
     ]
     if figures:
@@ -281,8 +275,8 @@ def render_markdown(board: dict, figures: Sequence[str] = (), speed: dict[str, d
 
 
 def draw_figures(board: dict, registry: Registry, folder: Path, suite=None) -> list[str]:
-    """Maps per family for one image (needs the suite) and randomisation curves; paths relative to folder."""
-    from .figures import draw_method_grid, draw_randomization_curves
+    """Maps per family for one image (needs the suite), then each check's own figures; paths relative to folder."""
+    from .figures import draw_method_grid
 
     written = []
     if suite is not None:
@@ -293,8 +287,8 @@ def draw_figures(board: dict, registry: Registry, folder: Path, suite=None) -> l
         for family, names in sorted(families.items()):
             draw_method_grid(suite, registry, names, folder / "figures" / f"maps_{family}.png")
             written.append(f"figures/maps_{family}.png")
-    if draw_randomization_curves(board, folder / "figures" / "randomization.png"):
-        written.append("figures/randomization.png")
+    for check in board_checks(board, registry):
+        written += check.draw_figures(board, folder)
     return written
 
 
@@ -343,7 +337,7 @@ def write_leaderboard(
     folder = Path(folder)
     timings = (speed_records(store, methods) if speed else None) or None  # none timed: no columns, no file
     figures = draw_figures(board, registry, folder, suite)
-    markdown = render_markdown(board, figures, timings)  # rendered before either file is replaced
+    markdown = render_markdown(board, board_checks(board, registry), figures, timings, registry)  # before any replace
     dump_json(board, folder / "leaderboard.json")
     write_text_atomically(markdown, folder / "leaderboard.md")
     speed_file = folder / "leaderboard-speed.json"

@@ -19,7 +19,7 @@ from . import candidate
 from .errors import UserError
 from .plugins import Registry, get_plugin_manager
 from .runner import RunOptions, run_benchmark
-from .verdicts import control_bar, parse_criteria, verdicts
+from .verdicts import judge, ordered_checks, parse_criteria
 
 
 def read_board(path: str | Path) -> dict:
@@ -269,29 +269,26 @@ def _add_target(add: str | Path, against: str | Path, clashes: Sequence[str]) ->
     return target
 
 
-def write_added_board(board: dict, entries: dict[str, dict], folder: Path, registry: Registry, suite, names) -> Path:
+def write_added_board(board: dict, entries: dict[str, dict], folder: Path, registry: Registry, suite, names,
+                      checks: Sequence) -> Path:
     """``board`` with the candidates' rows added, as leaderboard.json/.md and figures in ``folder``."""
-    from .figures import draw_method_grid, draw_randomization_curves
+    from .figures import draw_method_grid
     from .leaderboard import render_markdown, write_text_atomically
     from .store import dump_json
-    from .verdicts import LOCALISATION, THRESHOLDS
 
     merged = copy.deepcopy(board)
     merged["methods"].update(copy.deepcopy(entries))
-    bar = control_bar(merged["methods"])
-    merged["thresholds"] = {**THRESHOLDS, **({LOCALISATION: bar} if bar else {})}
-    for entry in merged["methods"].values():
-        entry["verdicts"] = verdicts(entry["results"], bar)
     merged["methods"] = dict(sorted(merged["methods"].items()))
+    merged["thresholds"] = judge(merged["methods"], checks)
     folder.mkdir(parents=True, exist_ok=True)
     figures = []
-    if draw_randomization_curves(merged, folder / "figures" / "randomization.png"):
-        figures.append("figures/randomization.png")
+    for check in checks:
+        figures += check.draw_figures(merged, folder)
     drawable = [n for n in names if entries[n]["status"] == "ok"]
     if drawable:
         draw_method_grid(suite, registry, drawable, folder / "figures" / "maps_added.png")
         figures.append("figures/maps_added.png")
-    markdown = render_markdown(merged, figures)
+    markdown = render_markdown(merged, checks, figures, registry=registry)
     dump_json(merged, folder / "leaderboard.json")
     write_text_atomically(markdown, folder / "leaderboard.md")
     return folder
@@ -307,8 +304,12 @@ def check_against_board(
     board = read_board(against)
     registry = registry or get_plugin_manager().registry()
     names = registry.select_methods(methods)
+    missing = [c for c in board.get("checks", {}) if c not in registry.checks]
+    if missing:
+        raise UserError(f"{against} records check '{missing[0]}', which is not registered here (install its plugin)")
+    check_objects = ordered_checks(registry.checks[c].obj for c in board.get("checks", {}))
     try:
-        required = parse_criteria(require)
+        required = parse_criteria(require, check_objects)
     except ValueError as exc:
         raise UserError(f"--require: {exc}") from None
     for other in vs or ():
@@ -348,9 +349,10 @@ def check_against_board(
         from .leaderboard import build_board
 
         entries = build_board(report.store, registry, candidates, checks)["methods"]
-        outcome.candidates = [candidate.evaluate(board, name, entries[name], vs) for name in candidates]
+        outcome.candidates = [candidate.evaluate(board, name, entries[name], check_objects, vs) for name in candidates]
         if target is not None:
-            outcome.added = write_added_board(board, entries, target, registry, report.suite, candidates)
+            outcome.added = write_added_board(board, entries, target, registry, report.suite, candidates,
+                                              check_objects)
     return outcome
 
 

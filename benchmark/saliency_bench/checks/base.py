@@ -30,6 +30,22 @@ class Check:
     # Which way each metric improves: "higher" or "lower". `check` calls only a change in the bad direction a
     # regression; a metric missing here has no direction, so any change beyond the tolerance counts against it.
     better: dict[str, str] = {}
+    # What the board shows of the check (checks/presentation.py): its place among the checks, its summary
+    # columns, its verdict rules, a paragraph on how to read it, and the seed paper's values where it has them
+    # ({method: value} under the key ``paper_key`` of a method's row, shown scaled by ``paper_scale``).
+    order: int = 100
+    columns: tuple = ()
+    rules: tuple = ()
+    how_to_read: str = ""
+    combine: str = "mean over images"  # how its per-image values make the headline (stated on the board)
+    paper: dict = {}
+    paper_key: str = ""
+    paper_label: str = ""
+    paper_scale: float = 1.0
+
+    def draw_figures(self, board: dict, folder) -> list[str]:
+        """Figures of this check drawn from the board alone, as paths relative to ``folder`` (default: none)."""
+        return []
 
     def default_params(self, suite: "Suite") -> dict:
         """Parameters derived from the model and dataset (recorded with every result)."""

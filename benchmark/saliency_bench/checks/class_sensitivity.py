@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from ..reference import PAPER
+from .presentation import Column, Rule, read_metric
 from .base import Check, MethodGroup
 from .params import BOOTSTRAP, HOG
 from .similarity import constant_pair, hog_spearman, map_range, spearman
@@ -42,6 +44,17 @@ class ClassSensitivity(Check):
     name = "class_sensitivity"
     requires_masks = False
     better = {"spearman_hog": "lower", "spearman_raw": "lower"}
+    order = 30
+    columns = (Column("class_sensitivity", "class sens.", "class_sensitivity",
+                      read_metric("class_sensitivity", "spearman_hog"), better="lower"),)
+    rules = (Rule("class_sensitivity", "C", "spearman_hog", read_metric("class_sensitivity", "spearman_hog"), "<=", 0.5,
+                  reason="the maps of the top and the bottom class must differ"),)
+    how_to_read = ("*Class sens.* is the Spearman correlation between HOG features of the maps for the top and the "
+                   "bottom class (lower = more class-sensitive). A constant map (all zero, say) against a non-constant "
+                   "one scores 0 in every similarity (no shared structure); two constant maps are undefined and "
+                   "counted in the details.")
+    paper = {method: values[2] for method, values in PAPER.items()}
+    paper_key, paper_label = "class_sensitivity", "paper C (VGG-16/ImageNet)"
     description = "Class sensitivity (Rebuffi et al. 2020): Spearman on HOG between max- and min-logit class maps"
     param_schema = {**HOG, **BOOTSTRAP}
 

@@ -8,7 +8,9 @@ import torch
 
 from ..errors import UserError
 from .base import Check, MethodGroup
+from ..reference import PAPER
 from .params import BOOTSTRAP, TOLERANCE_PARAM, Param
+from .presentation import Column, Rule, read_difference, read_metric
 from .stats import bootstrap_ci, bootstrap_params, metric
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -187,6 +189,21 @@ class PointingGame(_PointingBase):
 
     name = "pointing_game"
     better = {"accuracy": "higher", "overall_accuracy": "higher"}
+    order = 10
+    columns = (Column("pointing", "pointing", name, read_metric(name, "accuracy"), better="higher"),)
+    rules = (
+        Rule("pointing_game", "P", "accuracy", read_metric(name, "accuracy"), ">=", 0.5,
+             reason="the map's peak lands on the asked class's object more often than not"),
+        Rule("localisation", "L", "the pointing accuracy", read_metric(name, "accuracy"),
+             beats_controls=True,
+             reason="a map must localise better than maps that explain nothing (the controls): class sensitivity "
+                    "and randomisation alone are passed by noise"),
+    )
+    how_to_read = ("*Pointing* is the pointing-game accuracy (higher = the map's peak lies on the right object; the "
+                   "peak of a flat maximum is the maximal pixel nearest the plateau's centre).")
+    combine = "hits / trials per class, averaged over classes; bootstrap over images"
+    paper = {method: values[0] for method, values in PAPER.items()}
+    paper_key, paper_label, paper_scale = "pointing", "paper P (VGG-16/VOC07)", 0.01
     description = "Pointing game (Zhang et al. 2018): per-class maps, hit if the argmax lies within tolerance of the mask"
 
     def score_batch(self, suite, group, batch, trials, params):
@@ -220,6 +237,22 @@ class RestrictedPointingGame(_PointingBase):
     name = "restricted_pointing_game"
     # Lower is better: at a fixed pointing accuracy, a lower restricted one is a larger gap (class-sensitive maps).
     better = {"accuracy": "lower", "overall_accuracy": "lower"}
+    order = 20
+    columns = (
+        Column("restricted", "restricted", name, read_metric(name, "accuracy"), better="lower"),
+        Column("gap", "gap", name, read_difference(read_metric(PointingGame.name, "accuracy"),
+                                                   read_metric(name, "accuracy")), better="higher", signed=True),
+    )
+    rules = (Rule("restricted_gap", "G", "pointing - restricted",
+                  read_difference(read_metric(PointingGame.name, "accuracy"), read_metric(name, "accuracy")),
+                  ">=", 0.05, reason="the top class's map must miss the other classes' objects"),)
+    how_to_read = ("*Restricted* scores one map per image, for the top class, against every class present: if it is "
+                   "close to *pointing* (small *gap*), the maps for different classes point at the same place, i.e. "
+                   "the method is not class-sensitive; the dataset's reference points (below) say what a class-blind "
+                   "pointer scores.")
+    combine = PointingGame.combine
+    paper = {method: values[1] for method, values in PAPER.items()}
+    paper_key, paper_label, paper_scale = "restricted", "paper R (VGG-16/VOC07)", 0.01
     description = "Restricted pointing game (Khakzar et al. 2020): the max-logit map scored against every present class"
     references = ("top_object_oracle", "best_single_point")
 

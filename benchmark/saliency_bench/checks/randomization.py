@@ -7,6 +7,7 @@ import numpy as np
 import torch
 
 from ..errors import UserError
+from .presentation import Column, Rule, read_metric
 from .base import Check, MethodGroup
 from .class_sensitivity import hog_args, hog_params
 from .params import BOOTSTRAP, HOG, SSIM_WINDOW_PARAM, Param
@@ -129,7 +130,14 @@ def curve_metrics(data: np.ndarray, vanished: np.ndarray, boot: dict) -> dict:
 
 
 def cascade_step(model: "ModelWrapper", group: MethodGroup, inputs: torch.Tensor, targets: torch.Tensor):
-    """A callable doing one cascade step as the check does: maps on a model copy plus all four similarities."""
+    """A callable doing one cascade step as the check does: maps on a model copy plus all four similarities.
+
+    Public, for timing (``saliency-bench bench``, speed.py; tests/benchmarks): ``step()`` computes ``group``'s
+    maps of ``inputs`` for ``targets`` on a copy of ``model`` and compares each with the original model's map
+    (computed at the first call and kept) by Spearman on HOG, of |map| and of the signed map, and SSIM, with the
+    check's default HOG parameters and SSIM window. ``model`` itself is never changed; the copy is not
+    re-initialised, as the cost of a step does not depend on the weights' values. Failures land in ``group``.
+    """
     params = hog_params(model)
     copy = model.copy()
     reference: dict[str, MapProfile] = {}
@@ -150,6 +158,30 @@ class CascadingRandomization(Check):
     requires_masks = False
     better = {f"{measure}_{step}": "lower" for measure in ("spearman_hog", "spearman_abs", "spearman_signed", "ssim")
               for step in ("mean", "final")}
+    order = 40
+    columns = (
+        Column("randomization_mean", "rand. mean", "randomization", read_metric("randomization", "spearman_hog_mean"),
+               better="lower"),
+        Column("randomization", "rand. final", "randomization", read_metric("randomization", "spearman_hog_final"),
+               better="lower"),
+    )
+    rules = (Rule("randomization", "R", "spearman_hog_final", read_metric("randomization", "spearman_hog_final"), "<=",
+                  0.5, reason="the map must change when every learned weight is destroyed"),)
+    how_to_read = ("*Rand.* is the similarity between the map of the trained model and the map after cascading "
+                   "re-initialisation of its layers from the logits down (each layer redrawn at its trained weight "
+                   "scale, several draws; the interval covers images and draws): the mean over the cascade and the "
+                   "final step (lower = the map depends on the learned weights); a map that vanishes after "
+                   "randomisation scores 0 (it has changed completely).")
+    combine = "mean over images and draws; crossed bootstrap over images and draws"
+
+    def draw_figures(self, board: dict, folder) -> list[str]:
+        """Spearman-on-HOG curves along the cascade, a panel per group of methods (figures/randomization.png)."""
+        from pathlib import Path
+
+        from ..figures import draw_randomization_curves
+
+        return ["figures/randomization.png"] if draw_randomization_curves(
+            board, Path(folder) / "figures" / "randomization.png") else []
     description = "Cascading parameter randomisation (Adebayo et al. 2018): similarity to the original map per layer"
     param_schema = {
         "order": Param(list, settable=False),
