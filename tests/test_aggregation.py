@@ -18,7 +18,7 @@ from saliency_bench.methods import check_method_declaration
 
 import saliency_bench_aggregation.capture as capture_module
 import saliency_bench_aggregation.formulas as formulas_module
-from saliency_bench_aggregation import FullGrad, GradCAM, fullgrad_decomposition, fullgrad_map
+from saliency_bench_aggregation import FullGrad, GradCAM, GradMid, fullgrad_decomposition, fullgrad_map
 from saliency_bench_aggregation.formulas import gradcampp_weights
 
 BLOCKS = ["B1", "B2", "B3", "B4", "B5"]
@@ -542,10 +542,10 @@ def test_model_unchanged_when_a_method_raises(tiny, batch, monkeypatch):
     monkeypatch.undo()
     assert_unchanged(tiny.network, inputs, before)
 
-    def failing_formula(activations, grads):
+    def failing_formula(self, activations, grads):
         raise RuntimeError("injected formula failure")
 
-    monkeypatch.setitem(formulas_module.BLOCK_FORMULAS, "gradmid", failing_formula)
+    monkeypatch.setattr(GradMid, "formula", failing_formula)
     group = MethodGroup(list(methods_by_name().values()), tiny)
     maps = group(inputs, targets)
     assert maps == {} and set(group.failures) == set(ALL_NAMES)  # the whole shared pass failed, recorded

@@ -1,8 +1,8 @@
 """The per-block aggregation formulas, batched, on activations A and gradients g = df/dA ``[B,K,h,w]``.
 
 Notation of DESIGN.md "Methods": f = target logit, A^k = channel k of a block's activation,
-g^k = df/dA^k, w_k = the channel weight of a CAM method. Every function returns low-resolution maps
-``[B,h,w]``; :func:`upsample` brings them to input size. No per-image loops, no NumPy.
+g^k = df/dA^k, w_k = the channel weight of a CAM method. The method classes (methods.py) combine these
+into their block maps ``[B,h,w]``; :func:`upsample` brings them to input size. No per-image loops, no NumPy.
 """
 from __future__ import annotations
 
@@ -22,16 +22,6 @@ def gradcam_weights(grads: torch.Tensor) -> torch.Tensor:
     return grads.mean(dim=SPATIAL, keepdim=True)
 
 
-def gradcam(activations: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
-    """GradCAM: ReLU(sum_k w_k A^k) with w_k = mean_ij g^k_ij (Selvaraju et al. 2017, eq. 2)."""
-    return torch.relu((gradcam_weights(grads) * activations).sum(dim=1))
-
-
-def gradcam_pos(activations: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
-    """GradCAM_Pos: sum_k |w_k A^k|, GradCAM with positive aggregation (Khakzar et al. 2020)."""
-    return (gradcam_weights(grads) * activations).abs().sum(dim=1)
-
-
 def gradcampp_weights(activations: torch.Tensor, grads: torch.Tensor, eps: float = GRADCAMPP_EPS) -> torch.Tensor:
     """GradCAM++ weights w_k = sum_ij alpha_ij ReLU(g_ij), alpha = g^2 / (2 g^2 + sum_ab A_ab g^3 + eps), 0 where g = 0.
 
@@ -44,11 +34,6 @@ def gradcampp_weights(activations: torch.Tensor, grads: torch.Tensor, eps: float
     alpha = grads_2 / (2 * grads_2 + activation_sums * grads_3 + eps)
     alpha = torch.where(grads != 0, alpha, torch.zeros_like(alpha))
     return (alpha * torch.relu(grads)).sum(dim=SPATIAL, keepdim=True)
-
-
-def gradcampp(activations: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
-    """GradCAM++: ReLU(sum_k w_k A^k) with the GradCAM++ weights of :func:`gradcampp_weights`."""
-    return torch.relu((gradcampp_weights(activations, grads) * activations).sum(dim=1))
 
 
 def gradmid(activations: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
@@ -74,14 +59,6 @@ def spatially_constant(grads: torch.Tensor, rtol: float = 1e-5) -> bool:
     low = torch.where(magnitude > 0, magnitude, torch.full_like(magnitude, float("inf"))).amin(2)
     repeated = bool(((magnitude > 0).sum(2) > 1).any())  # one non-zero cell per channel proves nothing
     return repeated and bool(((high == 0) | (high - low <= rtol * high)).all())
-
-
-BLOCK_FORMULAS = {
-    "gradcam": gradcam,
-    "gradcam_pos": gradcam_pos,
-    "gradcampp": gradcampp,
-    "gradmid": gradmid,
-}
 
 
 def upsample(maps: torch.Tensor, size: tuple[int, int], align_corners: bool = False) -> torch.Tensor:

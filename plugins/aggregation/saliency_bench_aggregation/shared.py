@@ -1,108 +1,100 @@
 """Every requested aggregation map of a batch from ONE forward and ONE backward pass.
 
-The pass captures the outputs of the blocks the names need (all blocks for a cumulative method) and,
-when ``fullgrad`` is asked for, of every bias layer plus the input gradient. Low-resolution block maps
-are computed once and reused (``cumulative_gradcam`` reuses ``gradcam_pos@Bn``).
+The pass asks each method object what to capture (``blocks_read(model)``: the blocks it reads, all of
+them for a cumulative method; ``needs_fullgrad_terms``: every bias layer plus the input gradient), runs
+one capture of their union, then lets each object compute its map from it (``compute(shared)``).
+Low-resolution block maps are computed once per (formula, block) and reused: ``cumulative_gradcam``
+reuses ``gradcam_pos@Bn``. Nothing here reads a method's name except to key the result.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import torch
 
 from saliency_bench import ModelWrapper, NotApplicable
 
 from .capture import Capture, forward_backward
-from .formulas import BLOCK_FORMULAS, minmax, spatially_constant, upsample
-from .fullgrad import bias_layers, decomposition_from_capture, fullgrad_map
-from .names import LAST_BLOCK, MapRequest, parse_name
+from .formulas import spatially_constant, upsample
+from .fullgrad import FullGradDecomposition, bias_layers, decomposition_from_capture
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .methods import AggregationMethod, BlockMethod
 
 
-# Formulas that read only the gradient's magnitude: undefined where the gradient is constant in space.
-GRADIENT_ONLY = ("gradmid",)
+class SharedPass:
+    """What one capture gives the methods of a batch: block maps (each computed at most once), FullGrad terms."""
 
-
-def resolve_block(model: ModelWrapper, block: str) -> str:
-    """The block name ``block`` stands for on ``model`` (LAST_BLOCK -> its last block); ValueError if missing."""
-    blocks = list(model.block_names)
-    if block == LAST_BLOCK:
-        return blocks[-1]
-    if block not in model.block_names:
-        raise ValueError(f"model '{model.name}' has no block {block}; it has {', '.join(blocks)}")
-    return block
-
-
-def blocks_needed(model: ModelWrapper, requests: Sequence[MapRequest]) -> list[str]:
-    """The blocks whose activations and gradients the requests read, in model order."""
-    needed = set()
-    for request in requests:
-        if request.cumulative:
-            needed.update(model.block_names)
-        elif request.block is not None:
-            needed.add(resolve_block(model, request.block))
-    return [block for block in model.block_names if block in needed]
-
-
-class BlockMaps:
-    """Low-resolution maps ``[B,h,w]`` of each (formula, block) from one capture, computed at most once."""
-
-    def __init__(self, model: ModelWrapper, capture: Capture):
+    def __init__(self, model: ModelWrapper, capture: Capture, size: tuple[int, int], layers: dict):
         self.model = model
         self.capture = capture
-        self.cache: dict[tuple[str, str], torch.Tensor] = {}
+        self.size = size
+        self.layers = layers
+        self.cache: dict[tuple, torch.Tensor | NotApplicable] = {}
+        self.decomposition: FullGradDecomposition | None = None
 
-    def __call__(self, formula: str, block: str) -> torch.Tensor:
-        """The block map of ``formula`` (a key of BLOCK_FORMULAS) at ``block``; NotApplicable where it is undefined."""
-        key = (formula, block)
+    def upsample(self, maps: torch.Tensor) -> torch.Tensor:
+        """up(): block maps ``[B,h,w]`` to input size."""
+        return upsample(maps, self.size)
+
+    def block_map(self, method: "BlockMethod", block: str) -> torch.Tensor:
+        """``method``'s formula at ``block`` ``[B,h,w]``; NotApplicable where it is undefined.
+
+        Objects that compute alike (same class, same settings) share one entry, whatever their own block.
+        """
+        key = (type(method), repr(method.setting_values()), block)
         if key not in self.cache:
             activations, grads = self.capture.single(self.model.block_names[block])
-            if formula in GRADIENT_ONLY and spatially_constant(grads):
+            if method.undefined_where_gradient_is_constant and spatially_constant(grads):
                 self.cache[key] = NotApplicable(
-                    f"{formula} at {block} is undefined on '{self.model.name}': df/dA is constant in space there "
+                    f"{method.stem} at {block} is undefined on '{self.model.name}': df/dA is constant in space there "
                     "(global-average-pool head), so the map would show the pool's routing, not the gradient"
                 )
             else:
-                self.cache[key] = BLOCK_FORMULAS[formula](activations, grads)
+                self.cache[key] = method.formula(activations, grads)
         value = self.cache[key]
         if isinstance(value, NotApplicable):
             raise value
         return value
 
-    def defined(self, formula: str, block: str) -> bool:
-        """Whether ``formula`` has a map at ``block`` (see ``__call__``)."""
+    def defined(self, method: "BlockMethod", block: str) -> bool:
+        """Whether ``method``'s formula has a map at ``block`` (see :meth:`block_map`)."""
         try:
-            self(formula, block)
+            self.block_map(method, block)
         except NotApplicable:
             return False
         return True
 
+    def fullgrad_decomposition(self) -> FullGradDecomposition:
+        """The FullGrad terms of the batch (the pass captured them because a method asked)."""
+        if self.decomposition is None:
+            self.decomposition = decomposition_from_capture(self.capture, self.layers)
+        return self.decomposition
+
 
 def compute_maps(
-    model: ModelWrapper, inputs: torch.Tensor, targets: torch.Tensor, names: Sequence[str]
-) -> dict[str, torch.Tensor]:
-    """``{name: maps [B,H,W]}`` for every aggregation method in ``names``, from one forward + one backward."""
-    requests = {name: parse_name(name) for name in names}
-    blocks = blocks_needed(model, list(requests.values()))
+    model: ModelWrapper, inputs: torch.Tensor, targets: torch.Tensor, methods: Sequence["AggregationMethod"]
+) -> dict[str, torch.Tensor | NotApplicable]:
+    """``{method.name: maps [B,H,W]}`` for every aggregation method object, from one forward + one backward.
+
+    A map that is undefined on ``model`` is the NotApplicable saying why (the harness shows n/a); any other
+    error (a missing block, a target out of range) propagates, the model left as it was.
+    """
+    needed = set()
+    for method in methods:
+        needed.update(method.blocks_read(model))
+    blocks = [block for block in model.block_names if block in needed]
     modules = {model.block_names[block]: model.module(model.block_names[block]) for block in blocks}
-    wants_fullgrad = any(request.formula == "fullgrad" for request in requests.values())
+    wants_fullgrad = any(method.needs_fullgrad_terms for method in methods)
     layers = bias_layers(model.network) if wants_fullgrad else {}
     modules.update(layers)
     capture = forward_backward(model.network, inputs, targets, modules, input_gradient=wants_fullgrad)
 
-    size = tuple(inputs.shape[-2:])
-    block_maps = BlockMaps(model, capture)
+    shared = SharedPass(model, capture, tuple(inputs.shape[-2:]), layers)
     maps: dict[str, torch.Tensor | NotApplicable] = {}
-    for name, request in requests.items():
+    for method in methods:
         try:
-            if request.formula == "fullgrad":
-                maps[name] = fullgrad_map(decomposition_from_capture(capture, layers))
-            elif request.cumulative:  # the sum over the blocks where the formula is defined
-                blocks = [b for b in model.block_names if block_maps.defined(request.formula, b)]
-                if not blocks:
-                    raise NotApplicable(f"{request.formula} is defined at no block of '{model.name}'")
-                maps[name] = sum(upsample(minmax(block_maps(request.formula, block)), size) for block in blocks)
-            else:
-                maps[name] = upsample(block_maps(request.formula, resolve_block(model, request.block)), size)
+            maps[method.name] = method.compute(shared)
         except NotApplicable as reason:
-            maps[name] = reason
+            maps[method.name] = reason
     return maps

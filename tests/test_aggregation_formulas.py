@@ -1,0 +1,228 @@
+"""The aggregation methods carry their formula and block (issue 15, point 3) and their peers (point 4).
+
+The shared pass reads both from the method objects, never from their names: a new CAM variant is one small
+class, runs in the same forward and backward as its siblings, and methods built directly work under any name.
+"""
+from __future__ import annotations
+
+import gc
+import importlib.util
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from saliency_bench import MethodGroup, ModelWrapper
+
+import saliency_bench_aggregation.peers as peers_module
+from saliency_bench_aggregation import (
+    LAST_BLOCK,
+    BlockMethod,
+    CAMMethod,
+    CumulativeGradCAM,
+    FullGrad,
+    GradCAM,
+    GradCAMPlusPlus,
+    GradCAMPos,
+    GradMid,
+)
+from saliency_bench_aggregation.formulas import minmax
+
+from test_aggregation import SIZE, CountingForward, TinyVGG, captum_gradcam, randomize_biases, relative_error
+from test_aggregation import slow_block_tensors
+
+
+@pytest.fixture
+def tiny():
+    torch.manual_seed(0)
+    network = TinyVGG()
+    randomize_biases(network)
+    return ModelWrapper(network, name="tiny", class_names=[f"c{i}" for i in range(6)], input_size=SIZE)
+
+
+@pytest.fixture
+def batch():
+    inputs = torch.randn(4, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(1))
+    return inputs, torch.tensor([0, 3, 5, 1])
+
+
+class SquaredGradCAM(CAMMethod):
+    """A third party's CAM variant: ReLU(sum_k w_k A^k) with w_k = mean_ij (df/dA^k_ij)^2."""
+
+    stem = "squared_gradcam"
+
+    def weights(self, activations, grads):
+        return grads.pow(2).mean(dim=(2, 3), keepdim=True)
+
+
+class ActivationTimesGradient(BlockMethod):
+    """A block map that is not a CAM: sum_k A^k df/dA^k, the formula overridden whole."""
+
+    stem = "a_times_g"
+
+    def formula(self, activations, grads):
+        return (activations * grads).sum(dim=1)
+
+
+class RenamedGradCAMPlusPlus(GradCAMPlusPlus):
+    """A subclass of a shipped method under its own name (same formula)."""
+
+    stem = "their_gradcampp"
+
+
+def hand_maps(model: ModelWrapper, inputs, targets, block: str) -> dict[str, torch.Tensor]:
+    """Image by image, channel by channel, from the test's own hooks: the two new formulas at ``block``, up-sampled."""
+    squared, product = [], []
+    for image, target in zip(inputs, targets.tolist()):
+        activation, grad = slow_block_tensors(model, image, target)[block]
+        cam = torch.zeros(activation.shape[1:])
+        mixed = torch.zeros(activation.shape[1:])
+        for k in range(activation.shape[0]):
+            cam += (grad[k] ** 2).mean() * activation[k]
+            mixed += activation[k] * grad[k]
+        squared.append(torch.relu(cam))
+        product.append(mixed)
+
+    def up(maps):
+        return F.interpolate(torch.stack(maps)[:, None], size=inputs.shape[-2:], mode="bilinear",
+                             align_corners=False)[:, 0]
+
+    return {"squared_gradcam": up(squared), "a_times_g": up(product)}
+
+
+def test_a_new_variant_class_runs_in_the_shared_pass_with_its_siblings(tiny, batch, monkeypatch):
+    inputs, targets = batch
+    new = [SquaredGradCAM("B3"), ActivationTimesGradient("B3"), RenamedGradCAMPlusPlus("B4")]
+    siblings = [GradCAM("B3"), GradCAMPos("B4"), GradCAMPlusPlus("B4"), GradMid("B2"), CumulativeGradCAM(), GradCAM()]
+    assert [m.name for m in new] == ["squared_gradcam@B3", "a_times_g@B3", "their_gradcampp@B4"]
+    assert all(m.layer == block for m, block in zip(new, ["B3", "B3", "B4"]))
+    alone = {m.name: m.attribute(tiny, inputs, targets) for m in new + siblings}
+
+    grad_calls = []
+    real_grad = torch.autograd.grad
+    monkeypatch.setattr(torch.autograd, "grad", lambda *a, **k: grad_calls.append(1) or real_grad(*a, **k))
+    counter = CountingForward(tiny.network)
+    try:
+        for order in (siblings + new, new + siblings):  # a sibling leads the shared pass, then a new variant does
+            group = MethodGroup(order, tiny)
+            maps = group(inputs, targets)
+            assert not group.failures and not group.not_applicable
+            for name, expected in alone.items():
+                torch.testing.assert_close(maps[name], expected, rtol=1e-5, atol=1e-8, msg=name)
+        assert (counter.calls, len(grad_calls)) == (2, 2)  # one forward and one backward per group call
+    finally:
+        counter.handle.remove()
+
+    reference = hand_maps(tiny, inputs, targets, "B3")
+    for name, expected in reference.items():
+        assert expected.abs().max() > 0 and expected.std() > 0
+        assert relative_error(maps[f"{name}@B3"], expected) < 1e-5, name
+    assert not torch.allclose(maps["squared_gradcam@B3"], maps["gradcam@B3"])  # its own formula, not GradCAM's
+    torch.testing.assert_close(maps["their_gradcampp@B4"], maps["gradcampp@B4"], rtol=0, atol=0)
+
+
+def test_methods_built_directly_work_with_default_arguments(tiny, batch):
+    inputs, targets = batch
+    for method, block_name in ((GradCAMPos(), "gradcam_pos@B5"), (GradMid(), "gradmid@B5"), (GradCAM(), "gradcam@B5")):
+        assert method.block is LAST_BLOCK and method.layer == "B5"
+        expected = type(method)("B5").attribute(tiny, inputs, targets)
+        assert expected.abs().max() > 0
+        assert torch.equal(method.attribute(tiny, inputs, targets), expected), method.name
+        maps = MethodGroup([method, GradCAM("B3")], tiny)(inputs, targets)
+        assert torch.equal(maps[method.name], expected), block_name
+    assert GradCAMPos().name == "gradcam_pos"
+
+
+def test_names_are_never_decoded(tiny, batch):
+    """The module that parsed names is gone; a name stands for the live object carrying it, compared whole."""
+    inputs, targets = batch
+    assert importlib.util.find_spec("saliency_bench_aggregation.names") is None
+    with pytest.raises(ValueError, match="names no aggregation method object"):
+        GradCAM().attribute_shared(tiny, inputs, targets, ["gradcam@B9"])
+
+    class OtherGradCAM(CAMMethod):
+        """A different formula that takes a shipped method's name."""
+
+        stem = "gradcam"
+
+        def weights(self, activations, grads):
+            return -grads.mean(dim=(2, 3), keepdim=True)
+
+    shipped, other = GradCAM("B3"), OtherGradCAM("B3")
+    try:
+        with pytest.raises(ValueError, match="compute different maps") as info:
+            GradMid("B2").attribute_shared(tiny, inputs, targets, ["gradmid@B2", "gradcam@B3"])
+        del info
+        # objects passed themselves are never ambiguous; each computes its own formula
+        assert torch.equal(GradMid("B2").attribute_shared(tiny, inputs, targets, [other])["gradcam@B3"],
+                           other.attribute(tiny, inputs, targets))
+        assert other.attribute(tiny, inputs, targets).max() > 0
+        assert not torch.equal(other.attribute(tiny, inputs, targets), shipped.attribute(tiny, inputs, targets))
+    finally:
+        del other
+        gc.collect()
+    maps = GradMid("B2").attribute_shared(tiny, inputs, targets, ["gradmid@B2", "gradcam@B3"])
+    assert torch.equal(maps["gradcam@B3"], shipped.attribute(tiny, inputs, targets))
+
+
+# -- peers ------------------------------------------------------------------------------------------------
+
+
+def correlations(ours: torch.Tensor, theirs) -> list[float]:
+    """Per image, the correlation of mm(ours) with a peer's output (grad-cam returns mm(resize(mm(cam)))).
+
+    An image whose map is all zeros (ReLU of a negative sum everywhere) must be all zeros in both; it has no
+    correlation and is left out.
+    """
+    mine = minmax(ours).numpy()
+    theirs = np.asarray(theirs)
+    assert theirs.shape == mine.shape
+    found = []
+    for image in range(len(mine)):
+        if mine[image].std() == 0 or theirs[image].std() == 0:
+            assert not mine[image].any() and not theirs[image].any(), image
+            continue
+        found.append(float(np.corrcoef(mine[image].ravel(), theirs[image].ravel())[0, 1]))
+    assert len(found) >= len(mine) - 1
+    return found
+
+
+def test_gradcam_peers_are_captum_and_grad_cam_and_match_the_method(tiny, batch):
+    inputs, targets = batch
+    for method in (GradCAM(), GradCAM("B5")):
+        ours = method.attribute(tiny, inputs, targets)
+        model = tiny.copy()  # grad-cam calls backward(): keep .grad off the model under test
+        peers = dict(method.peers(model))
+        assert list(peers) == ["captum LayerGradCam", "grad-cam GradCAM"]
+        captum = peers["captum LayerGradCam"](inputs.clone(), targets)
+        assert tuple(captum.shape) == (4, 1, SIZE, SIZE)
+        assert relative_error(ours, captum[:, 0].detach()) < 1e-4  # test_gradcam_matches_captum's tolerance
+        assert relative_error(captum_gradcam(tiny.network, tiny.blocks["B5"], inputs, targets), captum[:, 0].detach()) < 1e-6
+        assert min(correlations(ours, peers["grad-cam GradCAM"](inputs.clone(), targets))) > 0.999
+    assert list(GradCAM("B3").peers(tiny)) == []  # as before the move: peers only at the model's last block
+
+
+def test_gradcampp_and_fullgrad_peers(tiny, batch):
+    inputs, targets = batch
+    model = tiny.copy()
+    (label, run), = GradCAMPlusPlus("B5").peers(model)
+    assert label == "grad-cam GradCAMPlusPlus"
+    ours = GradCAMPlusPlus("B5").attribute(tiny, inputs, targets)
+    assert min(correlations(ours, run(inputs.clone(), targets))) > 0.999
+    (label, run), = FullGrad().peers(model)
+    assert label == "grad-cam FullGrad"  # it min-max normalises every channel: same shape, not the same numbers
+    assert np.asarray(run(inputs.clone(), targets)).shape == (4, SIZE, SIZE)
+    assert [list(m.peers(model)) for m in (GradCAMPos("B5"), GradMid("B5"), CumulativeGradCAM())] == [[], [], []]
+
+
+def test_peers_yield_nothing_for_a_library_that_is_not_installed(tiny, monkeypatch):
+    missing = {"captum"}
+    monkeypatch.setattr(peers_module, "installed", lambda module: module not in missing)
+    assert [label for label, _ in GradCAM().peers(tiny)] == ["grad-cam GradCAM"]
+    missing.add("pytorch_grad_cam")
+    assert list(GradCAM().peers(tiny)) == [] and list(FullGrad().peers(tiny)) == []
+    missing.clear()
+    assert [label for label, _ in GradCAM().peers(tiny)] == ["captum LayerGradCam", "grad-cam GradCAM"]
+    monkeypatch.undo()
+    assert peers_module.installed("captum") and not peers_module.installed("no_such_library_here")
