@@ -451,3 +451,52 @@ def test_registered_smoothgrad_noise_is_the_calibrated_level_for_the_shipped_mod
     assert top1_kept(model, inputs, SMOOTHGRAD_NOISE_LEVEL, n_samples=16, seed=0) >= 0.95
     above = NOISE_LEVELS[NOISE_LEVELS.index(SMOOTHGRAD_NOISE_LEVEL) + 1]
     assert top1_kept(model, inputs, above, n_samples=16, seed=0) < 0.95
+
+
+# What `saliency-bench bench` times beside each method: labels as before the peers moved into this plugin.
+PEER_LABELS = {
+    "gradient": ["captum Saliency"],
+    "guided_backprop": ["captum GuidedBackprop"],
+    "deconvnet": ["captum Deconvolution"],
+    "input_x_gradient": ["captum InputXGradient"],
+    "integrated_gradients": ["captum IntegratedGradients (4 steps)"],
+    "lrp_0": ["zennit LRP-0", "zennit EpsilonPlusFlat"],
+    "lrp_epsilon": ["zennit LRP-epsilon"],
+    "lrp_gamma_inf": ["zennit LRP-gamma_inf"],
+}
+
+
+@pytest.mark.parametrize("name", METHOD_NAMES)
+def test_peers_are_the_same_method_in_captum_or_zennit_with_the_methods_settings(name):
+    """Each peer's map, reduced like ours, is our map: captum's exactly; zennit's up to relevance starting at 1
+    instead of f_t (EpsilonPlusFlat is another LRP, only shaped alike). No peer for RectGrad and SmoothGrad."""
+    model = make_tiny()
+    inputs, targets = make_inputs(32)
+    method = {**all_methods(), "lrp_epsilon": LRPEpsilon(epsilon=2.0)}[name]  # a setting other than the default
+    peers = list(method.peers(model))
+    assert [label for label, _ in peers] == PEER_LABELS.get(name, [])
+    ours = method.input_attribution(model, inputs, targets)
+    start = model(inputs).gather(1, targets.view(-1, 1)).detach().view(-1, 1, 1, 1)
+    for label, fn in peers:
+        theirs = torch.as_tensor(fn(inputs, targets))
+        assert theirs.shape == inputs.shape, label
+        if label == "zennit EpsilonPlusFlat":
+            continue
+        if label.startswith("zennit"):
+            theirs = theirs * start
+        elif label == "captum Saliency":
+            ours = ours.abs()  # captum's Saliency returns |df/dx|
+        assert relative_error(ours, theirs) < TOLERANCE, label
+
+
+def test_peers_need_no_peer_library(monkeypatch):
+    """captum and zennit are optional: a method whose library is not installed has no peer."""
+    import importlib.util
+
+    from saliency_bench_propagation import peers
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(peers.importlib.util, "find_spec",
+                        lambda module, *a: None if module in ("captum", "zennit") else real(module, *a))
+    model = make_tiny()
+    assert all(list(method.peers(model)) == [] for method in all_methods().values())

@@ -156,7 +156,7 @@ def test_not_applicable_is_stored_reused_and_shown_as_na_not_failed(fakes, tmp_p
     board = build_board(report.store, fakes.registry(), ["undefined", "edge"], ["mean_map"])
     entry = board["methods"]["undefined"]
     assert entry["status"] == "ok" and entry["not_applicable"] == {"mean_map": record["reason"]}
-    assert "n/a: undefined on this model by construction" in render_markdown(board)
+    assert "n/a: undefined on this model by construction" in render_markdown(board, [fakes.registry().checks["mean_map"].obj])
 
 
 def test_data_seed_draws_another_sample_and_is_recorded(tmp_path):

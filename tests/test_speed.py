@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from fakes import MeanMap, load_model
-from saliency_bench import UserError, hookimpl
+from saliency_bench import Method, UserError, hookimpl
 from saliency_bench.cli import main
 from saliency_bench.peers import peer_implementations
 from saliency_bench.runner import RunOptions, run_benchmark
@@ -50,17 +50,35 @@ def test_a_candidate_failing_after_the_warm_up_gets_its_error_not_a_time():
     assert isinstance(seconds["ok"], float)
 
 
-def test_variant_groups_time_each_family_of_blocks_and_each_shared_group():
-    def method(key):
-        return SimpleNamespace(obj=SimpleNamespace(shared_key=key))
+class Cam(Method):
+    """A block method of a shared pass (its name says nothing to the grouping)."""
 
-    registry = SimpleNamespace(methods={
-        **{f"cam@B{i}": method("pass") for i in range(1, 4)}, "mid@B1": method("pass"), "full": method("pass"),
-        "alone": method(None),
-    })
-    groups = variant_groups(["cam@B1", "cam@B2", "cam@B3", "mid@B1", "full", "alone"], registry)
-    assert groups == {"cam@* (3 blocks together)": ["cam@B1", "cam@B2", "cam@B3"],
-                      "pass (all 5 together)": ["cam@B1", "cam@B2", "cam@B3", "mid@B1", "full"]}
+    shared_key = "pass"
+
+    def __init__(self, name, layer):
+        self.name, self.layer = name, layer
+
+
+class Mid(Cam):
+    """Another class of the same shared pass."""
+
+
+class Full(Method):
+    shared_key = "pass"
+
+    def __init__(self, name):
+        self.name = name
+
+
+def test_variant_groups_are_the_shared_passes_and_the_layer_variants_of_one_class_within_them():
+    methods = [Cam("x1", "B1"), Cam("y", "B2"), Cam("x3", "B3"), Mid("mid@B1", "B1"), Full("full"), Method()]
+    methods[-1].name = "alone"
+    registry = SimpleNamespace(methods={m.name: SimpleNamespace(obj=m) for m in methods})
+    groups = variant_groups([m.name for m in methods], registry)
+    assert groups == {"Cam at 3 layers (3 together)": ["x1", "y", "x3"],
+                      "pass (all 5 together)": ["x1", "y", "x3", "mid@B1", "full"]}
+    # a shared pass that is one class's variants only is timed once; a method alone is never a group
+    assert variant_groups(["x1", "y", "alone"], registry) == {"pass (all 2 together)": ["x1", "y"]}
 
 
 def test_measure_gives_ratios_to_the_floor_and_isolates_broken_methods(fakes):
@@ -72,19 +90,45 @@ def test_measure_gives_ratios_to_the_floor_and_isolates_broken_methods(fakes):
     for name in ("edge", "random"):
         assert rows[name]["ms_per_image"] > 0 and rows[name]["ratio_to_floor"] > 0 and "error" not in rows[name]
     assert "boom" in rows["raises"]["error"] and "ms_per_image" not in rows["raises"]
-    assert rows["randomization step (edge + 4 similarities)"]["kind"] == "check"
+    step = rows["randomization step (floor + 4 similarities)"]  # on the floor's map, whatever methods are timed
+    assert step["kind"] == "check" and step["of"] == "floor" and step["ms_per_image"] > 0
 
 
-def test_peers_compute_maps_of_the_same_method_on_the_same_batch():
+class ChannelSum(Method):
+    def attribute(self, model, inputs, targets):
+        return inputs.sum(1)
+
+
+class WithPeer(ChannelSum):
+    name = "with_peer"
+
+    def peers(self, model):
+        yield "lib Twice", lambda x, t: 2 * x.sum(1)
+        yield "lib Broken", lambda x, t: (_ for _ in ()).throw(RuntimeError("peer broke"))
+
+
+class PeersFail(ChannelSum):
+    name = "peers_fail"
+
+    def peers(self, model):
+        raise ImportError("lib half-installed")
+
+
+def test_peers_are_what_each_method_declares_and_none_by_default():
     model = load_model()
-    inputs, targets = torch.rand(2, 3, 32, 32), torch.tensor([0, 2])
-    labels = []
-    for name in ("gradient", "gradcam", "fullgrad", "lrp_0"):
-        for label, fn in peer_implementations(name, model):
-            out = torch.as_tensor(fn(inputs, targets))
-            assert out.shape[0] == 2 and out.shape[-2:] == (32, 32), label
-            labels.append(label)
-    assert {"captum Saliency", "captum LayerGradCam", "grad-cam FullGrad", "zennit LRP-0"} <= set(labels)
+    assert list(peer_implementations(Method(), model)) == []  # the contract's default
+    assert list(peer_implementations(SimpleNamespace(name="duck"), model)) == []  # a duck-typed method without
+    labels = [label for label, _ in peer_implementations(WithPeer(), model)]
+    assert labels == ["lib Twice", "lib Broken"]
+
+
+def test_measure_times_each_declared_peer_and_reports_broken_ones():
+    registry = SimpleNamespace(methods={m.name: SimpleNamespace(obj=m) for m in (WithPeer(), PeersFail())})
+    result = measure(registry, ["with_peer", "peers_fail"], load_model(), batch_size=2, rounds=1, extras=False)
+    rows = {(row["name"], row["of"]): row for row in result["rows"] if row["kind"] == "peer"}
+    assert rows[("lib Twice", "with_peer")]["ms_per_image"] > 0
+    assert "peer broke" in rows[("lib Broken", "with_peer")]["error"]
+    assert "lib half-installed" in rows[("peers of peers_fail", "peers_fail")]["error"]
 
 
 def test_bench_command_prints_a_table_and_json(fakes, capsys):

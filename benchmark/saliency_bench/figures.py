@@ -23,6 +23,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from .checks.base import MethodGroup  # noqa: E402
 from .errors import UserError  # noqa: E402
 from .plugins import Registry, get_plugin_manager  # noqa: E402
+from .session import RunOptions, open_suite  # noqa: E402
 from .suite import Suite  # noqa: E402
 
 COLUMNS = 8  # methods per band of the map grid
@@ -330,8 +331,6 @@ def method_grid_figure(output: str, family: str = "all", methods: Sequence[str] 
                        model: str | None = None, dataset: str | None = None, data_root: str | None = None,
                        weights: str | None = None, device: str = "auto") -> Path:
     """``saliency-bench figure``: the grid for a family (or named methods) on one image."""
-    from .runner import RunOptions, open_suite
-
     registry = get_plugin_manager().registry()
     names = registry.select_methods(methods) if methods else [
         n for n, r in registry.methods.items() if family == "all" or r.obj.family == family

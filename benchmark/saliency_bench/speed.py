@@ -16,10 +16,11 @@ import torch
 from .checks.base import MethodGroup
 from .checks.randomization import cascade_step
 from .errors import UserError, exception_line
+from .grouping import group_by_shared_pass
+from .methods import Method
 from .models.wrapper import ModelWrapper
 from .peers import peer_implementations
 from .plugins import Registry
-from .runner import group_by_shared_pass
 
 FLOOR = "floor"
 
@@ -87,6 +88,20 @@ def floor_pass(model: ModelWrapper, inputs: torch.Tensor, targets: torch.Tensor)
     return grad
 
 
+class FloorMap(Method):
+    """The floor as a map, ``max_c |d f_t / d x_c|``: what the randomisation step times its cascade with.
+
+    Not a registered method: the step's cost is then the check's own (the model copy, the re-initialised
+    forward + backward, the four similarities) over the one pass every method pays, whatever methods are selected.
+    """
+
+    name = FLOOR
+
+    def attribute(self, model: ModelWrapper, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """``max_c |floor_pass|``: one forward and one backward, the largest magnitude over channels."""
+        return floor_pass(model, inputs, targets).abs().amax(dim=1)
+
+
 def bench_batch(model: ModelWrapper, batch_size: int, device: torch.device, seed: int = 0):
     """A seeded random batch at the model's input size and random targets."""
     generator = torch.Generator().manual_seed(seed)
@@ -96,19 +111,24 @@ def bench_batch(model: ModelWrapper, batch_size: int, device: torch.device, seed
 
 
 def variant_groups(names: Sequence[str], registry: Registry) -> dict[str, list[str]]:
-    """Shared-pass groups worth timing together: every ``family@block`` variant of one family, and each whole group."""
+    """Shared-pass groups worth timing together, as the harness forms them (``shared_key``): each whole group of two
+    or more methods, and within it the methods of one class read at several layers (``layer``: block variants).
+    """
     groups: dict[str, list[str]] = {}
     for members in group_by_shared_pass(list(names), registry):
         if len(members) < 2:  # a method alone, or the only one of its shared pass
             continue
-        families: dict[str, list[str]] = {}
-        for name in members:
-            if "@" in name:
-                families.setdefault(name.split("@")[0], []).append(name)
-        for family, variants in families.items():
-            if len(variants) > 1:
-                groups[f"{family}@* ({len(variants)} blocks together)"] = variants
-        groups[f"{registry.methods[members[0]].obj.shared_key} (all {len(members)} together)"] = members
+        methods = [registry.methods[name].obj for name in members]
+        by_class: dict[type, list[Method]] = {}
+        for method in methods:
+            if getattr(method, "layer", None) is not None:
+                by_class.setdefault(type(method), []).append(method)
+        for cls, variants in by_class.items():
+            layers = {method.layer for method in variants}
+            if len(layers) > 1 and len(variants) < len(members):
+                groups[f"{cls.__name__} at {len(layers)} layers ({len(variants)} together)"] = [
+                    method.name for method in variants]
+        groups[f"{methods[0].shared_key} (all {len(members)} together)"] = members
     return groups
 
 
@@ -121,8 +141,8 @@ def measure(
     registry: Registry, names: Sequence[str], model: ModelWrapper, batch_size: int = 64, rounds: int = 5,
     peers: bool = True, seed: int = 0, extras: bool = True,
 ) -> dict:
-    """Milliseconds per image and ratio to the floor of each method and, with ``extras``, of shared groups,
-    the randomisation step and (with ``peers``) peer implementations."""
+    """Milliseconds per image and ratio to the floor of each method and, with ``extras``, of shared groups and
+    the randomisation step (one cascade step on the floor's map), and (with ``peers``) of peer implementations."""
     device = model.device
     inputs, targets = bench_batch(model, batch_size, device, seed)
     candidates = [Candidate(FLOOR, "floor", lambda: floor_pass(model, inputs, targets))]
@@ -131,11 +151,10 @@ def measure(
         candidates.append(Candidate(name, "method", lambda g=group: g(inputs, targets),
                                     check=lambda g=group, n=name: g.failures.get(n) or (
                                         f"n/a: {g.not_applicable[n]}" if n in g.not_applicable else None)))
-    if names and extras:
-        probe = "gradient" if "gradient" in names else names[0]
-        group = MethodGroup([registry.methods[probe].obj], model)
-        candidates.append(Candidate(f"randomization step ({probe} + 4 similarities)", "check",
-                                    cascade_step(model, group, inputs, targets), of=probe,
+    if extras:
+        group = MethodGroup([FloorMap()], model)
+        candidates.append(Candidate(f"randomization step ({FLOOR} + 4 similarities)", "check",
+                                    cascade_step(model, group, inputs, targets), of=FLOOR,
                                     check=lambda g=group: group_error(g)))
     for label, members in (variant_groups(names, registry) if extras else {}).items():
         group = MethodGroup([registry.methods[n].obj for n in members], model)
@@ -144,7 +163,7 @@ def measure(
     if peers:
         for name in names:
             try:
-                for label, fn in peer_implementations(name, model, registry.methods[name].obj):
+                for label, fn in peer_implementations(registry.methods[name].obj, model):
                     candidates.append(Candidate(f"{label} [{name}]", "peer", _quiet(fn, inputs, targets), of=name))
             except Exception as exc:  # a broken optional library is reported, not fatal
                 candidates.append(Candidate(f"peers of {name}", "peer", _raiser(exc), of=name))

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Sequence
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
 import torch
 
@@ -25,6 +26,14 @@ class Dataset(torch.utils.data.Dataset):
     name: str = ""
     class_names: Sequence[str] = ()
     has_masks: bool = True
+    # How many images `saliency-bench run` takes when --limit is not given (None: all of them). A generated
+    # dataset can be unbounded in principle; this is the size its results are meant to be read at.
+    default_limit: int | None = None
+    # Fewer images for named checks when --param CHECK.images is not given: {check name: images}. A check's cost
+    # per image differs by orders of magnitude (randomisation runs every method once per layer and weight draw),
+    # and only the dataset knows how many of its images keep each check's intervals useful at a bearable run
+    # time. Checks not named here take every image of the run (``suite.num_images``). Read-only; default: none.
+    images_per_check: Mapping[str, int] = MappingProxyType({})
 
     def describe(self) -> dict:
         """The configuration this dataset contributes to a result's fingerprint."""

@@ -1,6 +1,8 @@
 """Synthetic shapes: drawing primitives, and the first layout (1-3 disjoint shapes, tight masks: ``shapes_disjoint``)."""
 from __future__ import annotations
 
+from types import MappingProxyType
+
 import numpy as np
 import torch
 
@@ -141,7 +143,7 @@ class ShapesDataset(Dataset):
     # What `saliency-bench run` uses when --limit / --param CHECK.images are not given: sized so that
     # `run --all` fits in minutes on 2 CPU cores (README, "Performance").
     default_limit = 256
-    default_images = {"randomization": 64}
+    images_per_check = MappingProxyType({"randomization": 64})
 
     name = "shapes_disjoint"
     class_names = CLASS_NAMES

@@ -31,15 +31,12 @@ from pathlib import Path
 import torch
 import torchvision.transforms.functional as TF
 
+from ..classes import VOC_CLASSES
 from ..errors import UserError
 from ..loading import first_line, read_rgb_image
 from .base import Dataset
 
 NAME = "voc2007"
-VOC_CLASSES = (
-    "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
-    "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor",
-)
 CLASS_INDEX = {name: index for index, name in enumerate(VOC_CLASSES)}
 DEFAULT_SPLIT = "test"
 TRUE_WORDS = ("1", "true", "yes", "on")

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torchvision.models import VGG16_Weights, vgg16
 
-from ..datasets.voc2007 import VOC_CLASSES
+from ..classes import VOC_CLASSES
 from ..errors import UserError
 from ..loading import apply_state_dict, read_state_dict
 from .wrapper import ModelWrapper

@@ -7,6 +7,7 @@ from saliency_bench import Method
 from . import rules
 from .gradients import max_abs_over_channels, network_of, sum_over_channels, target_gradient
 from .lrp import epsilon_rule, lrp_rules, zplus_rule
+from .peers import captum_attribution, zennit_epsilon_plus_flat, zennit_layer_rule
 
 
 class PropagationMethod(Method):
@@ -34,6 +35,10 @@ class Gradient(PropagationMethod):
         """df_t/dx."""
         return target_gradient(network_of(model), inputs, targets)
 
+    def peers(self, model):
+        """captum's Saliency."""
+        return captum_attribution(model, "Saliency")
+
 
 class ReLURuleMethod(PropagationMethod):
     """A gradient whose backward pass at every ``nn.ReLU`` follows ``relu_rule()``; max over channels of |.|."""
@@ -59,6 +64,10 @@ class GuidedBackprop(ReLURuleMethod):
         """1(a > 0) 1(R_out > 0) R_out."""
         return rules.guided
 
+    def peers(self, model):
+        """captum's GuidedBackprop."""
+        return captum_attribution(model, "GuidedBackprop")
+
 
 class Deconvnet(ReLURuleMethod):
     """DeconvNet (Zeiler & Fergus 2014): R_in = 1(R_out>0) R_out at ReLUs; max over channels of |.|.
@@ -72,6 +81,10 @@ class Deconvnet(ReLURuleMethod):
     def relu_rule(self):
         """1(R_out > 0) R_out."""
         return rules.deconvnet
+
+    def peers(self, model):
+        """captum's Deconvolution."""
+        return captum_attribution(model, "Deconvolution")
 
 
 class RectGrad(ReLURuleMethod):
@@ -118,6 +131,10 @@ class InputXGradient(PropagationMethod):
         """x * df_t/dx."""
         return inputs.detach() * target_gradient(network_of(model), inputs, targets)
 
+    def peers(self, model):
+        """captum's InputXGradient."""
+        return captum_attribution(model, "InputXGradient")
+
 
 class LRPMethod(PropagationMethod):
     """LRP with one rule at every Linear/Conv layer (the first one included); map = sum over channels.
@@ -154,6 +171,11 @@ class LRP0(LRPMethod):
         """Epsilon rule with a vanishing epsilon."""
         return epsilon_rule(self.stabilizer)
 
+    def peers(self, model):
+        """zennit with Epsilon(stabiliser) at every layer, and zennit's EpsilonPlusFlat composite."""
+        yield from zennit_layer_rule(model, "zennit LRP-0", lambda zennit_rules: zennit_rules.Epsilon(self.stabilizer))
+        yield from zennit_epsilon_plus_flat(model)
+
 
 class LRPEpsilon(LRPMethod):
     """LRP-epsilon (Bach et al. 2015): R_in = a W^T (R_out / (z + eps sign z)), eps = 0.25; sum over channels."""
@@ -167,6 +189,10 @@ class LRPEpsilon(LRPMethod):
     def layer_rule(self, signs):
         """Epsilon rule."""
         return epsilon_rule(self.epsilon)
+
+    def peers(self, model):
+        """zennit with Epsilon(epsilon) at every layer."""
+        return zennit_layer_rule(model, "zennit LRP-epsilon", lambda zennit_rules: zennit_rules.Epsilon(self.epsilon))
 
 
 class LRPGammaInf(LRPMethod):
@@ -185,3 +211,7 @@ class LRPGammaInf(LRPMethod):
     def layer_rule(self, signs):
         """z+ rule; ReLU outputs take the classic W+ x form."""
         return zplus_rule(self.stabilizer, signs)
+
+    def peers(self, model):
+        """zennit with ZPlus (its own stabiliser) at every layer."""
+        return zennit_layer_rule(model, "zennit LRP-gamma_inf", lambda zennit_rules: zennit_rules.ZPlus())

@@ -10,6 +10,7 @@ import torch
 
 from .gradients import chunked_target_gradient, network_of, sum_over_channels
 from .methods import PropagationMethod
+from .peers import captum_integrated_gradients
 
 QUADRATURES = ("gausslegendre", "riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid")
 
@@ -129,3 +130,7 @@ class IntegratedGradients(PropagationMethod):
         path = (alphas * x).flatten(0, 1)
         grads = chunked_target_gradient(network_of(model), path, targets.repeat(self.n_steps), self.max_batch)
         return x * (weights * grads.view(self.n_steps, *x.shape)).sum(dim=0)
+
+    def peers(self, model):
+        """captum's IntegratedGradients with the same nodes (``n_steps``) and rule (``method``)."""
+        return captum_integrated_gradients(model, self.n_steps, self.method)
