@@ -391,10 +391,8 @@ def cmd_train(args) -> int:
 def cmd_figure(args) -> int:
     from .figures import method_grid_figure
 
-    _registry()  # report load errors and name collisions
-
     path = method_grid_figure(
-        args.output, family=args.family, methods=args.methods, image=args.image, model=args.model,
+        _registry(), args.output, family=args.family, methods=args.methods, image=args.image, model=args.model,
         dataset=args.dataset, data_root=args.data_root, weights=args.weights, device=args.device,
     )
     _stderr(f"figure: {path}")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import matplotlib
 
@@ -22,9 +22,11 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from .checks.base import MethodGroup  # noqa: E402
 from .errors import UserError  # noqa: E402
-from .plugins import Registry, get_plugin_manager  # noqa: E402
 from .session import RunOptions, open_suite  # noqa: E402
 from .suite import Suite  # noqa: E402
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .plugins import Registry
 
 COLUMNS = 8  # methods per band of the map grid
 MAX_LINES = 7  # method curves per randomisation panel (the controls come on top)
@@ -327,11 +329,10 @@ def draw_randomization_curves(board: dict, output: Path) -> Path | None:
     return output
 
 
-def method_grid_figure(output: str, family: str = "all", methods: Sequence[str] | None = None, image: int | None = None,
+def method_grid_figure(registry: "Registry", output: str, family: str = "all", methods: Sequence[str] | None = None, image: int | None = None,
                        model: str | None = None, dataset: str | None = None, data_root: str | None = None,
                        weights: str | None = None, device: str = "auto") -> Path:
     """``saliency-bench figure``: the grid for a family (or named methods) on one image."""
-    registry = get_plugin_manager().registry()
     names = registry.select_methods(methods) if methods else [
         n for n, r in registry.methods.items() if family == "all" or r.obj.family == family
     ]

@@ -5,13 +5,16 @@ Below the runner and the figures (both open suites here); it imports neither.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 
 from .datasets.base import Dataset
 from .errors import UserError
-from .plugins import Registry
 from .suite import Suite
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .plugins import Registry
 
 DEFAULT_MODEL = "tiny_vgg"
 
