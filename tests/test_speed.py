@@ -131,6 +131,36 @@ def test_measure_times_each_declared_peer_and_reports_broken_ones():
     assert "lib half-installed" in rows[("peers of peers_fail", "peers_fail")]["error"]
 
 
+class BackwardPeer(ChannelSum):
+    """A method whose peer calls backward() on the network (as grad-cam's does), leaving .grad on the weights."""
+
+    name = "backward_peer"
+
+    def peers(self, model):
+        def run(x, t):
+            model.network(x).gather(1, t.view(-1, 1)).sum().backward()
+            return x.sum(1)
+
+        yield "lib Backward", run
+
+
+class GradientMap(ChannelSum):
+    name = "gradient_map"
+
+    def attribute(self, model, inputs, targets):
+        inputs = inputs.detach().requires_grad_(True)
+        (grad,) = torch.autograd.grad(model(inputs).gather(1, targets.view(-1, 1)).sum(), inputs)
+        return grad.abs().sum(1)
+
+
+def test_a_peer_that_leaves_gradients_does_not_fail_the_next_method():
+    registry = SimpleNamespace(methods={m.name: SimpleNamespace(obj=m) for m in (BackwardPeer(), GradientMap())})
+    model = load_model()
+    result = measure(registry, ["backward_peer", "gradient_map"], model, batch_size=2, rounds=2, extras=False)
+    assert all("error" not in row for row in result["rows"]), result["rows"]
+    assert all(p.grad is None for p in model.network.parameters())
+
+
 def test_bench_command_prints_a_table_and_json(fakes, capsys):
     assert main(["bench", "-m", "edge", "random", "--model", "fake_vgg", "--no-peers", "--batch-size", "4",
                  "--rounds", "1", "--json"]) == 0

@@ -164,7 +164,8 @@ def measure(
         for name in names:
             try:
                 for label, fn in peer_implementations(registry.methods[name].obj, model):
-                    candidates.append(Candidate(f"{label} [{name}]", "peer", _quiet(fn, inputs, targets), of=name))
+                    candidates.append(Candidate(f"{label} [{name}]", "peer", _quiet(fn, inputs, targets, model.network),
+                                                of=name))
             except Exception as exc:  # a broken optional library is reported, not fatal
                 candidates.append(Candidate(f"peers of {name}", "peer", _raiser(exc), of=name))
     seconds = interleaved_medians(candidates, device, rounds)
@@ -186,12 +187,17 @@ def measure(
     }
 
 
-def _quiet(fn: Callable, inputs: torch.Tensor, targets: torch.Tensor) -> Callable[[], object]:
-    """``fn(inputs, targets)`` with the peer library's warnings silenced (captum warns on every call)."""
+def _quiet(fn: Callable, inputs: torch.Tensor, targets: torch.Tensor, network: torch.nn.Module) -> Callable[[], object]:
+    """``fn(inputs, targets)`` with the peer library's warnings silenced (captum warns on every call), leaving no
+    ``.grad`` on the network (grad-cam calls ``backward()``; the next method's model guard would see it)."""
     def call():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return fn(inputs, targets)
+            try:
+                return fn(inputs, targets)
+            finally:
+                for parameter in network.parameters():
+                    parameter.grad = None
     return call
 
 
