@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from .checks.base import Check, MethodGroup
 from .checks.presentation import Column, Rule, read_difference, read_metric
-from .checks.stats import summarize
+from .checks.params import BOOTSTRAP as BOOTSTRAP_PARAMS
+from .checks.params import Param
+from .checks.stats import bootstrap_params, summarize
 from .datasets.base import Dataset, DatasetSpec
 from .errors import MethodError, NotApplicable, UserError
 from .hookspecs import hookimpl
@@ -35,6 +37,7 @@ def method_plugin(method: Method) -> MethodPlugin:
 
 
 __all__ = [
+    "BOOTSTRAP_PARAMS",
     "Check",
     "Column",
     "Dataset",
@@ -46,12 +49,14 @@ __all__ = [
     "ModelSpec",
     "ModelWrapper",
     "NotApplicable",
+    "Param",
     "Rule",
     "Suite",
     "UserError",
     "derive_blocks",
     "derive_randomization_order",
     "hookimpl",
+    "bootstrap_params",
     "method_plugin",
     "read_difference",
     "read_metric",

@@ -64,7 +64,12 @@ def _registered(kind: str) -> str:
     try:
         from .plugins import get_plugin_manager
 
-        return ", ".join(getattr(get_plugin_manager().registry(), kind)) or "none"
+        registry = get_plugin_manager().registry()
+        if kind == "criteria":
+            from .verdicts import criteria
+
+            return ", ".join(criteria([r.obj for r in registry.checks.values()]))
+        return ", ".join(getattr(registry, kind)) or "none"
     except Exception:  # noqa: BLE001 - help must print even when a plugin is broken
         return "?"
 
@@ -110,8 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--vs", nargs="+", action="extend", metavar="NAME", default=None,
                        help="new methods: recorded methods to compare with (default: the 2 nearest and the controls)")
     check.add_argument("--require", default=None, metavar="CRITERIA",
-                       help="new methods: comma-separated verdicts that must pass, from pointing_game, restricted_gap, "
-                            "class_sensitivity, randomization, localisation, overall (default: overall)")
+                       help="new methods: comma-separated verdicts that must pass, from the registered checks' "
+                            f"rules ({_registered('criteria')}) (default: overall)")
     check.add_argument("--add", default=None, metavar="DIR",
                        help="write a board with the new methods' rows added into DIR (never over --against)")
     check.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
