@@ -226,3 +226,24 @@ def test_peers_yield_nothing_for_a_library_that_is_not_installed(tiny, monkeypat
     assert [label for label, _ in GradCAM().peers(tiny)] == ["captum LayerGradCam", "grad-cam GradCAM"]
     monkeypatch.undo()
     assert peers_module.installed("captum") and not peers_module.installed("no_such_library_here")
+
+
+class ImpostorGradCAM(GradCAM):
+    """A third party's method under a shipped name (gradcam@B3) computing something else: left out of the run."""
+
+    def weights(self, activations, grads):
+        return grads.abs().mean(dim=(2, 3), keepdim=True)
+
+
+def test_a_live_method_left_out_of_the_run_under_a_shipped_name_changes_nothing(tiny, batch):
+    """The harness hands the shared pass its own objects: an impostor alive in the process is never picked up."""
+    inputs, targets = batch
+    shipped = [GradCAM(), GradCAM("B3"), GradMid("B2")]
+    alone = MethodGroup(shipped, tiny)(inputs, targets)
+    impostor = ImpostorGradCAM("B3")  # alive, as a third party's plugin module would keep it
+    group = MethodGroup(shipped, tiny)
+    maps = group(inputs, targets)
+    assert group.failures == {} and set(maps) == {"gradcam", "gradcam@B3", "gradmid@B2"}
+    for name in maps:
+        assert torch.equal(maps[name], alone[name])
+    assert impostor.name == "gradcam@B3"

@@ -13,6 +13,16 @@ if TYPE_CHECKING:  # pragma: no cover
 FAMILIES = ("aggregation", "propagation", "baseline")
 
 
+class GroupNames(list):
+    """The names a shared call computes (a ``list`` of ``str``, as the contract says), carrying the group's own
+    method objects as ``methods[name]``: a shared pass resolves names among these, never among other live objects
+    (a third party's method of the same name, left out of the run, must not be picked up)."""
+
+    def __init__(self, methods: Sequence["Method"]):
+        super().__init__(method.name for method in methods)
+        self.methods = {method.name: method for method in methods}
+
+
 class Method:
     """A saliency method: ``attribute(model, inputs[B,3,H,W], targets[B]) -> maps[B,H,W]``.
 
@@ -39,7 +49,10 @@ class Method:
     def attribute_shared(
         self, model: "ModelWrapper", inputs: torch.Tensor, targets: torch.Tensor, names: Sequence[str]
     ) -> dict[str, torch.Tensor]:
-        """Return ``{name: maps}`` for every method in ``names`` sharing this method's ``shared_key``."""
+        """Return ``{name: maps}`` for every method in ``names`` sharing this method's ``shared_key``.
+
+        The harness passes a ``GroupNames``: ``names.methods[name]`` is the registered object of each name.
+        """
         return {self.name: self.attribute(model, inputs, targets)}
 
     def peers(self, model: "ModelWrapper") -> "Iterable[tuple[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]]":

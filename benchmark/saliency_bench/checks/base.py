@@ -9,7 +9,7 @@ import torch
 from ..errors import MethodError, NotApplicable, UserError, exception_line
 from ..isolation import ModelGuard
 from ..timeouts import MethodTimeout, time_limit
-from ..methods import Method, validate_maps
+from ..methods import GroupNames, Method, validate_maps
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..models.wrapper import ModelWrapper
@@ -119,7 +119,8 @@ class MethodGroup:
             started = time.perf_counter()
             try:
                 with torch.enable_grad(), time_limit(budget):
-                    out = leader.attribute_shared(model, inputs, targets, names) if key else {
+                    out = leader.attribute_shared(model, inputs, targets, GroupNames(
+                        [self.methods[name] for name in names])) if key else {
                         leader.name: leader.attribute(model, inputs, targets)
                     }
             except NotApplicable as exc:

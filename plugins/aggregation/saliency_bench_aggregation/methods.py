@@ -116,8 +116,12 @@ class AggregationMethod(Method):
     ) -> dict[str, torch.Tensor]:
         """``{name: maps}`` for every aggregation method in ``names`` from a single forward + backward.
 
-        ``names`` are method objects or the names of live ones (the harness passes names): see :meth:`members`.
+        ``names`` are method objects or the names of live ones; the harness passes its ``GroupNames``, whose
+        ``methods`` are the run's own objects and are used as they are: see :meth:`members`.
         """
+        group = getattr(names, "methods", None)
+        if group is not None:  # the harness's group: its registered objects, never another live one of that name
+            return compute_maps(model, inputs, targets, [group[name] for name in names])
         return compute_maps(model, inputs, targets, self.members(names))
 
     def members(self, names: Iterable["str | AggregationMethod"]) -> list["AggregationMethod"]:
