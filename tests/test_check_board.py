@@ -203,3 +203,41 @@ def test_nearest_neighbours_leave_out_the_controls():
     }}
     values = {"pointing": 0.9, "gap": 0.3, "class_sensitivity": 0.3, "randomization": 0.1}
     assert nearest(values, board, columns_of(_builtin_checks()), k=2) == ["a", "c"]
+
+
+def test_without_a_rule_against_the_controls_the_composite_verdict_is_undecided():
+    """A board of the similarity checks only: noise passes both necessary conditions, but never 'overall'."""
+    from saliency_bench.checks.class_sensitivity import ClassSensitivity
+    from saliency_bench.checks.randomization import CascadingRandomization
+    from saliency_bench.verdicts import judge
+
+    methods = {"random": {"family": "baseline", "results": _results(0.18, 0.19, 0.02, 0.02)},
+               "noise": {"family": "propagation", "results": _results(0.18, 0.19, 0.02, 0.02)}}
+    judge(methods, [ClassSensitivity(), CascadingRandomization()])
+    assert methods["noise"]["verdicts"] == {"class_sensitivity": "pass", "randomization": "pass", "overall": "–"}
+
+
+def test_add_refuses_to_replace_a_board_of_another_configuration_and_lists_its_files(board_dir, tmp_path, capsys):
+    other = tmp_path / "other"
+    other.mkdir()
+    foreign = json.loads((board_dir / "leaderboard.json").read_text())
+    foreign["config"]["images"] = 3
+    (other / "leaderboard.json").write_text(json.dumps(foreign))
+    code, _, err = _check(capsys, "noise_copy", "--against", str(board_dir / "leaderboard.json"), "--add", str(other))
+    assert code == 2 and "another configuration" in err
+    added = tmp_path / "added"
+    code, out, _ = _check(capsys, "noise_copy", "--against", str(board_dir / "leaderboard.json"), "--add", str(added))
+    listed = out.splitlines()[-1]
+    assert "leaderboard.json" in listed and "figures/maps_added.png" in listed
+    code, _, _ = _check(capsys, "noise_copy", "--against", str(board_dir / "leaderboard.json"), "--add", str(added))
+    assert code == 1  # its own earlier output (the same board plus the same row) may be replaced
+
+
+def test_a_check_without_out_leaves_no_temporary_folder(board_dir, tmp_path, capsys, monkeypatch):
+    import tempfile
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    code, _, _ = _check(capsys, "random", "--against", str(board_dir / "leaderboard.json"))
+    assert code == 0 and list(scratch.iterdir()) == []

@@ -162,3 +162,39 @@ def test_every_option_of_every_command_says_what_it_does_and_run_help_names_the_
     text = capsys.readouterr().out
     for check in ("pointing_game", "restricted_pointing_game", "class_sensitivity", "randomization"):
         assert check in text
+
+
+def test_only_the_whole_default_run_writes_the_top_level_board():
+    from saliency_bench.cli import _is_default_run
+
+    def default(*argv):
+        return _is_default_run(build_parser().parse_args(["run", *argv]))
+
+    assert default("--all")
+    for partial in (["-m", "gradcam"], ["--all", "--checks", "pointing_game"], ["--all", "--limit", "3"],
+                    ["--all", "--no-speed"], ["--all", "--param", "pointing_game.tolerance=10"], ["--all", "--seed", "1"]):
+        assert not default(*partial), partial
+
+
+def test_a_narrower_rerun_keeps_the_larger_board_of_its_out_folder(fakes, capsys, tmp_path):
+    out = tmp_path / "o"
+    assert _run(capsys, "run", "-m", "edge", "random", *RUN, "--out", str(out))[0] == 0
+    before = (out / "leaderboard.json").read_bytes()
+    code, _, err = _run(capsys, "run", "-m", "edge", *RUN, "--out", str(out))
+    assert code == 0 and "not rewritten" in err and "--board-dir" in err
+    assert (out / "leaderboard.json").read_bytes() == before
+
+
+def test_default_out_names_other_settings_by_a_digest():
+    from saliency_bench.cli import default_out
+
+    plain = default_out(build_parser().parse_args(["run", "--all"]))
+    tuned = default_out(build_parser().parse_args(["run", "--all", "--param", "pointing_game.tolerance=10"]))
+    other = default_out(build_parser().parse_args(["run", "--all", "--param", "pointing_game.tolerance=12"]))
+    assert tuned.startswith(plain + "-cfg") and len({plain, tuned, other}) == 3
+
+
+@pytest.mark.parametrize("value", ["nan", "-1", "inf"])
+def test_check_refuses_a_tolerance_that_is_not_a_finite_non_negative_number(capsys, value):
+    code, _, err = _run(capsys, "check", "edge", "--against", "x.json", "--tolerance", value)
+    assert code == 2 and "expected a finite number >= 0" in err

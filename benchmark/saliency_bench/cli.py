@@ -51,6 +51,17 @@ def _positive_float(text: str) -> float:
 _non_negative_int = _int_at_least(0, "non-negative")
 
 
+def _non_negative_float(text: str) -> float:
+    """A finite number >= 0 (argparse type)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (0 <= value < float("inf")):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got '{text}'")
+    return value
+
+
 def _check_param(text: str) -> tuple[str, str, str]:
     check, dot, rest = text.partition(".")
     key, eq, value = rest.partition("=")
@@ -109,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "the board gets its row, ranks, verdicts and differences (exit 1 if it fails --require).")
     check.add_argument("methods", nargs="+", metavar="METHOD", help="method names or globs")
     check.add_argument("--against", required=True, metavar="LEADERBOARD_JSON", help="the recorded board")
-    check.add_argument("--tolerance", type=float, default=None,
+    check.add_argument("--tolerance", type=_non_negative_float, default=None,
                        help="recorded methods: allowed absolute difference (default: the recorded 95%% interval "
                             "widened by 1e-3)")
     check.add_argument("--vs", nargs="+", action="extend", metavar="NAME", default=None,
@@ -247,6 +258,11 @@ def default_out(args) -> str:
                                  ("b", args.batch_size, 32)):
         if value != default:
             name += f"-{flag}{value}"
+    other = [args.weights, args.split, args.data_root, sorted(args.param)]
+    if any(other):  # weights, split, data root, check parameters: named by a short digest of their values
+        import hashlib
+
+        name += "-cfg" + hashlib.sha256(repr(other).encode()).hexdigest()[:8]
     return name
 
 
@@ -273,7 +289,7 @@ def _is_default_run(args) -> bool:
     return bool(args.all) and not any(
         [args.model, args.dataset, args.limit, args.param, args.out, args.checks, args.data_root, args.weights,
          args.split, args.data_seed is not None]
-    ) and args.seed == 0 and args.batch_size == 32
+    ) and args.seed == 0 and args.batch_size == 32 and not args.no_speed  # the committed board has speed figures
 
 
 def confirm_fresh(out: str, yes: bool) -> None:
@@ -320,8 +336,13 @@ def digest(board: dict, report) -> list[str]:
         if entry["status"] == "failed":
             continue
         by_verdict.setdefault(entry.get("verdicts", {}).get("overall", "–"), []).append(name)
+    def failing(name: str) -> str:
+        verdicts = board["methods"][name].get("verdicts", {})
+        return f"{name} ({', '.join(k for k, v in verdicts.items() if v == 'fail' and k != 'overall')})"
+
+    failed = [failing(name) for name in by_verdict.get("fail", [])]
     lines = [f"pass overall ({len(by_verdict.get('pass', []))}): {', '.join(by_verdict.get('pass', [])) or 'none'}",
-             f"fail overall ({len(by_verdict.get('fail', []))}): {', '.join(by_verdict.get('fail', [])) or 'none'}"]
+             f"fail overall ({len(failed)}), with the failing verdicts: {'; '.join(failed) or 'none'}"]
     if by_verdict.get("–"):
         lines.append(f"undecided (n/a or a check not run) ({len(by_verdict['–'])}): {', '.join(by_verdict['–'])}")
     for name, error in sorted(report.failures.items()):
@@ -348,10 +369,17 @@ def cmd_run(args) -> int:
             raise UserError(f"board not written: {conflict}; the results are kept in {options.out}: rerun with "
                             "another --board-dir to write it")
     written: list[Path] = []
+    out_conflict = board_conflict(options.out, report.methods, report.checks, report.store.config)
+    if out_conflict:  # the results are stored; only the folder's board view of an earlier, larger run is kept
+        _stderr(f"note: board in {options.out} not rewritten: {out_conflict}; pass --board-dir DIR for this run's board")
     board = None
-    for folder in [Path(options.out), *folders]:
+    for folder in ([] if out_conflict else [Path(options.out)]) + folders:
         board = write_leaderboard(report.store, registry, folder, methods=report.methods, checks=report.checks,
                                   suite=report.suite, speed=options.speed, written=written)
+    if board is None:  # no folder took a board: the digest is still computed from the stored results
+        from .leaderboard import build_board
+
+        board = build_board(report.store, registry, report.methods, report.checks)
     total = time.perf_counter() - started
     per_check = ", ".join(f"{name} {seconds:.1f}s" for name, seconds in report.seconds.items())
     _stderr(f"done in {total:.1f}s on {report.suite.device} ({per_check}); "

@@ -21,9 +21,9 @@ in the detailed tables)."""
 
 HOW_TO_READ_END = """\
 A method that "just draws the salient parts of the image" scores like an edge detector among the controls (the
-`baseline` family, listed below): high similarity everywhere. Class sensitivity and randomisation are necessary
-conditions only: pure noise passes both. So the composite verdict, *overall*, passes a method only when every
-verdict passes, including doing better than every control. *n/a*: the method has no defined map on this model
+`baseline` family, listed below). A verdict that compares maps with each other is a necessary condition only:
+pure noise passes it. So the composite verdict, *overall*, passes a method only when every verdict passes,
+including doing better than every control. *n/a*: the method has no defined map on this model
 (the reason is in the details), neither a failure nor a number. Paper columns are the seed paper's values on
 another model and dataset (named in their headers), shown for orientation only."""
 
@@ -152,10 +152,11 @@ def summary_headers(checks: Sequence, speed: bool) -> list[str]:
             *[check.paper_label for check in ordered_checks(checks) if check.paper_key]]
 
 
-def detail_tables(board: dict) -> list[str]:
-    """One table per check: every metric with its interval and sample size."""
+def detail_tables(board: dict, checks: Sequence = ()) -> list[str]:
+    """One table per check (in board order, then any other recorded check): every metric with interval and n."""
     parts = []
-    for check in board["checks"]:
+    ordered = [c.name for c in ordered_checks(checks) if c.name in board["checks"]]
+    for check in ordered + [name for name in board["checks"] if name not in ordered]:
         metric_names: list[str] = []
         for entry in board["methods"].values():
             for metric in (entry["results"].get(check) or {}).get("metrics", {}):
@@ -192,16 +193,14 @@ def detail_tables(board: dict) -> list[str]:
     return parts
 
 
-def reference_note(references: dict) -> str:
-    """The sentence giving each pointing game's reference points, computed from the dataset's masks alone."""
+def reference_note(references: dict, checks: Sequence) -> str:
+    """Each check's dataset reference points (computed from the data alone, no map), with the check's reading."""
+    readings = {c.name: c.references_note for c in checks}
     parts = []
     for check, points in references.items():
         named = ", ".join(f"{name.replace('_', ' ')} {_fmt(metric)}" for name, metric in points.items())
-        parts.append(f"*{check}*: {named}")
-    return ("**Dataset reference points** (from the masks and the model's top class alone, no map): "
-            + "; ".join(parts) + ". A class-blind map that always finds the top class's object scores the "
-            "*top object oracle*; no map can beat the *best single point*. A *restricted* value near the oracle "
-            "is what class-insensitivity looks like on this dataset.")
+        parts.append(f"*{check}*: {named}" + (f". {readings[check]}" if readings.get(check) else ""))
+    return "**Dataset reference points** (from the data and the model's prediction alone, no map): " + "; ".join(parts)
 
 
 def verdict_note(board: dict, checks: Sequence) -> str:
@@ -256,7 +255,7 @@ def render_markdown(board: dict, checks: Sequence, figures: Sequence[str] = (), 
         "",
         *([controls_note(board, registry), ""] if controls_note(board, registry) else []),
         *([speed_note(speed), ""] if speed else []),
-        *([reference_note(board["dataset_reference"]), ""] if board.get("dataset_reference") else []),
+        *([reference_note(board["dataset_reference"], checks), ""] if board.get("dataset_reference") else []),
         "## Summary",
         "",
         tabulate(summary_rows(board, checks, speed), headers=summary_headers(checks, speed is not None),
@@ -270,7 +269,7 @@ def render_markdown(board: dict, checks: Sequence, figures: Sequence[str] = (), 
                 for name, entry in board["methods"].items() if entry.get("settings")]
     if settings:
         lines += ["Method settings: " + "; ".join(settings) + ".", ""]
-    lines += [t + "\n" for t in detail_tables(board)]
+    lines += [t + "\n" for t in detail_tables(board, checks)]
     return "\n".join(lines)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -233,7 +234,7 @@ class CheckOutcome:
     candidates: list[dict] = field(default_factory=list)
     required: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    added: Path | None = None
+    added: list[Path] = field(default_factory=list)  # the files --add wrote
 
     @property
     def ok(self) -> bool:
@@ -259,18 +260,25 @@ def _split(board: dict, registry: Registry, names: Sequence[str]) -> tuple[list[
     return recorded, candidates, notes
 
 
-def _add_target(add: str | Path, against: str | Path, clashes: Sequence[str]) -> Path:
-    """The ``--add`` folder, refused when it would overwrite ``--against`` or hold two rows of one name."""
+def _add_target(add: str | Path, against: str | Path, board: dict, candidates: Sequence[str],
+                clashes: Sequence[str]) -> Path:
+    """The ``--add`` folder, refused when it would overwrite ``--against``, hold two rows of one name, or replace
+    a board that is not this board plus candidates (``leaderboard.board_conflict``)."""
+    from .leaderboard import board_conflict
+
     target = Path(add)
     if (target / "leaderboard.json").resolve() == Path(against).resolve():
         raise UserError(f"--add {add} would overwrite {against} in place; name another folder for the new board")
     if clashes:
         raise UserError(f"--add: '{clashes[0]}' is on the board from another provider; rename the method to add it")
+    conflict = board_conflict(target, [*board["methods"], *candidates], list(board.get("checks", {})), board["config"])
+    if conflict:
+        raise UserError(f"--add: {conflict}; name another folder for the new board")
     return target
 
 
 def write_added_board(board: dict, entries: dict[str, dict], folder: Path, registry: Registry, suite, names,
-                      checks: Sequence) -> Path:
+                      checks: Sequence) -> list[Path]:
     """``board`` with the candidates' rows added, as leaderboard.json/.md and figures in ``folder``."""
     from .figures import draw_method_grid
     from .leaderboard import render_markdown, write_text_atomically
@@ -291,7 +299,8 @@ def write_added_board(board: dict, entries: dict[str, dict], folder: Path, regis
     markdown = render_markdown(merged, checks, figures, registry=registry)
     dump_json(merged, folder / "leaderboard.json")
     write_text_atomically(markdown, folder / "leaderboard.md")
-    return folder
+    (folder / "leaderboard-speed.json").unlink(missing_ok=True)  # no timings of another board beside this one
+    return [folder / "leaderboard.md", folder / "leaderboard.json", *(folder / f for f in figures)]
 
 
 def check_against_board(
@@ -318,16 +327,30 @@ def check_against_board(
     recorded, candidates, notes = _split(board, registry, names)
     target = None
     if add is not None:
-        target = _add_target(add, against, [n for n in candidates if n in board["methods"]])
+        target = _add_target(add, against, board, candidates, [n for n in candidates if n in board["methods"]])
     config = board["config"]
     checks = list(board.get("checks", {}))
     if not checks:
         raise UserError(f"{against} records no check results to compare with")
+    scratch = None if out is not None else tempfile.mkdtemp(prefix="saliency-bench-check-")
+    try:
+        return _rerun_and_compare(board, against, names, recorded, candidates, notes, required, target, checks,
+                                  check_objects, registry, tolerance, vs, device, out or scratch, scratch is not None,
+                                  data_root, weights, progress, log)
+    finally:
+        if scratch is not None:  # a rerun the user did not ask to keep
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _rerun_and_compare(board, against, names, recorded, candidates, notes, required, target, checks, check_objects,
+                       registry, tolerance, vs, device, out, fresh, data_root, weights, progress, log) -> CheckOutcome:
+    """The rerun under the board's configuration, then the comparison of recorded methods and the candidates."""
+    config = board["config"]
     options = RunOptions(
         methods=names, checks=checks, model=config["model"]["name"], dataset=config["dataset"]["name"],
         split=config["dataset"].get("split"), data_seed=config["dataset"].get("seed"), device=device,
         limit=config["images"], seed=config["seed"], batch_size=config["batch_size"],
-        out=out or tempfile.mkdtemp(prefix="saliency-bench-check-"), fresh=out is None, data_root=data_root,
+        out=out, fresh=fresh, data_root=data_root,
         weights=weights, check_params={c: p for c, p in board["checks"].items()}, progress=progress,
     )
     report = run_benchmark(options, registry=registry, log=log)
@@ -353,6 +376,7 @@ def check_against_board(
         if target is not None:
             outcome.added = write_added_board(board, entries, target, registry, report.suite, candidates,
                                               check_objects)
+    report.store.close()
     return outcome
 
 
@@ -360,6 +384,6 @@ def format_outcome(outcome: CheckOutcome, against: str | Path) -> str:
     """Everything ``check`` prints on stdout: the comparison table, then each candidate's report."""
     parts = [format_comparison(outcome.rows)] if outcome.rows else []
     parts += [candidate.format_candidate(report, outcome.required, str(against)) for report in outcome.candidates]
-    if outcome.added is not None:
-        parts.append(f"board with the new row(s): {outcome.added / 'leaderboard.md'} and leaderboard.json")
+    if outcome.added:
+        parts.append("board with the new row(s): " + ", ".join(str(path) for path in outcome.added))
     return "\n\n".join(parts)

@@ -1,8 +1,9 @@
 """The board's verdicts: every registered check's rules (checks/presentation.py), and the composite verdict.
 
 Class sensitivity and randomisation are necessary conditions only: pure noise passes both. So the composite
-(``overall``) verdict passes a method only when every rule of every check on the board passes, including the
-rules that ask a method to do better than the controls (``Rule.beats_controls``: the ``baseline`` family,
+(``overall``) verdict passes a method only when every rule of every check on the board passes and at least one
+of them asks the method to do better than the controls and is decided (a board without such a rule, or without
+controls, decides no composite verdict) (``Rule.beats_controls``: the ``baseline`` family,
 methods that explain nothing by construction).
 """
 from __future__ import annotations
@@ -82,7 +83,13 @@ def verdicts(results: Mapping, rules: Sequence, bars: Mapping[str, dict]) -> dic
     """Each rule's verdict on one method's results, and the composite ``overall``."""
     out = {rule.key: _verdict(rule, results, bars) for rule in rules}
     parts = list(out.values())
-    out[OVERALL] = FAIL if FAIL in parts else PASS if parts and all(p == PASS for p in parts) else UNDECIDED
+    beats = [out[rule.key] for rule in rules if rule.beats_controls]
+    if FAIL in parts:
+        out[OVERALL] = FAIL
+    elif parts and all(p == PASS for p in parts) and PASS in beats:
+        out[OVERALL] = PASS  # never without having beaten the controls: noise passes the necessary conditions
+    else:
+        out[OVERALL] = UNDECIDED
     return out
 
 

@@ -42,6 +42,7 @@ class Check:
     paper_key: str = ""
     paper_label: str = ""
     paper_scale: float = 1.0
+    references_note: str = ""  # how to read the dataset reference points the check reports, if any
 
     def draw_figures(self, board: dict, folder) -> list[str]:
         """Figures of this check drawn from the board alone, as paths relative to ``folder`` (default: none)."""

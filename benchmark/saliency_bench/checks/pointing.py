@@ -251,6 +251,9 @@ class RestrictedPointingGame(_PointingBase):
                    "the method is not class-sensitive; the dataset's reference points (below) say what a class-blind "
                    "pointer scores.")
     combine = PointingGame.combine
+    references_note = ("A class-blind map that always finds the top class's object scores the *top object oracle*; "
+                       "no map can beat the *best single point*. A *restricted* value near the oracle is what "
+                       "class-insensitivity looks like on this dataset.")
     paper = {method: values[1] for method, values in PAPER.items()}
     paper_key, paper_label, paper_scale = "restricted", "paper R (VGG-16/VOC07)", 0.01
     description = "Restricted pointing game (Khakzar et al. 2020): the max-logit map scored against every present class"
