@@ -170,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="interleaved timing rounds after one warm-up round; each figure is the median (default: 5)")
     bench.add_argument("--no-peers", action="store_true", help="skip captum / grad-cam / zennit")
     bench.add_argument("--json", action="store_true", help="machine-readable output")
+    _add_precision_options(bench)
     return parser
 
 
@@ -197,6 +198,15 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--param", type=_check_param, action="append", default=[], metavar="CHECK.KEY=VALUE",
                         help="override a check parameter, e.g. pointing_game.tolerance=10 (repeatable)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars or progress lines")
+    _add_precision_options(parser)
+
+
+def _add_precision_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--precision", choices=("fp32", "tf32", "bf16"), default="fp32",
+                        help="how method calls compute: fp32, tf32 (CUDA matmuls/convolutions), bf16 (autocast); "
+                             "other than fp32 it is recorded in the configuration (default: fp32)")
+    parser.add_argument("--channels-last", action="store_true",
+                        help="NHWC memory layout for the network and its inputs (recorded in the configuration)")
 
 
 def _stderr(message: str) -> None:
@@ -259,6 +269,8 @@ def default_out(args) -> str:
         if value != default:
             name += f"-{flag}{value}"
     other = [args.weights, args.split, args.data_root, sorted(args.param)]
+    if args.precision != "fp32" or args.channels_last:
+        name += f"-{args.precision}" + ("-nhwc" if args.channels_last else "")
     if any(other):  # weights, split, data root, check parameters: named by a short digest of their values
         import hashlib
 
@@ -281,6 +293,7 @@ def _run_options(args):
         fresh=args.fresh, data_root=args.data_root, split=args.split, data_seed=args.data_seed, weights=args.weights,
         allow_download=args.allow_download, num_workers=args.workers, check_params=params,
         progress=not args.no_progress, speed=not args.no_speed, method_timeout=args.method_timeout, wait=args.wait,
+        precision=args.precision, channels_last=args.channels_last,
     )
 
 
@@ -289,7 +302,8 @@ def _is_default_run(args) -> bool:
     return bool(args.all) and not any(
         [args.model, args.dataset, args.limit, args.param, args.out, args.checks, args.data_root, args.weights,
          args.split, args.data_seed is not None]
-    ) and args.seed == 0 and args.batch_size == 32 and not args.no_speed  # the committed board has speed figures
+    ) and args.seed == 0 and args.batch_size == 32 and not args.no_speed and args.precision == "fp32" and \
+        not args.channels_last  # the committed board: float32, with speed figures
 
 
 def confirm_fresh(out: str, yes: bool) -> None:
@@ -440,7 +454,8 @@ def cmd_bench(args) -> int:
 
     registry = _registry()
     names = registry.select_methods(args.methods or ["*"])
-    model = open_model(RunOptions(model=args.model, weights=args.weights, device=args.device), registry)
+    model = open_model(RunOptions(model=args.model, weights=args.weights, device=args.device,
+                                  precision=args.precision, channels_last=args.channels_last), registry)
     result = measure(registry, names, model, batch_size=args.batch_size, rounds=args.rounds,
                      peers=not args.no_peers)
     print(json.dumps(result, indent=1) if args.json else format_speed(result))

@@ -352,6 +352,8 @@ def _rerun_and_compare(board, against, names, recorded, candidates, notes, requi
         limit=config["images"], seed=config["seed"], batch_size=config["batch_size"],
         out=out, fresh=fresh, data_root=data_root,
         weights=weights, check_params={c: p for c, p in board["checks"].items()}, progress=progress,
+        precision=config["model"].get("precision", {}).get("mode", "fp32"),
+        channels_last=bool(config["model"].get("precision", {}).get("channels_last", False)),
     )
     report = run_benchmark(options, registry=registry, log=log)
     here = report.store.config

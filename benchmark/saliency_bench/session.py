@@ -11,6 +11,7 @@ import torch
 
 from .datasets.base import Dataset
 from .errors import UserError
+from .precision import Precision
 from .suite import Suite
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -49,6 +50,8 @@ class RunOptions:
     speed: bool = False  # also time every method against the floor (stored beside, never in, the results)
     speed_batch_size: int = 64
     speed_rounds: int = 3
+    precision: str = "fp32"  # fp32 | tf32 | bf16 (precision.py); other than fp32 it is part of the configuration
+    channels_last: bool = False
 
 
 def resolve_device(name: str) -> torch.device:
@@ -76,7 +79,12 @@ def open_model(options: RunOptions, registry: Registry):
     """Load the model the options name, on the requested device."""
     device = resolve_device(options.device)
     spec = lookup(registry.models, "model", options.model or DEFAULT_MODEL)
-    return spec.load(weights=options.weights, allow_download=options.allow_download).to(device)
+    model = spec.load(weights=options.weights, allow_download=options.allow_download).to(device)
+    try:
+        precision = Precision(options.precision, options.channels_last)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    return model.set_precision(precision) if not precision.is_default else model
 
 
 def open_suite(options: RunOptions, registry: Registry) -> Suite:

@@ -81,10 +81,12 @@ def interleaved_medians(candidates: Sequence[Candidate], device: torch.device, r
 
 
 def floor_pass(model: ModelWrapper, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """The floor every method pays: one forward and one backward of the target logits to the input."""
-    x = inputs.detach().requires_grad_(True)
-    score = model(x).gather(1, targets.view(-1, 1)).sum()
-    (grad,) = torch.autograd.grad(score, x)
+    """The floor every method pays: one forward and one backward of the target logits to the input, at the
+    model's precision (``ModelWrapper.precision``), as every method call computes."""
+    x = model.precision.prepare_inputs(inputs.detach()).requires_grad_(True)
+    with model.precision.active(x.device):
+        score = model(x).gather(1, targets.view(-1, 1)).sum()
+        (grad,) = torch.autograd.grad(score, x)
     return grad
 
 
@@ -184,6 +186,7 @@ def measure(
     return {
         "device": describe_device(device), "batch_size": batch_size, "model": model.name, "rounds": rounds,
         "floor_ms_per_image": 1000 * floor / batch_size, "rows": rows,
+        **({} if model.precision.is_default else {"precision": model.precision.describe()}),
     }
 
 
@@ -222,11 +225,14 @@ def format_speed(result: dict) -> str:
     rows = []
     for row in result["rows"]:
         if "error" in row:
-            rows.append([row["name"], row["kind"], row.get("of") or "", "error", row["error"][:60]])
+            rows.append([row["name"], row["kind"], row.get("of") or "", "error", row["error"][:60], ""])
         else:
             rows.append([row["name"], row["kind"], row.get("of") or "", f"{row['ms_per_image']:.2f}",
-                         f"{row['ratio_to_floor']:.2f}x"])
-    head = (f"model {result['model']}, batch {result['batch_size']}, {result['device']}, median of "
+                         f"{1000.0 / row['ms_per_image']:.0f}", f"{row['ratio_to_floor']:.2f}x"])
+    floor = result["floor_ms_per_image"]
+    described = result.get("precision")
+    precision = (f", {described['mode']}" + (" channels-last" if described["channels_last"] else "")) if described else ""
+    head = (f"model {result['model']}, batch {result['batch_size']}, {result['device']}{precision}, median of "
             f"{result['rounds']} interleaved rounds; floor (forward + backward to the input): "
-            f"{result['floor_ms_per_image']:.2f} ms/image")
-    return head + "\n" + tabulate(rows, headers=["name", "kind", "peer of", "ms/image", "vs floor"])
+            f"{floor:.2f} ms/image = {1000.0 / floor:.0f} images/s")
+    return head + "\n" + tabulate(rows, headers=["name", "kind", "peer of", "ms/image", "images/s", "vs floor"])

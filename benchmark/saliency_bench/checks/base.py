@@ -119,11 +119,14 @@ class MethodGroup:
             budget = None if self.timeout is None else self.timeout - max(self.elapsed.get(n, 0.0) for n in names)
             started = time.perf_counter()
             try:
-                with torch.enable_grad(), time_limit(budget):
+                with torch.enable_grad(), time_limit(budget), model.precision.active(inputs.device):
                     out = leader.attribute_shared(model, inputs, targets, GroupNames(
                         [self.methods[name] for name in names])) if key else {
                         leader.name: leader.attribute(model, inputs, targets)
                     }
+                if not model.precision.is_default:  # maps are compared in float32 whatever the compute precision
+                    out = {name: value.float() if torch.is_tensor(value) and value.is_floating_point() else value
+                           for name, value in out.items()}
             except NotApplicable as exc:
                 out = {name: exc for name in names}
             except MethodTimeout:

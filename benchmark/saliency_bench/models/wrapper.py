@@ -7,6 +7,8 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from ..precision import FP32, Precision
+
 
 def derive_blocks(features: nn.Module, prefix: str = "features") -> dict[str, str]:
     """Name B1..Bn the last ReLU before each max-pool of a VGG-like ``features`` sequence (DESIGN.md)."""
@@ -62,6 +64,7 @@ class ModelWrapper:
         self.randomization_order: list[str] = list(randomization_order or derive_randomization_order(network))
         self.multilabel = multilabel
         self.weights_sha256: str | None = None  # set by loaders that know the bytes the weights came from
+        self.precision: Precision = FP32  # how method calls compute (``set_precision``)
         modules = dict(network.named_modules())
         for block, module_name in self.block_names.items():
             if module_name not in modules:
@@ -94,7 +97,7 @@ class ModelWrapper:
         """Images in [0,1] ``[B,3,H,W]`` -> network inputs."""
         mean = torch.tensor(self.mean, device=images.device, dtype=images.dtype).view(1, -1, 1, 1)
         std = torch.tensor(self.std, device=images.device, dtype=images.dtype).view(1, -1, 1, 1)
-        return (images - mean) / std
+        return self.precision.prepare_inputs((images - mean) / std)
 
     def denormalize(self, inputs: torch.Tensor) -> torch.Tensor:
         """Network inputs -> images in [0,1]."""
@@ -105,6 +108,12 @@ class ModelWrapper:
     # -- what the harness uses ----------------------------------------------------------------
     def to(self, device: torch.device | str) -> "ModelWrapper":
         self.network.to(device)
+        return self
+
+    def set_precision(self, precision: Precision) -> "ModelWrapper":
+        """Compute method calls at ``precision`` (bfloat16 autocast, TF32, channels-last); recorded in ``describe``."""
+        self.precision = precision
+        precision.prepare_network(self.network)
         return self
 
     def copy(self) -> "ModelWrapper":
@@ -125,4 +134,6 @@ class ModelWrapper:
         }
         if self.weights_sha256:
             described["weights_sha256"] = self.weights_sha256
+        if not self.precision.is_default:
+            described["precision"] = self.precision.describe()
         return described
