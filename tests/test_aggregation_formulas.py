@@ -30,15 +30,8 @@ from saliency_bench_aggregation import (
 from saliency_bench_aggregation.formulas import minmax
 
 from test_aggregation import SIZE, CountingForward, TinyVGG, captum_gradcam, randomize_biases, relative_error
+from test_aggregation import tiny  # noqa: F401 - the same small model fixture
 from test_aggregation import slow_block_tensors
-
-
-@pytest.fixture
-def tiny():
-    torch.manual_seed(0)
-    network = TinyVGG()
-    randomize_biases(network)
-    return ModelWrapper(network, name="tiny", class_names=[f"c{i}" for i in range(6)], input_size=SIZE)
 
 
 @pytest.fixture

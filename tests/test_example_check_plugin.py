@@ -2,7 +2,6 @@
 and parameter refusal, and the real entry-point path (pip install, run with a board, `check`, pip uninstall)."""
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from installing import pip, renamed_copy
 from fakes import SIZE, FakePlugin, SquaresDataset, load_model
 from saliency_bench import Method, MethodGroup, Suite
 from saliency_bench.cli import main
@@ -139,19 +139,7 @@ def test_plugin_registers_the_check_and_refuses_bad_steps(pm, tmp_path, capsys, 
 
 def _copy_plugin(tmp_path: Path) -> Path:
     """The plugin under a new distribution and package name, so an installed original cannot interfere."""
-    target = tmp_path / "example_check_copy"
-    shutil.copytree(PLUGIN, target, ignore=shutil.ignore_patterns("*.egg-info", "__pycache__", "build"))
-    (target / "saliency_bench_example_check").rename(target / "saliency_bench_example_check_copy")
-    pyproject = (target / "pyproject.toml").read_text()
-    pyproject = pyproject.replace('name = "saliency-bench-example-check"', 'name = "saliency-bench-example-check-copy"')
-    pyproject = pyproject.replace("saliency_bench_example_check", "saliency_bench_example_check_copy")
-    (target / "pyproject.toml").write_text(pyproject)
-    return target
-
-
-def _pip(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pip", "--disable-pip-version-check", "-q", *args],
-                          capture_output=True, text=True, timeout=300)
+    return renamed_copy(PLUGIN, tmp_path, "saliency-bench-example-check", "saliency_bench_example_check")
 
 
 def test_install_run_board_check_uninstall(tmp_path):
@@ -161,7 +149,7 @@ def test_install_run_board_check_uninstall(tmp_path):
     def cli(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, DRIVER, *args], env=env, capture_output=True, text=True, timeout=300)
 
-    installed = _pip("install", "--no-deps", "--no-build-isolation", str(source))
+    installed = pip("install", "--no-deps", "--no-build-isolation", str(source))
     assert installed.returncode == 0, installed.stderr
     try:
         listing = cli("list")
@@ -199,5 +187,5 @@ def test_install_run_board_check_uninstall(tmp_path):
         assert len(rows) == 1 and rows[0].split()[-1] == "regression", worse.stdout
         assert "(lower is better)" in rows[0]
     finally:
-        removed = _pip("uninstall", "-y", "saliency-bench-example-check-copy")
+        removed = pip("uninstall", "-y", "saliency-bench-example-check-copy")
     assert removed.returncode == 0, removed.stderr

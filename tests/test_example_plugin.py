@@ -1,36 +1,25 @@
 """The example plugin through the real entry-point path: pip install, list, run, pip uninstall."""
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+from installing import pip, renamed_copy
+
 DRIVER = str(Path(__file__).with_name("cli_driver.py"))
 
 
 def _copy_example(tmp_path: Path) -> Path:
     """The example distribution under a new name, so an installed original cannot interfere."""
-    target = tmp_path / "example_copy"
-    shutil.copytree(ROOT / "plugins" / "example", target, ignore=shutil.ignore_patterns("*.egg-info", "__pycache__"))
-    (target / "saliency_bench_example").rename(target / "saliency_bench_example_copy")
-    pyproject = (target / "pyproject.toml").read_text()
-    pyproject = pyproject.replace('name = "saliency-bench-example"', 'name = "saliency-bench-example-copy"')
-    pyproject = pyproject.replace("saliency_bench_example", "saliency_bench_example_copy")
-    (target / "pyproject.toml").write_text(pyproject)
-    return target
-
-
-def _pip(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pip", "--disable-pip-version-check", "-q", *args],
-                          capture_output=True, text=True, timeout=300)
+    return renamed_copy(ROOT / "plugins" / "example", tmp_path, "saliency-bench-example", "saliency_bench_example")
 
 
 def test_install_list_run_uninstall(tmp_path):
     source = _copy_example(tmp_path)
     env = {**os.environ, "SALIENCY_BENCH_PLUGINS": "saliency-bench-example-copy", "TQDM_DISABLE": "1"}
     cli = [sys.executable, "-m", "saliency_bench.cli"]
-    installed = _pip("install", "--no-deps", "--no-build-isolation", str(source))
+    installed = pip("install", "--no-deps", "--no-build-isolation", str(source))
     assert installed.returncode == 0, installed.stderr
     try:
         listing = subprocess.run(cli + ["list"], env=env, capture_output=True, text=True, timeout=120)
@@ -44,7 +33,7 @@ def test_install_list_run_uninstall(tmp_path):
         assert run.returncode == 0, run.stderr
         assert (tmp_path / "out" / "results" / "mean_map" / "gradient_l2.json").exists()
     finally:
-        removed = _pip("uninstall", "-y", "saliency-bench-example-copy")
+        removed = pip("uninstall", "-y", "saliency-bench-example-copy")
     assert removed.returncode == 0, removed.stderr
     listing = subprocess.run(cli + ["list"], env=env, capture_output=True, text=True, timeout=120)
     assert listing.returncode == 0
