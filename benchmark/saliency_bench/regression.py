@@ -328,32 +328,53 @@ def check_against_board(
     target = None
     if add is not None:
         target = _add_target(add, against, board, candidates, [n for n in candidates if n in board["methods"]])
-    config = board["config"]
     checks = list(board.get("checks", {}))
     if not checks:
         raise UserError(f"{against} records no check results to compare with")
     scratch = None if out is not None else tempfile.mkdtemp(prefix="saliency-bench-check-")
     try:
-        return _rerun_and_compare(board, against, names, recorded, candidates, notes, required, target, checks,
-                                  check_objects, registry, tolerance, vs, device, out or scratch, scratch is not None,
-                                  data_root, weights, progress, log)
+        report = rerun_under_board(board, names, checks, registry, out=out or scratch, fresh=scratch is not None,
+                                   device=device, data_root=data_root, weights=weights, progress=progress, log=log)
+        try:
+            outcome = CheckOutcome(required=required,
+                                   notes=notes + recorded_params_note(against, board, report.store, names))
+            for name in recorded:
+                for check in checks:
+                    old = board["methods"][name]["results"].get(check)
+                    if old is not None:
+                        better = getattr(registry.checks[check].obj, "better", {})
+                        outcome.rows += _metric_rows(name, check, old, report.store.get(name, check), tolerance, better)
+            if candidates:
+                from .leaderboard import build_board
+
+                entries = build_board(report.store, registry, candidates, checks)["methods"]
+                outcome.candidates = [candidate.evaluate(board, name, entries[name], check_objects, vs)
+                                      for name in candidates]
+                if target is not None:
+                    outcome.added = write_added_board(board, entries, target, registry, report.suite, candidates,
+                                                      check_objects)
+            return outcome
+        finally:
+            report.store.close()
     finally:
         if scratch is not None:  # a rerun the user did not ask to keep
             shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _rerun_and_compare(board, against, names, recorded, candidates, notes, required, target, checks, check_objects,
-                       registry, tolerance, vs, device, out, fresh, data_root, weights, progress, log) -> CheckOutcome:
-    """The rerun under the board's configuration, then the comparison of recorded methods and the candidates."""
+def rerun_under_board(board: dict, names: Sequence[str], checks: Sequence[str], registry: Registry, *, out: str,
+                      fresh: bool, device: str, data_root: str | None, weights: str | None, progress: bool,
+                      log: Callable[[str], None] | None):
+    """Run ``names`` x ``checks`` with the board's model, dataset, images, seed, batch size, precision and check
+    parameters; a configuration this machine cannot reproduce is a UserError."""
     config = board["config"]
+    precision = config["model"].get("precision", {})
     options = RunOptions(
-        methods=names, checks=checks, model=config["model"]["name"], dataset=config["dataset"]["name"],
+        methods=list(names), checks=list(checks), model=config["model"]["name"], dataset=config["dataset"]["name"],
         split=config["dataset"].get("split"), data_seed=config["dataset"].get("seed"), device=device,
-        limit=config["images"], seed=config["seed"], batch_size=config["batch_size"],
-        out=out, fresh=fresh, data_root=data_root,
-        weights=weights, check_params={c: p for c, p in board["checks"].items()}, progress=progress,
-        precision=config["model"].get("precision", {}).get("mode", "fp32"),
-        channels_last=bool(config["model"].get("precision", {}).get("channels_last", False)),
+        limit=config["images"], seed=config["seed"], batch_size=config["batch_size"], out=out, fresh=fresh,
+        data_root=data_root, weights=weights, check_params={c: p for c, p in board["checks"].items()},
+        progress=progress, precision=precision.get("mode", "fp32"),
+        channels_last=bool(precision.get("channels_last", False)),
     )
     report = run_benchmark(options, registry=registry, log=log)
     here = report.store.config
@@ -361,25 +382,9 @@ def _rerun_and_compare(board, against, names, recorded, candidates, notes, requi
         if key == "weights_sha256" and config.get(key) is None and weights is None:
             continue  # boards written before the digest of a model's own weights was recorded: the same default
         if here.get(key) != config.get(key):
+            report.store.close()
             raise UserError(f"configuration not reproducible here: recorded {key} {config.get(key)} != {here.get(key)}")
-    outcome = CheckOutcome(required=required, notes=notes + recorded_params_note(against, board, report.store, names))
-    for name in recorded:
-        for check in checks:
-            old = board["methods"][name]["results"].get(check)
-            if old is None:
-                continue
-            better = getattr(registry.checks[check].obj, "better", {})
-            outcome.rows += _metric_rows(name, check, old, report.store.get(name, check), tolerance, better)
-    if candidates:
-        from .leaderboard import build_board
-
-        entries = build_board(report.store, registry, candidates, checks)["methods"]
-        outcome.candidates = [candidate.evaluate(board, name, entries[name], check_objects, vs) for name in candidates]
-        if target is not None:
-            outcome.added = write_added_board(board, entries, target, registry, report.suite, candidates,
-                                              check_objects)
-    report.store.close()
-    return outcome
+    return report
 
 
 def format_outcome(outcome: CheckOutcome, against: str | Path) -> str:
