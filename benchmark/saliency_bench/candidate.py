@@ -69,8 +69,10 @@ def differences(results: Mapping, other: Mapping, columns: Sequence) -> list[dic
         widths = [_half_width(mine), _half_width(theirs)]
         half = math.sqrt(sum(w * w for w in widths)) if None not in widths else None
         low, high = (diff - half, diff + half) if half is not None else (None, None)
-        if low is None or low <= 0 <= high or column.better is None:
-            reading = "no clear difference" if column.better is not None or low is None or low <= 0 <= high else "differs"
+        if low is None or low <= 0 <= high:
+            reading = "no clear difference"
+        elif column.better is None:
+            reading = "differs"
         else:
             reading = "better" if (diff > 0) == (column.better == "higher") else "worse"
         rows.append({"label": column.label, "diff": diff, "low": low, "high": high, "reading": reading})
