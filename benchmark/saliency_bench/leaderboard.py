@@ -238,6 +238,7 @@ def render_markdown(board: dict, checks: Sequence, figures: Sequence[str] = (), 
     model, dataset = config.get("model", {}), config.get("dataset", {})
     checks = ordered_checks(checks)
     combine = "; ".join(f"*{c.name}*: {c.combine}" for c in checks)
+    controls = controls_note(board, registry)
     lines = [
         "# saliency-bench leaderboard",
         "",
@@ -253,7 +254,7 @@ def render_markdown(board: dict, checks: Sequence, figures: Sequence[str] = (), 
         "",
         f"How each headline combines its per-image values: {combine}.",
         "",
-        *([controls_note(board, registry), ""] if controls_note(board, registry) else []),
+        *([controls, ""] if controls else []),
         *([speed_note(speed), ""] if speed else []),
         *([reference_note(board["dataset_reference"], checks), ""] if board.get("dataset_reference") else []),
         "## Summary",
