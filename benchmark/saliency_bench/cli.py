@@ -39,27 +39,25 @@ def _int_at_least(minimum: int, what: str):
 _positive_int = _int_at_least(1, "positive")
 
 
-def _positive_float(text: str) -> float:
-    """A finite number > 0 (argparse type)."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not (value > 0 and value != float("inf")):
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got '{text}'")
-    return value
+def _finite_float(minimum: float, inclusive: bool, what: str):
+    """An argparse type: a finite number above ``minimum`` (or equal, if ``inclusive``), else a one-line error."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        above = value >= minimum if inclusive else value > minimum
+        if not (above and value != float("inf")):
+            raise argparse.ArgumentTypeError(f"expected {what}, got '{text}'")
+        return value
+
+    return parse
+
+
+_positive_float = _finite_float(0.0, False, "a positive number of seconds")
+_non_negative_float = _finite_float(0.0, True, "a finite number >= 0")
 _non_negative_int = _int_at_least(0, "non-negative")
-
-
-def _non_negative_float(text: str) -> float:
-    """A finite number >= 0 (argparse type)."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not (0 <= value < float("inf")):
-        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got '{text}'")
-    return value
 
 
 def _check_param(text: str) -> tuple[str, str, str]:
