@@ -198,3 +198,22 @@ def test_default_out_names_other_settings_by_a_digest():
 def test_check_refuses_a_tolerance_that_is_not_a_finite_non_negative_number(capsys, value):
     code, _, err = _run(capsys, "check", "edge", "--against", "x.json", "--tolerance", value)
     assert code == 2 and "expected a finite number >= 0" in err
+
+
+def test_a_progress_bar_on_a_terminal_draws_nothing_from_the_global_generator():
+    """What is computed does not depend on where the progress goes: bar, plain lines, or none."""
+    import torch
+    from torch.utils.data import DataLoader
+
+    from saliency_bench.progress import progress
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    draws = []
+    for stream, enabled in ((Terminal(), True), (io.StringIO(), True), (io.StringIO(), False)):
+        torch.manual_seed(0)
+        loader = DataLoader(list(range(100)), batch_size=32)
+        draws.append([float(torch.rand(1)) for _ in progress(loader, len(loader), "x", enabled=enabled, stream=stream)])
+    assert draws[0] == draws[1] == draws[2]

@@ -18,7 +18,10 @@ def progress(iterable: Iterable[T], total: int, desc: str, enabled: bool = True,
     if not enabled:
         return iterable
     if stream.isatty():
-        return tqdm(iterable, desc=desc, total=total, leave=False, file=stream)
+        # tqdm gets an iterator, never the iterable: given a DataLoader, tqdm.auto creates a second DataLoader
+        # iterator, which draws a base seed from torch's global generator and shifts every seeded draw after it
+        # (the `random` control's noise), so a run on a terminal would compute other numbers than one in a log
+        return tqdm(iter(iterable), desc=desc, total=total, leave=False, file=stream)
     return plain_lines(iterable, total, desc, stream)
 
 
