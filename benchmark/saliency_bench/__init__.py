@@ -5,7 +5,7 @@ from .checks.base import Check, MethodGroup
 from .checks.presentation import Column, Rule, read_difference, read_metric
 from .checks.params import BOOTSTRAP as BOOTSTRAP_PARAMS
 from .checks.params import Param
-from .checks.stats import bootstrap_params, summarize
+from .checks.stats import bootstrap_params, finite_mean, summarize
 from .datasets.base import Dataset, DatasetSpec
 from .errors import MethodError, NotApplicable, UserError
 from .hookspecs import hookimpl
@@ -57,6 +57,7 @@ __all__ = [
     "derive_randomization_order",
     "hookimpl",
     "bootstrap_params",
+    "finite_mean",
     "method_plugin",
     "read_difference",
     "read_metric",

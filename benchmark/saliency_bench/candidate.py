@@ -1,16 +1,19 @@
 """A method that is not on a board, judged against it: its row, ranks, verdicts and distance to recorded methods.
 
-Differences are unpaired: the board records each method's mean and interval, not its per-image values, so the
-interval of a difference is the normal approximation from the two recorded intervals (sqrt of the summed
-squared half-widths). Both methods ran on the same images, so a paired interval would be narrower.
+Differences are paired where the board ships its per-image values (leaderboard-values.json): both methods ran
+on the same images, so the difference's interval is a paired bootstrap over images (paired.py). A column
+without per-image values (or a board without the file) gets the unpaired approximation from the two recorded
+intervals (sqrt of the summed squared half-widths), and says so.
 """
 from __future__ import annotations
 
+import functools
 import math
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 from tabulate import tabulate
 
+from .paired import reading
 from .verdicts import CONTROL_FAMILY, PASS, columns_of, control_bars, rules_of, verdicts
 
 NEIGHBOURS = 2  # recorded methods nearest to the candidate shown by default, besides the controls
@@ -55,8 +58,12 @@ def _half_width(found: dict | None) -> float | None:
     return (found["ci_high"] - found["ci_low"]) / 2
 
 
-def differences(results: Mapping, other: Mapping, columns: Sequence) -> list[dict]:
-    """Candidate minus ``other`` on each column with an interval: value, approximate interval, reading."""
+Pair = Callable[[str, str], "dict | None"]  # (check, metric) -> paired difference (paired.paired_difference)
+
+
+def differences(results: Mapping, other: Mapping, columns: Sequence, pair: Pair | None = None) -> list[dict]:
+    """Candidate minus ``other`` on each column with an interval: value, interval (paired where ``pair`` gives one,
+    else approximate), reading."""
     rows = []
     for column in columns:
         if column.signed:
@@ -65,22 +72,32 @@ def differences(results: Mapping, other: Mapping, columns: Sequence) -> list[dic
         if mine is None or theirs is None:
             rows.append({"label": column.label, "diff": None, "low": None, "high": None, "reading": "undefined"})
             continue
+        source = (getattr(column.read, "check", None), getattr(column.read, "metric", None))
+        paired = pair(*source) if pair is not None and None not in source else None
+        if paired is not None and paired["value"] is not None:
+            rows.append({"label": column.label, "diff": paired["value"], "low": paired["ci_low"],
+                         "high": paired["ci_high"], "reading": reading(paired, column.better), "paired": True})
+            continue
         diff = mine["value"] - theirs["value"]
         widths = [_half_width(mine), _half_width(theirs)]
         half = math.sqrt(sum(w * w for w in widths)) if None not in widths else None
         low, high = (diff - half, diff + half) if half is not None else (None, None)
         if low is None or low <= 0 <= high:
-            reading = "no clear difference"
+            read_as = "no clear difference"
         elif column.better is None:
-            reading = "differs"
+            read_as = "differs"
         else:
-            reading = "better" if (diff > 0) == (column.better == "higher") else "worse"
-        rows.append({"label": column.label, "diff": diff, "low": low, "high": high, "reading": reading})
+            read_as = "better" if (diff > 0) == (column.better == "higher") else "worse"
+        rows.append({"label": column.label, "diff": diff, "low": low, "high": high, "reading": read_as, "paired": False})
     return rows
 
 
-def evaluate(board: Mapping, name: str, entry: Mapping, checks: Sequence, vs: Sequence[str] | None = None) -> dict:
-    """The candidate's row as it would stand on ``board``: values, ranks, verdicts, differences from others."""
+def evaluate(board: Mapping, name: str, entry: Mapping, checks: Sequence, vs: Sequence[str] | None = None,
+             pair: Callable[[str, str, str], "dict | None"] | None = None) -> dict:
+    """The candidate's row as it would stand on ``board``: values, ranks, verdicts, differences from others.
+
+    ``pair(other, check, metric)``: the paired difference candidate - ``other``, or None where it cannot be paired.
+    """
     columns, rules = columns_of(checks), rules_of(checks)
     results = entry.get("results", {})
     values = headline_values(results, columns)
@@ -97,7 +114,8 @@ def evaluate(board: Mapping, name: str, entry: Mapping, checks: Sequence, vs: Se
         "status": entry.get("status"), "errors": entry.get("errors", {}), "not_applicable": entry.get("not_applicable", {}),
         "columns": [(c.key, c.label, c.better, c.signed) for c in columns],
         "values": values, "ranks": ranks, "verdicts": verdicts(results, rules, control_bars(board["methods"], rules)),
-        "differences": {other: differences(results, board["methods"][other].get("results", {}), columns)
+        "differences": {other: differences(results, board["methods"][other].get("results", {}), columns,
+                                           None if pair is None else functools.partial(pair, other))
                         for other in compared},
         "chosen_by": "--vs" if vs else f"the {NEIGHBOURS} nearest recorded methods and the controls",
     }
@@ -132,8 +150,19 @@ def format_candidate(report: Mapping, required: Sequence[str], board_label: str)
         for row in rows:
             interval = "" if row["low"] is None else f"[{row['low']:+.3f}, {row['high']:+.3f}]"
             diff_rows.append([other, row["label"], num(row["diff"], sign=True), interval, row["reading"]])
-    lines.append(f"difference from {report['chosen_by']} (candidate minus recorded; unpaired, approximate 95% "
-                 "interval from the two recorded intervals):")
+    all_rows = [row for rows in report["differences"].values() for row in rows if row["diff"] is not None]
+    how = ("paired 95% bootstrap interval over the same images" if all_rows and all(r["paired"] for r in all_rows) else
+           "unpaired, approximate 95% interval from the two recorded intervals" if not any(r["paired"] for r in all_rows)
+           else "95% interval: paired over the same images where marked *, else unpaired from the recorded intervals")
+    mixed = any(r["paired"] for r in all_rows) and not all(r["paired"] for r in all_rows)
+    if mixed:
+        diff_rows = []
+        for other, rows in report["differences"].items():
+            for row in rows:
+                interval = "" if row["low"] is None else f"[{row['low']:+.3f}, {row['high']:+.3f}]"
+                interval += "*" if row.get("paired") else ""
+                diff_rows.append([other, row["label"], num(row["diff"], sign=True), interval, row["reading"]])
+    lines.append(f"difference from {report['chosen_by']} (candidate minus recorded; {how}):")
     lines.append(tabulate(diff_rows, headers=["vs", "column", "diff", "interval", "reading"], disable_numparse=True))
     ok = passes(report, required)
     lines.append(f"{report['method']}: {'PASSES' if ok else 'FAILS'} the required criteria ({', '.join(required)})"

@@ -103,10 +103,21 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--wait", action="store_true",
                      help="if another run is using --out, wait for it to finish instead of refusing")
     run.add_argument("--method-timeout", type=_positive_float, default=None, metavar="SECONDS",
-                     help="fail a method that runs longer than this on one check (default: no limit); "
+                     help="fail a method that runs longer than this on one image shard of a check (default: no limit); "
                           "a resumed run retries it")
     run.add_argument("--no-speed", action="store_true",
                      help="skip timing each method against the floor (the board's speed columns)")
+    run.add_argument("--executor", choices=("local", "ray"), default="local",
+                     help="where the (method group, check, image shard) tasks run: here, or on Ray "
+                          "(pip install 'saliency-bench[ray]'); the results are the same (default: local)")
+    run.add_argument("--ray-address", default=None, metavar="ADDRESS",
+                     help="with --executor ray: a running cluster (ray start --head; e.g. 10.0.0.1:6379 or auto); "
+                          "default: start a local one on this machine")
+    run.add_argument("--shard-size", type=_positive_int, default=None, metavar="N",
+                     help="images per shard, the unit of work, storage and resume: a multiple of --batch-size "
+                          "(default: 256 rounded up to whole batches); does not change results")
+    run.add_argument("--gpus-per-task", type=_non_negative_float, default=None, metavar="G",
+                     help="with --executor ray: GPUs each task asks for (default: 1 where the run uses CUDA, else 0)")
     run.add_argument("--board-dir", default=None, metavar="DIR",
                      help="also write leaderboard.md/json and figures here (default: '.' for the default `run --all` "
                           "only); refused if DIR holds a board of another configuration or with rows this run lacks")
@@ -133,6 +144,17 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--data-root", default=None, help="the dataset's folder, for a board of real data")
     check.add_argument("--weights", default=None, help="model weights file, for a board made with --weights")
     check.add_argument("--no-progress", action="store_true", help="no progress bars or progress lines")
+
+    compare = sub.add_parser(
+        "compare", help="paired differences of two methods recorded on a board (every metric, bootstrap interval)",
+        description="The paired difference A - B of every metric of two methods on a board, from its per-image values "
+                    "(leaderboard-values.json beside it): both ran on the same images, so the interval resamples "
+                    "images jointly; 'excludes 0' says whether the difference is clear.")
+    compare.add_argument("first", metavar="A", help="a method on the board")
+    compare.add_argument("second", metavar="B", help="another method on the board")
+    compare.add_argument("--against", default="leaderboard.json", metavar="LEADERBOARD_JSON",
+                         help="the board (default: ./leaderboard.json, the committed one)")
+    compare.add_argument("--json", action="store_true", help="machine-readable output")
 
     train = sub.add_parser("train", help="reproduce the default model's shipped weights",
                            description="Train tiny_vgg on the embedded dataset (reproduces the shipped weights).")
@@ -291,7 +313,8 @@ def _run_options(args):
         fresh=args.fresh, data_root=args.data_root, split=args.split, data_seed=args.data_seed, weights=args.weights,
         allow_download=args.allow_download, num_workers=args.workers, check_params=params,
         progress=not args.no_progress, speed=not args.no_speed, method_timeout=args.method_timeout, wait=args.wait,
-        precision=args.precision, channels_last=args.channels_last,
+        precision=args.precision, channels_last=args.channels_last, executor=args.executor,
+        ray_address=args.ray_address, shard_size=args.shard_size, gpus_per_task=args.gpus_per_task,
     )
 
 
@@ -423,6 +446,16 @@ def cmd_check(args) -> int:
     return EXIT_OK if outcome.ok else EXIT_FAILED
 
 
+def cmd_compare(args) -> int:
+    import json
+
+    from .comparing import compare_recorded, format_pairs
+
+    rows = compare_recorded(args.against, args.first, args.second, _registry())
+    print(json.dumps(rows, indent=1) if args.json else format_pairs(rows, args.first, args.second, args.against))
+    return EXIT_OK
+
+
 def cmd_train(args) -> int:
     from .training import train
 
@@ -460,7 +493,7 @@ def cmd_bench(args) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"list": cmd_list, "run": cmd_run, "check": cmd_check, "train": cmd_train, "figure": cmd_figure, "bench": cmd_bench}
+COMMANDS = {"list": cmd_list, "run": cmd_run, "check": cmd_check, "compare": cmd_compare, "train": cmd_train, "figure": cmd_figure, "bench": cmd_bench}
 
 
 def main(argv: list[str] | None = None) -> int:

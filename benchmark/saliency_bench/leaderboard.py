@@ -8,6 +8,8 @@ from typing import Sequence
 
 from tabulate import tabulate
 
+from .board_values import FILE as SIDECAR
+from .board_values import collect, write_sidecar
 from .config import plain
 from .plugins import Registry
 from .store import SPEED, ResultStore, dump_json
@@ -329,7 +331,8 @@ def write_leaderboard(
     store: ResultStore, registry: Registry, folder: Path, methods: Sequence[str], checks: Sequence[str], suite=None,
     speed: bool = False, written: list[Path] | None = None,
 ) -> dict:
-    """Write leaderboard.json, leaderboard.md, the figures and (with ``speed``) leaderboard-speed.json; return the board.
+    """Write leaderboard.json, leaderboard-values.json (the per-image data, for paired comparisons), leaderboard.md,
+    the figures and (with ``speed``) leaderboard-speed.json; return the board.
 
     leaderboard.json holds only what the seeded run determines; speed figures go to their own file.
     """
@@ -339,6 +342,7 @@ def write_leaderboard(
     figures = draw_figures(board, registry, folder, suite)
     markdown = render_markdown(board, board_checks(board, registry), figures, timings, registry)  # before any replace
     dump_json(board, folder / "leaderboard.json")
+    values_written = write_sidecar(board, collect(store, registry, board, methods), folder / SIDECAR)
     write_text_atomically(markdown, folder / "leaderboard.md")
     speed_file = folder / "leaderboard-speed.json"
     if timings is not None:
@@ -348,6 +352,7 @@ def write_leaderboard(
         speed_file.unlink(missing_ok=True)  # never leave figures of an older run beside this board
     if written is not None:
         written += [folder / "leaderboard.md", folder / "leaderboard.json"]
+        written += [folder / SIDECAR] if values_written else []
         written += [speed_file] if timings is not None else []
         written += [folder / f for f in figures]
     return board

@@ -1,7 +1,8 @@
 """``saliency-bench check``: rerun methods under a leaderboard's recorded configuration and compare.
 
-A method recorded on the board is compared metric by metric (a regression is a move in the bad direction
-beyond the band); a method that is not on the board is judged as a candidate (``candidate.py``): its row,
+A method recorded on the board is compared metric by metric: paired with its recorded per-image values where
+the board ships them (a regression is a paired interval wholly on the bad side of 0), else against the recorded
+interval (a regression is a move in the bad direction beyond the band); a method that is not on the board is judged as a candidate (``candidate.py``): its row,
 ranks, verdicts and differences, and ``--add DIR`` writes a board with its row added, never over ``--against``.
 """
 from __future__ import annotations
@@ -17,9 +18,15 @@ from typing import Callable, Sequence
 from tabulate import tabulate
 
 from . import candidate
+from .board_values import FILE as SIDECAR
+from .board_values import image_data, read_sidecar, write_sidecar
+from .checks.stats import bootstrap_params
 from .errors import UserError
+from .paired import paired_difference, reading
 from .plugins import Registry, get_plugin_manager
 from .runner import RunOptions, run_benchmark
+from .shards import ShardStore, stored_values
+from .tasks import provenance
 from .verdicts import judge, ordered_checks, parse_criteria
 
 
@@ -194,6 +201,35 @@ def _metric_rows(method: str, check: str, old: dict, new: dict | None, tolerance
     return rows
 
 
+def _paired_rows(method: str, check, old: dict, new: dict, new_data: dict, old_data: dict, params: dict,
+                 tolerance: float | None) -> list[dict]:
+    """One row per recorded metric, the rerun paired with the recorded per-image data where both have it.
+
+    A paired metric is a regression only when its paired interval lies wholly on the bad side of 0 (and the
+    difference exceeds ``tolerance``, when given): image-to-image noise shared by both runs cancels, so a
+    small real change is caught and a rerun's noise is not. Other metrics fall back to the band of ``_compare``.
+    """
+    rows = []
+    for row in _metric_rows(method, check.name, old, new, tolerance, check.better):
+        metric = row["metric"]
+        statistic = check.statistics.get(metric)
+        if statistic is None or metric not in new_data or metric not in old_data or row["new"] is None:
+            rows.append(row)
+            continue
+        paired = paired_difference(statistic, new_data[metric], old_data[metric], **bootstrap_params(params))
+        if paired["value"] is None or paired["ci_low"] is None:
+            rows.append(row)
+            continue
+        read_as = reading(paired, check.better.get(metric))
+        small = tolerance is not None and abs(paired["value"]) <= tolerance
+        verdict = ("ok" if read_as == "no clear difference" or small else
+                   {"worse": "regression", "better": "improved", "differs": "changed"}[read_as])
+        allowed = f"paired [{paired['ci_low']:+.4f}, {paired['ci_high']:+.4f}]"
+        rows.append({**row, "diff": paired["value"], "allowed": allowed + (f", ±{tolerance:g}" if tolerance else ""),
+                     "verdict": verdict})
+    return rows
+
+
 def recorded_params_note(against: str | Path, board: dict, store, names: Sequence[str]) -> list[str]:
     """One line per check parameter the board does not record (an older board): replayed with today's default."""
     notes = []
@@ -277,9 +313,43 @@ def _add_target(add: str | Path, against: str | Path, board: dict, candidates: S
     return target
 
 
+class RerunData:
+    """The per-image data of the methods ``check`` reran, from the rerun's shards (board_values.image_data)."""
+
+    def __init__(self, report, registry: Registry, board: dict):
+        self.shards = ShardStore(report.store.root, report.store.config)
+        self.registry, self.board = registry, board
+
+    def data(self, name: str, check: str) -> dict | None:
+        """``{metric: per-image data}`` of ``name`` on ``check``, or None (not a per-image check, or not ok)."""
+        check_object, params = self.registry.checks[check].obj, self.board["checks"][check]
+        if not check_object.per_image:
+            return None
+        values = stored_values(self.shards, name, check, int(params["images"]), params, provenance(self.registry, name))
+        return None if values is None else image_data(check_object, values, params)
+
+    def all_data(self, name: str) -> dict:
+        """``{check: {metric: data}}`` of ``name`` on every per-image check of the board."""
+        found = {check: self.data(name, check) for check in self.board["checks"]}
+        return {check: data for check, data in found.items() if data}
+
+    def pairing(self, name: str, recorded: dict):
+        """``pair(other, check, metric)``: the paired difference ``name`` - ``other`` (None where not pairable)."""
+        def pair(other: str, check: str, metric: str) -> dict | None:
+            mine, theirs = self.data(name, check), recorded.get(other, {}).get(check)
+            statistic = self.registry.checks[check].obj.statistics.get(metric)
+            if not mine or not theirs or statistic is None or metric not in mine or metric not in theirs:
+                return None
+            return paired_difference(statistic, mine[metric], theirs[metric],
+                                     **bootstrap_params(self.board["checks"][check]))
+
+        return pair
+
+
 def write_added_board(board: dict, entries: dict[str, dict], folder: Path, registry: Registry, suite, names,
-                      checks: Sequence) -> list[Path]:
-    """``board`` with the candidates' rows added, as leaderboard.json/.md and figures in ``folder``."""
+                      checks: Sequence, recorded_data: dict | None = None, added_data: dict | None = None) -> list[Path]:
+    """``board`` with the candidates' rows added, as leaderboard.json/.md (and the per-image values beside, when the
+    board has them) and figures in ``folder``."""
     from .figures import draw_method_grid
     from .leaderboard import render_markdown, write_text_atomically
     from .store import dump_json
@@ -298,9 +368,12 @@ def write_added_board(board: dict, entries: dict[str, dict], folder: Path, regis
         figures.append("figures/maps_added.png")
     markdown = render_markdown(merged, checks, figures, registry=registry)
     dump_json(merged, folder / "leaderboard.json")
+    values = {**(recorded_data or {}), **{n: d for n, d in (added_data or {}).items() if d}} if recorded_data else {}
+    values_written = write_sidecar(merged, values, folder / SIDECAR)  # none: an older board's stays unpaired
     write_text_atomically(markdown, folder / "leaderboard.md")
     (folder / "leaderboard-speed.json").unlink(missing_ok=True)  # no timings of another board beside this one
-    return [folder / "leaderboard.md", folder / "leaderboard.json", *(folder / f for f in figures)]
+    return [folder / "leaderboard.md", folder / "leaderboard.json", *([folder / SIDECAR] if values_written else []),
+            *(folder / f for f in figures)]
 
 
 def check_against_board(
@@ -331,6 +404,7 @@ def check_against_board(
     checks = list(board.get("checks", {}))
     if not checks:
         raise UserError(f"{against} records no check results to compare with")
+    recorded_data = read_sidecar(board, against)  # the board's per-image values (None: an older board)
     scratch = None if out is not None else tempfile.mkdtemp(prefix="saliency-bench-check-")
     try:
         report = rerun_under_board(board, names, checks, registry, out=out or scratch, fresh=scratch is not None,
@@ -338,21 +412,36 @@ def check_against_board(
         try:
             outcome = CheckOutcome(required=required,
                                    notes=notes + recorded_params_note(against, board, report.store, names))
+            rerun = RerunData(report, registry, board)
             for name in recorded:
                 for check in checks:
                     old = board["methods"][name]["results"].get(check)
-                    if old is not None:
-                        better = getattr(registry.checks[check].obj, "better", {})
-                        outcome.rows += _metric_rows(name, check, old, report.store.get(name, check), tolerance, better)
+                    if old is None:
+                        continue
+                    check_object = registry.checks[check].obj
+                    new = report.store.get(name, check)
+                    old_data = (recorded_data or {}).get(name, {}).get(check)
+                    new_data = rerun.data(name, check) if old_data else None
+                    if old_data and new_data:
+                        outcome.rows += _paired_rows(name, check_object, old, new, new_data, old_data,
+                                                     board["checks"][check], tolerance)
+                    else:
+                        outcome.rows += _metric_rows(name, check, old, new, tolerance, check_object.better)
+            if recorded_data is None:
+                outcome.notes.append(f"note: no {SIDECAR} beside {against}: differences are unpaired, from the "
+                                     "recorded intervals")
             if candidates:
                 from .leaderboard import build_board
 
                 entries = build_board(report.store, registry, candidates, checks)["methods"]
-                outcome.candidates = [candidate.evaluate(board, name, entries[name], check_objects, vs)
-                                      for name in candidates]
+                outcome.candidates = [
+                    candidate.evaluate(board, name, entries[name], check_objects, vs,
+                                       pair=rerun.pairing(name, recorded_data) if recorded_data else None)
+                    for name in candidates]
                 if target is not None:
+                    added = {name: rerun.all_data(name) for name in candidates}
                     outcome.added = write_added_board(board, entries, target, registry, report.suite, candidates,
-                                                      check_objects)
+                                                      check_objects, recorded_data, added)
             return outcome
         finally:
             report.store.close()

@@ -19,7 +19,10 @@ from .isolation import ModelGuard
 from .plugins import Registry, get_plugin_manager
 from .session import DEFAULT_MODEL, RunOptions, lookup, open_model, open_suite, resolve_device
 from . import speed
+from .shards import ShardStore, shard_ranges
 from .store import SPEED, ResultStore
+from .recording import file_sha256, merge_result, shard_size, store_result
+from .tasks import Task, compute, compute_whole, plan, provenance
 from .suite import Suite
 
 # re-exported: the CLI, regression and tests reach these through the runner
@@ -42,6 +45,8 @@ class RunReport:
     seconds: dict[str, float] = field(default_factory=dict)
     computed: list[tuple[str, str]] = field(default_factory=list)
     reused: list[tuple[str, str]] = field(default_factory=list)
+    options: RunOptions = field(default_factory=RunOptions)
+    shards: ShardStore | None = None  # the per-image shard records beside the results
 
 
 def _convert(check: str, key: str, default: object, value: object, spec=None) -> object:
@@ -97,25 +102,6 @@ def check_parameters(check, suite: Suite, overrides: dict) -> dict:
     return plain(params)
 
 
-def _provenance(registry: Registry, name: str) -> dict:
-    """The distribution and version that provide a method (a result is reused only under the same)."""
-    registered = registry.methods[name]
-    provenance = {"distribution": registered.distribution, "version": registered.version}
-    settings = registered.obj.setting_values() if hasattr(registered.obj, "setting_values") else {}
-    return {**provenance, "settings": settings} if settings else provenance
-
-
-def file_sha256(path: str) -> str:
-    """SHA-256 of a weights file (results depend on its bytes, not on its path); missing -> user error."""
-    import hashlib
-
-    try:
-        with open(path, "rb") as handle:
-            return hashlib.file_digest(handle, "sha256").hexdigest()
-    except OSError as exc:
-        raise UserError(f"weights file {path}: {exc.strerror}") from None
-
-
 def progress_label(done: int, names: list[str], total: int) -> str:
     """What a bar names: the methods it computes, counted among the check's pending methods."""
     first, last = done + 1, done + len(names)
@@ -155,15 +141,23 @@ def run_benchmark(
     params_by_check = {
         name: check_parameters(registry.checks[name].obj, suite, options.check_params.get(name, {})) for name in checks
     }
-    report = RunReport(store=open_store(options, suite, log), suite=suite, methods=methods, checks=checks)
+    shard_size(options)  # a bad --shard-size is refused before anything runs
+    store = open_store(options, suite, log)
+    report = RunReport(store=store, suite=suite, methods=methods, checks=checks, options=options,
+                       shards=ShardStore(store.root, store.config, log))
     guard = ModelGuard(suite.model.network)  # the model's reference state, shared by every group of the run
     pending_by_check = {name: stored_or_pending(report, registry, name, params_by_check[name]) for name in checks}
     log(run_header(suite, methods, checks, params_by_check, options, len(report.reused)))
-    for check_name in checks:
-        started = time.perf_counter()
-        run_check(report, registry, check_name, params_by_check[check_name], pending_by_check[check_name],
-                  options, guard, log)
-        report.seconds[check_name] = time.perf_counter() - started
+    if options.executor == "ray":
+        from .ray_executor import run_on_ray  # Ray is an optional extra, imported only when asked for
+
+        run_on_ray(report, registry, params_by_check, pending_by_check, log)
+    else:
+        for check_name in checks:
+            started = time.perf_counter()
+            run_check(report, registry, check_name, params_by_check[check_name], pending_by_check[check_name],
+                      options, guard, log)
+            report.seconds[check_name] = time.perf_counter() - started
     if options.speed:
         started = time.perf_counter()
         measure_speed(report, registry, options, log)
@@ -211,7 +205,7 @@ def stored_or_pending(report: RunReport, registry: Registry, check_name: str, pa
     pending = []
     for name in report.methods:
         stored = report.store.get(name, check_name, params)
-        if stored is not None and stored.get("status") in ("ok", "n/a") and stored.get("plugin") == _provenance(registry, name):
+        if stored is not None and stored.get("status") in ("ok", "n/a") and stored.get("plugin") == provenance(registry, name):
             report.reused.append((name, check_name))
             if stored["status"] == "n/a":
                 report.not_applicable.setdefault(name, set()).add(check_name)
@@ -224,57 +218,39 @@ def run_check(
     report: RunReport, registry: Registry, check_name: str, params: dict, pending: list[str], options: RunOptions,
     guard: ModelGuard, log: Callable[[str], None],
 ) -> None:
-    """Run one check on its pending methods, one shared-pass group at a time, storing each group's results."""
-    check_suite = replace(report.suite, limit=params["images"])
+    """Run one check on its pending methods here, a shared-pass group at a time and, for a per-image check, an
+    image shard at a time: each shard is stored as it is done, each method's result once its shards are all in.
+
+    A method that fails on a shard is not run on the check's later shards (its result is failed anyway).
+    """
+    check = registry.checks[check_name].obj
+    groups = group_by_shared_pass(pending, registry)
+    size = shard_size(options)
+    ranges = len(shard_ranges(params["images"], size))
+    tasks = plan(check_name, groups, params["images"], size, params, report.shards, registry) if check.per_image else [
+        Task(check_name, tuple(names), 0, params["images"], index) for index, names in enumerate(groups)]
     done = 0
-    for names in group_by_shared_pass(pending, registry):
-        group = MethodGroup([registry.methods[n].obj for n in names], report.suite.model,
-                            timeout=options.method_timeout, guard=guard)
+    for index, names in enumerate(groups):
         label = progress_label(done, names, len(pending))
         done += len(names)
-        results = run_group(registry.checks[check_name].obj, check_name, replace(check_suite, progress_label=label),
-                            group, params, options.seed)
-        record_results(report, registry, check_name, params, names, group, results, log)
-
-
-def run_group(check, check_name: str, suite: Suite, group: MethodGroup, params: dict, seed: int) -> dict:
-    """``check.run`` on one group, seeded; a check that breaks fails the group's active methods, not the run."""
-    torch.manual_seed(seed)
-    try:
-        return check.run(suite, group, params)
-    except UserError:
-        raise
-    except Exception as exc:  # a check that breaks on one group must not stop the others
-        reason = f"check '{check_name}' raised {exception_line(exc)}"
-        for name in group.active:
-            group.failures[name] = reason
-        return {}
-
-
-def record_results(
-    report: RunReport, registry: Registry, check_name: str, params: dict, names: list[str], group: MethodGroup,
-    results: dict, log: Callable[[str], None],
-) -> None:
-    """Store one record per method of a group (``ok``, ``n/a`` or ``failed``) and note it in ``report``."""
-    for name in names:
-        meta = _provenance(registry, name)
-        record = None
-        if name in group.not_applicable:
-            record = {"status": "n/a", "reason": group.not_applicable[name], "plugin": meta}
-            report.not_applicable.setdefault(name, set()).add(check_name)
-        elif name not in group.failures and name in results:
-            try:
-                record = {"status": "ok", "plugin": meta, **plain(results[name])}
-            except (TypeError, ValueError) as exc:  # a check returned something JSON cannot hold
-                group.failures[name] = f"check '{check_name}' returned an unstorable result: {exc}"
-        if record is None:
-            error = group.failures.get(name, f"check '{check_name}' returned no result")
-            report.store.put(name, check_name, {"status": "failed", "error": error, "plugin": meta}, params)
-            report.failures[name] = error
-            log(f"FAILED {name} on {check_name}: {error}")
-        else:
-            report.store.put(name, check_name, record, params)
-        report.computed.append((name, check_name))
+        given_up: set[str] = set()
+        for task in (task for task in tasks if task.group == index):
+            task = replace(task, names=tuple(name for name in task.names if name not in given_up))
+            if not task.names:
+                continue
+            where = f"{label}, images {task.start}-{task.stop - 1}" if ranges > 1 and check.per_image else label
+            suite = replace(report.suite, progress_label=where)
+            if not check.per_image:
+                for name, record in compute_whole(task, suite, registry, params, seed=options.seed,
+                                                  timeout=options.method_timeout, guard=guard).items():
+                    store_result(report, check_name, params, name, record, log)
+                continue
+            statuses = compute(task, suite, registry, params, report.shards, seed=options.seed,
+                               timeout=options.method_timeout, guard=guard)
+            given_up |= {name for name, status in statuses.items() if status == "failed"}
+        if check.per_image:
+            for name in names:
+                merge_result(report, registry, check_name, params, name, log)
 
 
 def measure_speed(report: RunReport, registry: Registry, options: RunOptions, log: Callable[[str], None]) -> None:
@@ -299,7 +275,7 @@ def measure_speed(report: RunReport, registry: Registry, options: RunOptions, lo
         log(f"speed: not measured ({exception_line(exc)}); the board has no speed figures for these methods")
         return
     for row in result["rows"]:
-        meta = _provenance(registry, row["name"])
+        meta = provenance(registry, row["name"])
         if "error" in row:
             record = {"status": "failed", "error": row["error"], "plugin": meta}
         else:
@@ -319,7 +295,7 @@ def untimed(report: RunReport, registry: Registry, params: dict, device: str) ->
             continue
         stored = report.store.get(name, SPEED)
         if (stored is not None and stored.get("status") == "ok" and stored.get("params") == params
-                and stored.get("device") == device and stored.get("plugin") == _provenance(registry, name)):
+                and stored.get("device") == device and stored.get("plugin") == provenance(registry, name)):
             report.reused.append((name, SPEED))
         else:
             pending.append(name)

@@ -45,13 +45,17 @@ class RunOptions:
     num_workers: int = 0
     check_params: dict[str, dict] = field(default_factory=dict)
     wait: bool = False  # wait for another run holding --out instead of refusing
-    method_timeout: float | None = None  # seconds per method and check; over it the method fails as timed out
+    method_timeout: float | None = None  # seconds per method and check shard; over it the method fails as timed out
     progress: bool = True
     speed: bool = False  # also time every method against the floor (stored beside, never in, the results)
     speed_batch_size: int = 64
     speed_rounds: int = 3
     precision: str = "fp32"  # fp32 | tf32 | bf16 (precision.py); other than fp32 it is part of the configuration
     channels_last: bool = False
+    executor: str = "local"  # local | ray (ray_executor.py): where the (group, check, shard) tasks run
+    ray_address: str | None = None  # a running Ray cluster (None: start a local one)
+    shard_size: int | None = None  # images per shard (a multiple of batch_size); None: shards.default_shard_size
+    gpus_per_task: float | None = None  # Ray: GPUs a task asks for (None: 1 where the run uses CUDA, else 0)
 
 
 def resolve_device(name: str) -> torch.device:

@@ -204,7 +204,7 @@ def count_results(out_dir: str | os.PathLike) -> int:
 
 
 class ResultStore:
-    """``out_dir/results/<check>/<method>.json``; refuses to mix configurations unless ``fresh``.
+    """``out_dir/results/<check>/<method>.json`` (per-image shards beside, in ``<method>/``: shards.py); refuses to mix configurations unless ``fresh``.
 
     ``wait``: block while another run holds the folder instead of refusing. ``log``: where one-line warnings
     about unusable records go (stderr by default). ``close()`` releases the folder (so does process exit).
@@ -254,11 +254,12 @@ class ResultStore:
 
     @staticmethod
     def _wipe(results: Path) -> None:
-        """Delete every stored result (``--fresh``), folders standing in place of result files included."""
-        for old in results.glob("*/*.json"):
+        """Delete every stored result and image shard (``--fresh``), folders standing in place of result files
+        included."""
+        for old in [*results.glob("*/*.json"), *results.glob("*/*/*.json")]:
             if old.is_dir() and not old.is_symlink():
                 shutil.rmtree(old)
-            else:
+            elif old.exists() or old.is_symlink():
                 old.unlink()
 
     def close(self) -> None:

@@ -4,12 +4,14 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Sequence
 
+import numpy as np
 import torch
 
 from ..errors import MethodError, NotApplicable, UserError, exception_line
 from ..isolation import ModelGuard
 from ..timeouts import MethodTimeout, time_limit
 from ..methods import GroupNames, Method, validate_maps
+from .stats import Statistic
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..models.wrapper import ModelWrapper
@@ -43,6 +45,10 @@ class Check:
     paper_label: str = ""
     paper_scale: float = 1.0
     references_note: str = ""  # how to read the dataset reference points the check reports, if any
+    # Per metric, ``statistic(data, weights [B, n]) -> [B]``: the metric as a function of its per-image data
+    # (``image_data``) under image counts; all-ones weights give the metric's value. Paired differences between
+    # methods resample images through it (paired.py); the board's per-image values file holds the data.
+    statistics: dict[str, Statistic] = {}
 
     def draw_figures(self, board: dict, folder) -> list[str]:
         """Figures of this check drawn from the board alone, as paths relative to ``folder`` (default: none)."""
@@ -52,8 +58,34 @@ class Check:
         """Parameters derived from the model and dataset (recorded with every result)."""
         return {}
 
-    def run(self, suite: "Suite", group: "MethodGroup", params: dict) -> dict[str, dict]:
+    # The per-image contract. A check that implements ``run_images`` and ``summarize`` is run per image shard (by
+    # any executor), stored image by image, merged, and compared image by image (``statistics``); its
+    # ``run`` is then their composition. A check that implements only ``run`` runs whole, in one task.
+
+    def run_images(self, suite: "Suite", group: "MethodGroup", params: dict) -> dict[str, dict[str, np.ndarray]]:
+        """``{method: {name: array}}`` for every method active at the end: arrays with one row per image of the
+        suite (``suite.num_images``, in order); the values each result is computed from, nothing else."""
         raise NotImplementedError
+
+    def summarize(self, values: dict[str, np.ndarray], params: dict, suite: "Suite") -> dict:
+        """One method's result from its per-image values over all the run's images (the merged shards)."""
+        raise NotImplementedError
+
+    def image_data(self, values: dict[str, np.ndarray], params: dict) -> dict[str, np.ndarray]:
+        """Per metric of ``statistics``, the per-image data (one row per image) that the metric is the statistic of."""
+        return {}
+
+    @property
+    def per_image(self) -> bool:
+        """Whether the check implements the per-image contract (and so can be sharded and paired)."""
+        return type(self).run_images is not Check.run_images
+
+    def run(self, suite: "Suite", group: "MethodGroup", params: dict) -> dict[str, dict]:
+        """Every active method's result on the suite's images (per-image checks: ``summarize`` of ``run_images``)."""
+        if not self.per_image:
+            raise NotImplementedError
+        return {name: self.summarize(values, params, suite)
+                for name, values in self.run_images(suite, group, params).items()}
 
 
 class MethodGroup:

@@ -11,11 +11,14 @@ from .presentation import Column, Rule, read_metric
 from .base import Check, MethodGroup
 from .params import BOOTSTRAP, HOG
 from .similarity import constant_pair, hog_spearman, map_range, spearman
-from .stats import bootstrap_params, summarize
+from .stats import bootstrap_params, finite_mean, summarize
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..models.wrapper import ModelWrapper
     from ..suite import Suite
+
+
+KEYS = ("spearman_hog", "spearman_raw", "one_constant")  # the per-image values of the check
 
 
 def hog_cell(input_size: int) -> int:
@@ -62,11 +65,10 @@ class ClassSensitivity(Check):
         """HOG cell scaled with the input size; bootstrap over images."""
         return {**hog_params(suite.model), "bootstrap_samples": 1000, "ci_level": 0.95, "seed": int(suite.seed)}
 
-    def run(self, suite: "Suite", group: MethodGroup, params: dict) -> dict[str, dict]:
-        """Stream the suite once: one group call per batch with the max and min targets stacked."""
-        values: dict[str, dict[str, list[np.ndarray]]] = {
-            name: {"hog": [], "raw": [], "constant": []} for name in group.active
-        }
+    def run_images(self, suite: "Suite", group: MethodGroup, params: dict) -> dict[str, dict[str, np.ndarray]]:
+        """Stream the suite once (one group call per batch, max and min targets stacked): per image both Spearman
+        correlations (NaN if undefined) and whether exactly one of the two maps is constant."""
+        values: dict[str, dict[str, list[np.ndarray]]] = {name: {key: [] for key in KEYS} for name in group.active}
         for batch in suite.batches(desc=self.name):
             inputs = batch["inputs"]
             with torch.no_grad():
@@ -77,23 +79,29 @@ class ClassSensitivity(Check):
             for name, both in maps.items():
                 if name in values:
                     top, bottom = both[:size], both[size:]
-                    values[name]["hog"].append(hog_spearman(top, bottom, **hog_args(params)).cpu().numpy())
-                    values[name]["raw"].append(spearman(top, bottom).cpu().numpy())
                     top_constant, bottom_constant = constant_pair(map_range(top), map_range(bottom))
-                    values[name]["constant"].append((top_constant ^ bottom_constant).cpu().numpy())
+                    computed = {"spearman_hog": hog_spearman(top, bottom, **hog_args(params)),
+                                "spearman_raw": spearman(top, bottom), "one_constant": top_constant ^ bottom_constant}
+                    for key in KEYS:
+                        values[name][key].append(computed[key].cpu().numpy())
+        empty = {"spearman_hog": np.zeros(0), "spearman_raw": np.zeros(0), "one_constant": np.zeros(0, dtype=bool)}
+        return {name: {key: np.concatenate(values[name][key]) if values[name][key] else empty[key] for key in KEYS}
+                for name in group.active}
+
+    def summarize(self, values: dict[str, np.ndarray], params: dict, suite: "Suite") -> dict:
+        """Mean of each Spearman correlation over the images where it is defined, with its bootstrap CI."""
         boot = bootstrap_params(params)
-        results = {}
-        for name in group.active:
-            hog_values, raw_values, constant = (
-                np.concatenate(values[name][key]) if values[name][key] else np.zeros(0)
-                for key in ("hog", "raw", "constant")
-            )
-            one_constant = int(constant.sum())  # scored 0 by the constant-map rule (similarity.py)
-            results[name] = {
-                "metrics": {
-                    "spearman_hog": summarize(hog_values, **boot, one_constant=one_constant),
-                    "spearman_raw": summarize(raw_values, **boot, one_constant=one_constant),
-                },
-                "headline": "spearman_hog",
-            }
-        return results
+        one_constant = int(values["one_constant"].sum())  # scored 0 by the constant-map rule (similarity.py)
+        return {
+            "metrics": {
+                "spearman_hog": summarize(values["spearman_hog"], **boot, one_constant=one_constant),
+                "spearman_raw": summarize(values["spearman_raw"], **boot, one_constant=one_constant),
+            },
+            "headline": "spearman_hog",
+        }
+
+    statistics = {"spearman_hog": finite_mean, "spearman_raw": finite_mean}
+
+    def image_data(self, values: dict[str, np.ndarray], params: dict) -> dict[str, np.ndarray]:
+        """Each Spearman correlation per image (NaN where undefined)."""
+        return {key: values[key].astype(float) for key in self.statistics}

@@ -134,38 +134,67 @@ class _PointingBase(Check):
             "seed": int(suite.seed),
         }
 
-    def run(self, suite: "Suite", group: MethodGroup, params: dict) -> dict[str, dict]:
-        """Stream the suite once over images with >= ``min_classes`` classes and a trial; results for active methods."""
+    def run_images(self, suite: "Suite", group: MethodGroup, params: dict) -> dict[str, dict[str, np.ndarray]]:
+        """Stream the suite once; per image ``hits`` and ``trials`` ``[n, K]`` and each reference pointer's hits.
+
+        Images with fewer than ``min_classes`` classes or no trial get an all-false row of trials (not counted).
+        """
+        classes = len(self._class_names(suite))
         hits: dict[str, list[np.ndarray]] = {name: [] for name in group.active}
         reference_hits: dict[str, list[np.ndarray]] = {name: [] for name in self.references}
         trials: list[np.ndarray] = []
         for batch in suite.batches(desc=self.name):
+            size = len(batch["inputs"])
             keep = ((batch["labels"] > 0).sum(1) >= int(params["min_classes"])) & batch["trials"].bool().any(1)
-            if not bool(keep.any()):
-                continue
-            batch = self.prepare({key: value[keep] for key, value in batch.items() if torch.is_tensor(value)}, suite)
-            batch_trials = batch["trials"].bool()
-            batch_hits = self.score_batch(suite, group, batch, batch_trials, params)
-            for name, value in batch_hits.items():
-                if name in hits:
-                    hits[name].append(value.cpu().numpy())
-            for name, value in self.reference_points(suite, batch, batch_trials, params).items():
-                reference_hits[name].append(value.cpu().numpy())
-            trials.append(batch_trials.cpu().numpy())
-        class_names = list(getattr(suite.dataset, "class_names", None) or suite.model.class_names)
-        trial_array = np.concatenate(trials) if trials else np.zeros((0, len(class_names)), dtype=bool)
-        reference = {
-            name: pointing_metrics(np.concatenate(values) if values else np.zeros_like(trial_array), trial_array,
-                                   class_names, params)["metrics"]["accuracy"]
-            for name, values in reference_hits.items()
-        }
-        results = {}
-        for name in group.active:
-            hit_array = np.concatenate(hits[name]) if hits[name] else np.zeros_like(trial_array)
-            results[name] = pointing_metrics(hit_array, trial_array, class_names, params)
-            if reference:
-                results[name]["dataset_reference"] = reference
-        return results
+            rows = keep.cpu().numpy()
+            batch_trials = np.zeros((size, classes), dtype=bool)
+            scored: dict[str, np.ndarray] = {}
+            if rows.any():
+                kept = self.prepare({key: value[keep] for key, value in batch.items() if torch.is_tensor(value)}, suite)
+                kept_trials = kept["trials"].bool()
+                batch_trials[rows] = kept_trials.cpu().numpy()
+                scored = {name: value.cpu().numpy() for name, value in
+                          self.score_batch(suite, group, kept, kept_trials, params).items()}
+                references = self.reference_points(suite, kept, kept_trials, params)
+            for name in reference_hits:
+                row = np.zeros((size, classes), dtype=bool)
+                if rows.any():
+                    row[rows] = references[name].cpu().numpy()
+                reference_hits[name].append(row)
+            for name in hits:
+                row = np.zeros((size, classes), dtype=bool)
+                if name in scored:
+                    row[rows] = scored[name]
+                hits[name].append(row)
+            trials.append(batch_trials)
+        empty = np.zeros((0, classes), dtype=bool)
+        shared = {"trials": np.concatenate(trials) if trials else empty}
+        shared.update({f"reference.{name}": np.concatenate(values) if values else empty
+                       for name, values in reference_hits.items()})
+        return {name: {"hits": np.concatenate(hits[name]) if hits[name] else empty, **shared} for name in group.active}
+
+    @staticmethod
+    def _class_names(suite: "Suite") -> list[str]:
+        return list(getattr(suite.dataset, "class_names", None) or suite.model.class_names)
+
+    def summarize(self, values: dict[str, np.ndarray], params: dict, suite: "Suite") -> dict:
+        """Both accuracies over the counted images (those with a trial), and the dataset's reference points."""
+        counted = values["trials"].any(1)
+        trials, class_names = values["trials"][counted], self._class_names(suite)
+        result = pointing_metrics(values["hits"][counted], trials, class_names, params)
+        reference = {name: pointing_metrics(values[f"reference.{name}"][counted], trials, class_names,
+                                            params)["metrics"]["accuracy"] for name in self.references}
+        if reference:
+            result["dataset_reference"] = reference
+        return result
+
+    statistics = {"accuracy": class_mean_accuracy, "overall_accuracy": overall_accuracy}
+
+    def image_data(self, values: dict[str, np.ndarray], params: dict) -> dict[str, np.ndarray]:
+        """Hits and trials ``[n, 2, K]`` of the counted images, for both accuracies."""
+        counted = values["trials"].any(1)
+        data = np.stack([values["hits"][counted], values["trials"][counted]], axis=1).astype(float)
+        return {"accuracy": data, "overall_accuracy": data}
 
     references: tuple[str, ...] = ()  # the dataset's own reference scores this game reports beside every method
 

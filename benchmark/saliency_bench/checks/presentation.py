@@ -23,6 +23,7 @@ def read_metric(check: str, metric: str) -> Reader:
         return found if isinstance(found, dict) and found.get("value") is not None else None
 
     read.__doc__ = f"{check}.{metric}"
+    read.check, read.metric = check, metric  # what a paired comparison of the column resamples
     return read
 
 

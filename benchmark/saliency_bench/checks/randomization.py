@@ -12,7 +12,7 @@ from .base import Check, MethodGroup
 from .class_sensitivity import hog_args, hog_params
 from .params import BOOTSTRAP, HOG, SSIM_WINDOW_PARAM, Param
 from .similarity import constant_pair, constant_rule, hog_ranked, map_range, minmax, rank_correlation, ranked, ssim
-from .stats import bootstrap_params, summarize_crossed
+from .stats import bootstrap_params, crossed_mean, summarize_crossed
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..models.wrapper import ModelWrapper
@@ -116,6 +116,11 @@ def layer_mean(data: np.ndarray) -> np.ndarray:
     return np.divide(sums, counts, out=np.full(counts.shape, np.nan), where=counts > 0)
 
 
+def draw_mean(data: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """The mean of the finite per-(image, draw) values ``[n, D]`` under image counts ``[B, n]`` (draws all kept)."""
+    return crossed_mean(data, weights, np.ones((len(weights), data.shape[1])))
+
+
 def curve_metrics(data: np.ndarray, vanished: np.ndarray, boot: dict) -> dict:
     """``{"mean", "final", "curve"}`` of one measure's values ``[n, D, L]`` (images, weight draws, cascade steps).
 
@@ -209,8 +214,10 @@ class CascadingRandomization(Check):
             "seed": int(suite.seed),
         }
 
-    def run(self, suite: "Suite", group: MethodGroup, params: dict) -> dict[str, dict]:
+    def run_images(self, suite: "Suite", group: MethodGroup, params: dict) -> dict[str, dict[str, np.ndarray]]:
         """Stream the suite once; per batch and weight draw restore the copy, then randomise it layer by layer.
+
+        Per image, ``[draws, layers]`` values of every measure and whether the map vanished at that step.
 
         Memory: the user's model, one copy, and each draw's random values (drawn once, no copy per step).
         """
@@ -262,8 +269,26 @@ class CascadingRandomization(Check):
                     for measure in MEASURES:  # [B, D, L], moved to the host once per batch
                         values[name][measure].append(torch.stack(steps[name][measure], dim=1).cpu().numpy())
                     vanished[name].append(torch.stack(gone[name], dim=1).cpu().numpy())
-        boot = bootstrap_params(params)
-        return {name: self.result(values[name], vanished[name], order, draws, boot) for name in group.active}
+        shape = (0, draws, len(order))
+        return {name: {**{measure: np.concatenate(values[name][measure]) if values[name][measure] else np.zeros(shape)
+                          for measure in MEASURES},
+                       "vanished": np.concatenate(vanished[name]) if vanished[name] else np.zeros(shape, dtype=bool)}
+                for name in group.active}
+
+    def summarize(self, values: dict[str, np.ndarray], params: dict, suite: "Suite") -> dict:
+        """The curves and their summaries from the per-image values of every image."""
+        return self.result({measure: [values[measure]] for measure in MEASURES}, [values["vanished"]],
+                           list(params["order"]), int(params["draws"]), bootstrap_params(params))
+
+    statistics = {f"{measure}_{step}": draw_mean for measure in MEASURES for step in ("mean", "final")}
+
+    def image_data(self, values: dict[str, np.ndarray], params: dict) -> dict[str, np.ndarray]:
+        """Per measure, per (image, draw) ``[n, D]`` the mean over the cascade and the final step."""
+        data = {}
+        for measure in MEASURES:
+            steps = values[measure].astype(float)
+            data[f"{measure}_mean"], data[f"{measure}_final"] = layer_mean(steps), steps[..., -1]
+        return data
 
     @staticmethod
     def result(values: dict[str, list[np.ndarray]], vanished: list[np.ndarray], order: list[str], draws: int,

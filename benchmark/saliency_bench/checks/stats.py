@@ -28,6 +28,13 @@ def weighted_mean(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return weights @ values / weights.sum(axis=1)
 
 
+def finite_mean(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """The mean of the finite ``values`` ``[n]`` under each resample's counts ``weights`` ``[B, n]`` (NaN if none)."""
+    finite = np.isfinite(values)
+    sums, counts = weights @ np.where(finite, values, 0.0), weights @ finite.astype(float)
+    return np.divide(sums, counts, out=np.full(len(sums), np.nan), where=counts > 0)
+
+
 def bootstrap_ci(
     values: np.ndarray,
     statistic: Statistic | None = None,

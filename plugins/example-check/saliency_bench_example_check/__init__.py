@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from saliency_bench import BOOTSTRAP_PARAMS, Check, Column, Param, Rule, hookimpl, read_metric, summarize
+from saliency_bench import (BOOTSTRAP_PARAMS, Check, Column, Param, Rule, finite_mean, hookimpl, read_metric,
+                            summarize)
 
 NAME = "deletion_auc"
 METRIC = "deletion_auc"
@@ -67,6 +68,12 @@ def deletion_curves(model, inputs: torch.Tensor, maps: torch.Tensor, targets: to
     return torch.stack(columns, dim=1)
 
 
+def deletion_fractions(suite, steps: int) -> np.ndarray:
+    """The deleted fraction after each step, ``floor(k * H * W / steps) / (H * W)``, at the model's input size."""
+    pixels = int(suite.model.input_size) ** 2
+    return np.asarray(deletion_counts(pixels, steps), dtype=float) / pixels
+
+
 def normalised_auc(fractions: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
     """Trapezoid area under each row of ``probabilities`` ``[n, K+1]`` over ``fractions`` (0 .. 1): in [0, 1]."""
     widths = np.diff(fractions)
@@ -113,12 +120,11 @@ class DeletionAUC(Check):
         """8 deletion steps (8 forwards of each batch per method), bootstrap over images, the suite's seed."""
         return {"steps": 8, "bootstrap_samples": 1000, "ci_level": 0.95, "seed": int(suite.seed)}
 
-    def run(self, suite, group, params: dict) -> dict[str, dict]:
-        """Stream the suite once: one group call per batch, then ``steps`` forwards per method."""
-        steps = params["steps"]
-        seed = int(params["seed"])
+    def run_images(self, suite, group, params: dict) -> dict[str, dict[str, np.ndarray]]:
+        """Stream the suite once (one group call per batch, then ``steps`` forwards per method): per image the
+        deletion curve ``[steps + 1]`` and the area under it."""
+        steps, seed = params["steps"], int(params["seed"])
         curves: dict[str, list[np.ndarray]] = {name: [] for name in group.active}
-        fractions, seen = None, 0
         for batch in suite.batches(desc=self.name):
             inputs = batch["inputs"]
             batch_size, _, height, width = inputs.shape
@@ -126,24 +132,35 @@ class DeletionAUC(Check):
                 logits = suite.model(inputs)
             targets = logits.argmax(dim=1)
             start = torch.softmax(logits, dim=1).gather(1, targets.view(-1, 1)).squeeze(1)
-            tie_break = tie_break_orders(batch_size, height * width, seed, first=seen)
-            seen += batch_size
-            fractions = np.asarray(deletion_counts(height * width, steps), dtype=float) / (height * width)
+            # ties ordered by the image's index in the dataset: the same whichever shard the image is in
+            tie_break = tie_break_orders(batch_size, height * width, seed, first=int(batch["index"][0]))
             for name, maps in group(inputs, targets).items():
                 curve = deletion_curves(suite.model, inputs, maps, targets, steps, tie_break, start)
                 curves[name].append(curve.double().cpu().numpy())
-        boot = {"seed": seed, "n_boot": int(params["bootstrap_samples"]), "level": float(params["ci_level"])}
+        fractions = deletion_fractions(suite, steps)
         results = {}
         for name in group.active:
             found = np.concatenate(curves[name]) if curves[name] else np.zeros((0, steps + 1))
-            values = normalised_auc(fractions, found) if len(found) else np.zeros(0)
-            results[name] = {
-                "metrics": {METRIC: summarize(values, **boot)},
-                "headline": METRIC,
-                "curve": {"fraction": [round(float(f), 6) for f in (fractions if fractions is not None else [])],
-                          "probability": [round(float(p), 6) for p in found.mean(axis=0)] if len(found) else []},
-            }
+            results[name] = {"curve": found, METRIC: normalised_auc(fractions, found) if len(found) else np.zeros(0)}
         return results
+
+    def summarize(self, values: dict[str, np.ndarray], params: dict, suite) -> dict:
+        """The mean area with its bootstrap interval over images, and the mean curve (for the figure)."""
+        boot = {"seed": int(params["seed"]), "n_boot": int(params["bootstrap_samples"]),
+                "level": float(params["ci_level"])}
+        found, fractions = values["curve"], deletion_fractions(suite, params["steps"])
+        return {
+            "metrics": {METRIC: summarize(values[METRIC], **boot)},
+            "headline": METRIC,
+            "curve": {"fraction": [round(float(f), 6) for f in fractions],
+                      "probability": [round(float(p), 6) for p in found.mean(axis=0)] if len(found) else []},
+        }
+
+    statistics = {METRIC: finite_mean}  # the headline as a function of per-image areas: `compare` pairs it
+
+    def image_data(self, values: dict[str, np.ndarray], params: dict) -> dict[str, np.ndarray]:
+        """The area under each image's deletion curve."""
+        return {METRIC: values[METRIC]}
 
     def draw_figures(self, board: dict, folder) -> list[str]:
         """The mean deletion curve of every method on the board (controls grey and dashed): figures/deletion_auc.png."""
