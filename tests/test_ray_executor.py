@@ -159,8 +159,8 @@ def reference(tmp_path_factory) -> dict[str, bytes]:
     """The local executor's results and board of the same command."""
     folder = tmp_path_factory.mktemp("local")
     code, log = _run(folder, board=True)
-    assert (folder / "board" / "leaderboard.json").read_bytes() == (folder / "out" / "leaderboard.json").read_bytes()
     assert code == 0, log
+    assert (folder / "board" / "leaderboard.json").read_bytes() == (folder / "out" / "leaderboard.json").read_bytes()
     return _results(folder)
 
 

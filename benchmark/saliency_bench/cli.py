@@ -417,6 +417,8 @@ def cmd_run(args) -> int:
         board = build_board(report.store, registry, report.methods, report.checks)
     total = time.perf_counter() - started
     per_check = ", ".join(f"{name} {seconds:.1f}s" for name, seconds in report.seconds.items())
+    if options.executor == "ray":  # summed over the workers' tasks: may exceed the wall time
+        per_check = f"task time summed over Ray workers: {per_check}"
     _stderr(f"done in {total:.1f}s on {report.suite.device} ({per_check}); "
             f"{len(report.computed)} results computed, {len(report.reused)} reused")
     _stderr(f"wrote: {options.out}/results ({count_results(options.out)} result files), "

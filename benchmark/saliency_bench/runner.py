@@ -131,6 +131,10 @@ def run_benchmark(
 ) -> RunReport:
     """Run every selected (method, check) not already stored; store each result the moment it is done."""
     log = log or _stderr
+    if options.executor == "ray":  # refused before anything is loaded or printed
+        from .ray_executor import require_ray
+
+        require_ray()
     if registry is None:  # a caller that passes its registry has reported its load errors itself (the CLI does)
         registry = get_plugin_manager().registry()
         for error in registry.load_errors:
