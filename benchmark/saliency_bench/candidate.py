@@ -82,13 +82,9 @@ def differences(results: Mapping, other: Mapping, columns: Sequence, pair: Pair 
         widths = [_half_width(mine), _half_width(theirs)]
         half = math.sqrt(sum(w * w for w in widths)) if None not in widths else None
         low, high = (diff - half, diff + half) if half is not None else (None, None)
-        if low is None or low <= 0 <= high:
-            read_as = "no clear difference"
-        elif column.better is None:
-            read_as = "differs"
-        else:
-            read_as = "better" if (diff > 0) == (column.better == "higher") else "worse"
-        rows.append({"label": column.label, "diff": diff, "low": low, "high": high, "reading": read_as, "paired": False})
+        unpaired = {"value": diff, "excludes_zero": low is not None and not low <= 0 <= high}
+        rows.append({"label": column.label, "diff": diff, "low": low, "high": high,
+                     "reading": reading(unpaired, column.better), "paired": False})
     return rows
 
 
@@ -145,23 +141,18 @@ def format_candidate(report: Mapping, required: Sequence[str], board_label: str)
     lines.append(tabulate(table, headers=["column", "value", "", "rank"], disable_numparse=True))
     verdict_text = ", ".join(f"{key} {value}" for key, value in report["verdicts"].items())
     lines.append(f"verdicts: {verdict_text}")
+    defined = [row for rows in report["differences"].values() for row in rows if row["diff"] is not None]
+    paired = [row["paired"] for row in defined]
+    mixed = any(paired) and not all(paired)
+    how = ("95% interval: paired over the same images where marked *, else unpaired from the recorded intervals"
+           if mixed else "paired 95% bootstrap interval over the same images" if paired and all(paired)
+           else "unpaired, approximate 95% interval from the two recorded intervals")
     diff_rows = []
     for other, rows in report["differences"].items():
         for row in rows:
             interval = "" if row["low"] is None else f"[{row['low']:+.3f}, {row['high']:+.3f}]"
+            interval += "*" if mixed and row.get("paired") else ""
             diff_rows.append([other, row["label"], num(row["diff"], sign=True), interval, row["reading"]])
-    all_rows = [row for rows in report["differences"].values() for row in rows if row["diff"] is not None]
-    how = ("paired 95% bootstrap interval over the same images" if all_rows and all(r["paired"] for r in all_rows) else
-           "unpaired, approximate 95% interval from the two recorded intervals" if not any(r["paired"] for r in all_rows)
-           else "95% interval: paired over the same images where marked *, else unpaired from the recorded intervals")
-    mixed = any(r["paired"] for r in all_rows) and not all(r["paired"] for r in all_rows)
-    if mixed:
-        diff_rows = []
-        for other, rows in report["differences"].items():
-            for row in rows:
-                interval = "" if row["low"] is None else f"[{row['low']:+.3f}, {row['high']:+.3f}]"
-                interval += "*" if row.get("paired") else ""
-                diff_rows.append([other, row["label"], num(row["diff"], sign=True), interval, row["reading"]])
     lines.append(f"difference from {report['chosen_by']} (candidate minus recorded; {how}):")
     lines.append(tabulate(diff_rows, headers=["vs", "column", "diff", "interval", "reading"], disable_numparse=True))
     ok = passes(report, required)
