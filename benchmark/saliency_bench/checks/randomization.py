@@ -11,7 +11,8 @@ from .presentation import Column, Rule, read_metric
 from .base import Check, MethodGroup
 from .class_sensitivity import hog_args, hog_params
 from .params import BOOTSTRAP, HOG, SSIM_WINDOW_PARAM, Param
-from .similarity import constant_pair, constant_rule, hog_ranked, map_range, minmax, rank_correlation, ranked, ssim
+from .similarity import (SsimStats, constant_pair, constant_rule, hog, map_range, minmax, rank_correlation, ranked,
+                         ssim_of_stats, ssim_stats)
 from .stats import bootstrap_params, crossed_mean, summarize_crossed
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -77,17 +78,25 @@ def randomize_layer(copy: "ModelWrapper", layer: str, values: dict) -> None:
 class MapProfile:
     """What the four similarities of Adebayo et al. 2018 need from a batch of maps, computed once.
 
-    The reference (original model) profile of a batch is reused for every randomisation step.
+    The reference (original model) profile of a batch is reused for every randomisation step, its SSIM window
+    statistics included (computed at the first comparison, per window size).
     """
 
     def __init__(self, maps: torch.Tensor, params: dict):
-        self.hog = hog_ranked(maps, **hog_args(params))
+        self.normalised, self.valid = minmax(maps)  # valid = not exactly constant
+        self.range = map_range(maps)
+        self.hog = ranked(hog(self.normalised, **hog_args(params)), undefined=~self.valid)  # = hog_ranked(maps)
         self.signed = ranked(maps.flatten(1))
         # on the CPU skip a second ranking when |map| = map; on a GPU ranking is cheaper than the host sync
         nonnegative = maps.device.type == "cpu" and bool((maps >= 0).all())
         self.abs = self.signed if nonnegative else ranked(maps.abs().flatten(1))
-        self.normalised, self.valid = minmax(maps)  # valid = not exactly constant
-        self.range = map_range(maps)
+        self._ssim: dict[int, SsimStats] = {}
+
+    def ssim_stats(self, window: int) -> SsimStats:
+        """The SSIM statistics of the min-max maps for ``window`` (similarity.ssim_stats), computed once."""
+        if window not in self._ssim:
+            self._ssim[window] = ssim_stats(self.normalised, window)
+        return self._ssim[window]
 
     def compare(self, other: "MapProfile", ssim_window: int) -> dict[str, torch.Tensor]:
         """Spearman on HOG, of |map| and of the signed map, and SSIM of min-max maps, per image (NaN if undefined).
@@ -99,7 +108,7 @@ class MapProfile:
             "spearman_hog": rank_correlation(self.hog, other.hog, constant),
             "spearman_abs": rank_correlation(self.abs, other.abs, constant),
             "spearman_signed": rank_correlation(self.signed, other.signed, constant),
-            "ssim": constant_rule(ssim(self.normalised, other.normalised, 1.0, ssim_window),
+            "ssim": constant_rule(ssim_of_stats(self.ssim_stats(ssim_window), other.ssim_stats(ssim_window), 1.0),
                                   ~self.valid | constant[0], ~other.valid | constant[1]),
         }
 
