@@ -460,6 +460,7 @@ PEER_LABELS = {
     "deconvnet": ["captum Deconvolution"],
     "input_x_gradient": ["captum InputXGradient"],
     "integrated_gradients": ["captum IntegratedGradients (4 steps)"],
+    "smoothgrad": ["captum NoiseTunnel smoothgrad (4 samples)"],
     "lrp_0": ["zennit LRP-0", "zennit EpsilonPlusFlat"],
     "lrp_epsilon": ["zennit LRP-epsilon"],
     "lrp_gamma_inf": ["zennit LRP-gamma_inf"],
@@ -469,7 +470,8 @@ PEER_LABELS = {
 @pytest.mark.parametrize("name", METHOD_NAMES)
 def test_peers_are_the_same_method_in_captum_or_zennit_with_the_methods_settings(name):
     """Each peer's map, reduced like ours, is our map: captum's exactly; zennit's up to relevance starting at 1
-    instead of f_t (EpsilonPlusFlat is another LRP, only shaped alike). No peer for RectGrad and SmoothGrad."""
+    instead of f_t (EpsilonPlusFlat is another LRP, only shaped alike). No peer for RectGrad; SmoothGrad's (captum's
+    NoiseTunnel) draws other noise, so it is compared without noise in the next test."""
     model = make_tiny()
     inputs, targets = make_inputs(32)
     method = {**all_methods(), "lrp_epsilon": LRPEpsilon(epsilon=2.0)}[name]  # a setting other than the default
@@ -480,13 +482,35 @@ def test_peers_are_the_same_method_in_captum_or_zennit_with_the_methods_settings
     for label, fn in peers:
         theirs = torch.as_tensor(fn(inputs, targets))
         assert theirs.shape == inputs.shape, label
-        if label == "zennit EpsilonPlusFlat":
+        if label == "zennit EpsilonPlusFlat" or label.startswith("captum NoiseTunnel"):
             continue
         if label.startswith("zennit"):
             theirs = theirs * start
         elif label == "captum Saliency":
             ours = ours.abs()  # captum's Saliency returns |df/dx|
         assert relative_error(ours, theirs) < TOLERANCE, label
+
+
+def test_smoothgrads_captum_peer_is_the_same_method_without_noise():
+    """At noise level 0 SmoothGrad is the gradient, and captum's NoiseTunnel(Saliency) is |gradient|."""
+    model = make_tiny()
+    inputs, targets = make_inputs(32)
+    method = SmoothGrad(n_samples=3, noise_level=0.0)
+    ((label, peer),) = list(method.peers(model))
+    assert label == "captum NoiseTunnel smoothgrad (3 samples)"
+    assert relative_error(method.input_attribution(model, inputs, targets).abs(), peer(inputs, targets)) < TOLERANCE
+
+
+def test_smoothgrads_noise_belongs_to_the_image_not_to_its_batch(tiny_inplace):
+    """An image's map is the same alone, in another batch, at another position or chunk size (image_seeds)."""
+    inputs, targets = make_inputs(32, batch=4)
+    method = SmoothGrad(n_samples=3, noise_level=0.2, max_batch=4)
+    together = method.input_attribution(tiny_inplace, inputs, targets)
+    alone = method.input_attribution(tiny_inplace, inputs[3:4], targets[3:4])
+    moved = method.input_attribution(tiny_inplace, inputs[[3, 0]], targets[[3, 0]])
+    assert torch.allclose(together[3:4], alone, rtol=1e-5, atol=1e-8)
+    assert torch.allclose(together[3], moved[0], rtol=1e-5, atol=1e-8)
+    assert not torch.allclose(together[0], together[1])
 
 
 def test_peers_need_no_peer_library(monkeypatch):

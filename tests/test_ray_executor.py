@@ -32,8 +32,9 @@ from saliency_bench.tasks import Task
 PLUGINS = "saliency-bench-aggregation"
 CHECKS = ["pointing_game", "restricted_pointing_game", "class_sensitivity", "randomization"]
 METHODS = ["random", "gradcam@B5", "gradcam_pos@B5"]  # the seeded control, and two methods sharing one pass
-# 16 images in shards of 8: 2 shards x 2 method groups on 3 checks, 1 shard (8 images) x 2 groups of randomization
-TASKS = 14
+# 16 images in shards of 8: 2 shards x 2 method groups, the 3 map checks in one pass (shared maps), and
+# 1 shard (8 images) x 2 groups of randomization
+TASKS = 6
 ARGS = ["run", "-m", *METHODS, "--checks", *CHECKS, "--limit", "16", "--batch-size", "8", "--shard-size", "8",
         "--param", "randomization.images=8", "--no-speed", "--no-progress"]
 TOKEN = secrets.token_hex(32)  # the test clusters' token: Ray reads no ~/.ray/auth_token and writes none
@@ -320,7 +321,7 @@ IN_PROCESS_CHECKS = ["pointing_game", "restricted_pointing_game"]
 
 
 def _in_process(folder: Path, executor: str) -> RunOptions:
-    """edge and random on 16 images in shards of 8: 2 methods x 2 shards x 2 checks = 8 tasks."""
+    """edge and random on 16 images in shards of 8: 2 methods x 2 shards, both games in one pass = 4 tasks."""
     return RunOptions(methods=["edge", "random"], checks=IN_PROCESS_CHECKS, limit=16, batch_size=8, shard_size=8,
                       speed=False, progress=False, out=str(folder / executor), executor=executor)
 
@@ -342,8 +343,8 @@ def test_tasks_finishing_in_any_order_give_the_local_results(local_files, tmp_pa
     report = run_benchmark(_in_process(tmp_path, "ray"), log=lines.append)
     assert not report.failures
     assert _files(tmp_path / "ray") == local_files
-    assert set(report.seconds) == set(IN_PROCESS_CHECKS)
-    assert any(line.startswith("ray: 8 task(s) on a local Ray cluster of 2 CPU(s), 0 GPU(s)") for line in lines), lines
+    assert set(report.seconds) == {"+".join(IN_PROCESS_CHECKS)}  # both pointing games in one pass per shard
+    assert any(line.startswith("ray: 4 task(s) on a local Ray cluster of 2 CPU(s), 0 GPU(s)") for line in lines), lines
 
 
 def test_a_task_ray_cannot_run_fails_its_methods_on_that_shard_only(local_files, tmp_path, monkeypatch):
@@ -351,21 +352,24 @@ def test_a_task_ray_cannot_run_fails_its_methods_on_that_shard_only(local_files,
         crash=lambda task: task.check == "pointing_game" and "edge" in task.names and task.start == 8))
     lines: list[str] = []
     report = run_benchmark(_in_process(tmp_path, "ray"), log=lines.append)
-    failed = json.loads((tmp_path / "ray" / "results" / "pointing_game" / "edge.json").read_text())
-    assert failed["status"] == "failed"
-    assert failed["error"] == ("Ray could not run the task (FakeRayError: The worker died unexpectedly while executing "
-                               "this task.)")
+    # the task computed edge's maps for both pointing games (shared maps): both fail on that shard
+    results = [f"results/{check}/edge.json" for check in IN_PROCESS_CHECKS]
+    for result in results:
+        failed = json.loads((tmp_path / "ray" / result).read_text())
+        assert failed["status"] == "failed"
+        assert failed["error"] == ("Ray could not run the task (FakeRayError: The worker died unexpectedly while "
+                                   "executing this task.)")
     assert report.failures == {"edge": failed["error"]}
     assert sum(line.startswith("FAILED edge on pointing_game") for line in lines) == 1
     local, ray_files = local_files, _files(tmp_path / "ray")
-    assert {k: v for k, v in ray_files.items() if k != "results/pointing_game/edge.json"} == {
-        k: v for k, v in local.items() if k != "results/pointing_game/edge.json"}
-    # a rerun computes the failed shard again, and only it
+    assert {k: v for k, v in ray_files.items() if k not in results} == {
+        k: v for k, v in local.items() if k not in results}
+    # a rerun computes the failed shards again, and only them (edge's first shard of each game is kept)
     monkeypatch.setitem(sys.modules, "ray", fake_ray())
     lines.clear()
     report = run_benchmark(_in_process(tmp_path, "ray"), log=lines.append)
     assert not report.failures and _files(tmp_path / "ray") == local
-    assert any(line.startswith("ray: 1 task(s)") and "1 shard(s) already stored" in line for line in lines), lines
+    assert any(line.startswith("ray: 1 task(s)") and "2 shard(s) already stored" in line for line in lines), lines
 
 
 def test_a_run_whose_shards_are_all_stored_merges_them_without_a_cluster(local_files, tmp_path, monkeypatch):
@@ -380,7 +384,7 @@ def test_a_run_whose_shards_are_all_stored_merges_them_without_a_cluster(local_f
     report = run_benchmark(_in_process(tmp_path, "ray"), log=lines.append)
     assert "ray: nothing to compute; 8 shard(s) already stored" in lines
     assert _files(tmp_path / "ray") == local_files and len(report.computed) == 4
-    assert report.seconds == {name: 0.0 for name in IN_PROCESS_CHECKS}
+    assert report.seconds == {}
 
 
 def _spec(tmp_path: Path) -> dict:
@@ -396,11 +400,12 @@ def _spec(tmp_path: Path) -> dict:
     suite = open_suite(options, registry)
     check = registry.checks["pointing_game"]
     return {"options": options, "task": Task("pointing_game", ("edge",), 0, 8, 0),
-            "params": check_parameters(check.obj, suite, {}), "root": str(tmp_path),
+            "params": {"pointing_game": check_parameters(check.obj, suite, {})}, "root": str(tmp_path),
             "config": plain({**suite.describe(), "weights_sha256": suite.model.weights_sha256,
                              "versions": package_versions()}),
             "plugins": os.environ.get("SALIENCY_BENCH_PLUGINS"), "whole": False,
-            "check_provenance": [check.distribution, check.version], "provenance": {"edge": provenance(registry, "edge")}}
+            "check_provenance": {"pointing_game": [check.distribution, check.version]},
+            "provenance": {"edge": provenance(registry, "edge")}}
 
 
 def test_a_worker_refuses_another_configuration_in_one_line(tmp_path):

@@ -29,12 +29,13 @@ def one_shard(tmp_path_factory):
 def three_shards(tmp_path_factory):
     """The small board computed in shards of 8 images, in reverse order."""
     folder = tmp_path_factory.mktemp("three")
-    planned = runner_module.plan
+    planned, planned_shared = runner_module.plan, runner_module.plan_shared
     runner_module.plan = lambda *args, **kwargs: list(reversed(planned(*args, **kwargs)))
+    runner_module.plan_shared = lambda *args, **kwargs: list(reversed(planned_shared(*args, **kwargs)))
     try:
         report = run_and_write(folder / "out", folder / "board", shard_size=8)
     finally:
-        runner_module.plan = planned
+        runner_module.plan, runner_module.plan_shared = planned, planned_shared
     assert report.failures == {}
     return folder
 

@@ -1,6 +1,7 @@
 """saliency-bench: the public API that plugins import (and nothing private beyond it)."""
 from __future__ import annotations
 
+from . import noise
 from .checks.base import Check, MethodGroup
 from .checks.presentation import Column, Rule, read_difference, read_metric
 from .checks.params import BOOTSTRAP as BOOTSTRAP_PARAMS
@@ -59,6 +60,7 @@ __all__ = [
     "bootstrap_params",
     "finite_mean",
     "method_plugin",
+    "noise",
     "read_difference",
     "read_metric",
     "summarize",

@@ -4,12 +4,17 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from . import noise
 from .hookspecs import hookimpl
 from .methods import Method
 
 
 class RandomMap(Method):
-    """Uniform noise from torch's global RNG (seeded by the harness): explains nothing, must fail pointing."""
+    """Uniform noise, drawn per map from the harness's seed of that map (``noise.rand``): explains nothing.
+
+    Each (image, target, model state) gets its own draw, so the control's maps for two classes, or for a
+    randomised model, are independent noise, and a map is the same whichever batch or check asked for it.
+    """
 
     name = "random"
     family = "baseline"
@@ -17,7 +22,7 @@ class RandomMap(Method):
 
     def attribute(self, model, inputs, targets):
         batch, _, height, width = inputs.shape
-        return torch.rand(batch, height, width, device=inputs.device, dtype=torch.float32)
+        return noise.rand((batch, height, width), device=inputs.device, dtype=torch.float32)
 
 
 class EdgeMap(Method):

@@ -101,14 +101,15 @@ def _check_plugins(registry: "Registry", spec: dict) -> None:
     from .tasks import provenance
 
     task = spec["task"]
-    if task.check not in registry.checks:
-        raise UserError(f"check '{task.check}' is not installed on the Ray worker on {_host()}; install the same "
-                        "plugins on every node")
-    registered = registry.checks[task.check]
-    if [registered.distribution, registered.version] != spec["check_provenance"]:
-        raise UserError(f"check '{task.check}' is {registered.distribution} {registered.version} on the Ray worker on "
-                        f"{_host()}, {' '.join(map(str, spec['check_provenance']))} here; install the same plugins "
-                        "on every node")
+    for check in task.checks:
+        if check not in registry.checks:
+            raise UserError(f"check '{check}' is not installed on the Ray worker on {_host()}; install the same "
+                            "plugins on every node")
+        registered = registry.checks[check]
+        if [registered.distribution, registered.version] != spec["check_provenance"][check]:
+            raise UserError(f"check '{check}' is {registered.distribution} {registered.version} on the Ray worker on "
+                            f"{_host()}, {' '.join(map(str, spec['check_provenance'][check]))} here; install the same "
+                            "plugins on every node")
     for name in task.names:
         if name not in registry.methods:
             raise UserError(f"method '{name}' is not installed on the Ray worker on {_host()}; install the same "
@@ -133,7 +134,7 @@ def saliency_bench_task(spec: dict) -> dict:
         suite, kwargs = context["suite"], {"seed": options.seed, "timeout": options.method_timeout,
                                            "guard": context["guard"]}
         if spec["whole"]:
-            result = {"records": compute_whole(task, suite, registry, spec["params"], **kwargs)}
+            result = {"records": compute_whole(task, suite, registry, spec["params"][task.check], **kwargs)}
         else:
             result = {"statuses": compute(task, suite, registry, spec["params"], context["shards"], **kwargs)}
     except UserError as exc:
@@ -237,7 +238,7 @@ class _Driver:
         self.options = replace(options, progress=False, executor="local", speed=False, fresh=False, wait=False,
                                device=report.suite.device.type,
                                weights=_absolute(options.weights), data_root=_absolute(options.data_root))
-        self.seconds = {check_name: 0.0 for check_name in pending_by_check}
+        self.seconds: dict[str, float] = {}  # summed task seconds per check (per set of checks sharing their maps)
         self.pids: set[int] = set()
         self._plan()
 
@@ -246,14 +247,28 @@ class _Driver:
         from .grouping import group_by_shared_pass
         from .recording import shard_size
         from .shards import shard_ranges
-        from .tasks import Task, plan
+        from .tasks import Task, map_sharing, plan, plan_shared
 
         report, registry = self.report, self.registry
         size = shard_size(report.options)
         self.tasks: list[Task] = []
         self.groups: dict[tuple[str, int], list[str]] = {}
         self.stored = 0  # (method, shard) pairs of the pending methods found stored (ok or n/a): not recomputed
+        sharing = map_sharing(registry, list(self.pending_by_check), self.params_by_check)
+        for together in sharing:  # one pass per (group, shard) computes the maps of all of them (as locally)
+            pending = [name for name in report.methods
+                       if any(name in self.pending_by_check[check] for check in together)]
+            groups = group_by_shared_pass(pending, registry)
+            for check_name in together:
+                for index, names in enumerate(groups):
+                    self.groups[(check_name, index)] = [name for name in names if name in self.pending_by_check[check_name]]
+            images = self.params_by_check[together[0]]["images"]
+            self.tasks += plan_shared(together, groups, images, size, self.params_by_check, report.shards, registry)
+            self.stored += sum(self._is_stored(name, check, start, stop) for check in together
+                               for name in self.pending_by_check[check] for start, stop in shard_ranges(images, size))
         for check_name, pending in self.pending_by_check.items():
+            if any(check_name in together for together in sharing):
+                continue
             params = self.params_by_check[check_name]
             groups = group_by_shared_pass(pending, registry)
             for index, names in enumerate(groups):
@@ -267,7 +282,16 @@ class _Driver:
             self.tasks += planned
         self.open = {key: 0 for key in self.groups}  # tasks not yet in, per (check, group)
         for task in self.tasks:
-            self.open[(task.check, task.group)] += 1
+            for check_name in task.checks:
+                self.open[(check_name, task.group)] += 1
+
+    def _is_stored(self, name: str, check: str, start: int, stop: int) -> bool:
+        """Whether the shard of (method, check, images) is stored ok or n/a (kept; never recomputed or overwritten)."""
+        from .tasks import provenance
+
+        record = self.report.shards.get(name, check, start, stop, self.params_by_check[check],
+                                        provenance(self.registry, name))
+        return record is not None and record["status"] != "failed"
 
     def merge_complete(self) -> None:
         """Merge every (check, group) that has no task left (all its shards were stored before this run)."""
@@ -304,11 +328,11 @@ class _Driver:
         from .plugins import ALLOWLIST_ENV
         from .tasks import provenance
 
-        check = self.registry.checks[task.check]
-        return {"options": self.options, "task": task, "params": self.params_by_check[task.check],
+        checks = {name: self.registry.checks[name] for name in task.checks}
+        return {"options": self.options, "task": task, "params": {name: self.params_by_check[name] for name in checks},
                 "root": str(Path(self.report.store.root).absolute()), "config": self.report.store.config,
-                "plugins": os.environ.get(ALLOWLIST_ENV), "whole": not check.obj.per_image,
-                "check_provenance": [check.distribution, check.version],
+                "plugins": os.environ.get(ALLOWLIST_ENV), "whole": not checks[task.check].obj.per_image,
+                "check_provenance": {name: [check.distribution, check.version] for name, check in checks.items()},
                 "provenance": {name: provenance(self.registry, name) for name in task.names}}
 
     def _submit(self) -> dict:
@@ -334,7 +358,7 @@ class _Driver:
                 self._finish(task, outcome)
                 if self.report.options.progress:
                     took = f", {outcome['seconds']:.1f}s" if "seconds" in outcome else ", failed"
-                    self.log(f"ray: {done} of {len(self.tasks)} tasks done ({task.check}: {', '.join(task.names)}, "
+                    self.log(f"ray: {done} of {len(self.tasks)} tasks done ({'+'.join(task.checks)}: {', '.join(task.names)}, "
                              f"images {task.start}-{task.stop - 1}{took})")
         finally:
             for ref in waiting:  # a user error or an interrupt: nothing more is computed (finished shards stay)
@@ -351,22 +375,27 @@ class _Driver:
         params = self.params_by_check[task.check]
         if "pid" in outcome:
             self.pids.add(outcome["pid"])
-        self.seconds[task.check] += outcome.get("seconds", 0.0)
+        label = "+".join(task.checks)  # a shared pass's seconds are those of its checks together
+        self.seconds[label] = self.seconds.get(label, 0.0) + outcome.get("seconds", 0.0)
         whole = not self.registry.checks[task.check].obj.per_image
         if "error" in outcome:
             for name in task.names:
                 record = {"status": "failed", "error": outcome["error"], "plugin": provenance(self.registry, name)}
                 if whole:
                     store_result(self.report, task.check, params, name, record, self.log)
-                else:
-                    self.report.shards.put(name, task.check, task.start, task.stop, record, params)
+                    continue
+                for check_name in task.checks:
+                    if not self._is_stored(name, check_name, task.start, task.stop):
+                        self.report.shards.put(name, check_name, task.start, task.stop, record,
+                                               self.params_by_check[check_name])
         elif whole:
             for name, record in outcome["records"].items():
                 store_result(self.report, task.check, params, name, record, self.log)
-        key = (task.check, task.group)
-        self.open[key] -= 1
-        if self.open[key] == 0 and not whole:
-            self._merge(*key)
+        for check_name in task.checks:
+            key = (check_name, task.group)
+            self.open[key] -= 1
+            if self.open[key] == 0 and not whole:
+                self._merge(*key)
 
     def _merge(self, check_name: str, group: int) -> None:
         from .recording import merge_result

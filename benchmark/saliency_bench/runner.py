@@ -22,7 +22,7 @@ from . import speed
 from .shards import ShardStore, shard_ranges
 from .store import SPEED, ResultStore
 from .recording import file_sha256, merge_result, shard_size, store_result
-from .tasks import Task, compute, compute_whole, plan, provenance
+from .tasks import Task, compute, compute_whole, map_sharing, plan, plan_shared, provenance
 from .suite import Suite
 
 # re-exported: the CLI, regression and tests reach these through the runner
@@ -157,7 +157,13 @@ def run_benchmark(
 
         run_on_ray(report, registry, params_by_check, pending_by_check, log)
     else:
+        sharing = map_sharing(registry, checks, params_by_check)
         for check_name in checks:
+            together = next((names for names in sharing if check_name in names), None)
+            if together is not None:
+                if together[0] == check_name:  # run once, when the first of them comes
+                    run_shared_checks(report, registry, together, params_by_check, pending_by_check, options, guard, log)
+                continue
             started = time.perf_counter()
             run_check(report, registry, check_name, params_by_check[check_name], pending_by_check[check_name],
                       options, guard, log)
@@ -249,12 +255,50 @@ def run_check(
                                                   timeout=options.method_timeout, guard=guard).items():
                     store_result(report, check_name, params, name, record, log)
                 continue
-            statuses = compute(task, suite, registry, params, report.shards, seed=options.seed,
+            statuses = compute(task, suite, registry, {check_name: params}, report.shards, seed=options.seed,
                                timeout=options.method_timeout, guard=guard)
             given_up |= {name for name, status in statuses.items() if status == "failed"}
         if check.per_image:
             for name in names:
                 merge_result(report, registry, check_name, params, name, log)
+
+
+def run_shared_checks(
+    report: RunReport, registry: Registry, check_names: list[str], params_by_check: dict[str, dict],
+    pending_by_check: dict[str, list[str]], options: RunOptions, guard: ModelGuard, log: Callable[[str], None],
+) -> None:
+    """Run checks that share maps here, one pass per (method group, image shard) for all of them (each map computed
+    once); store each check's shards as they are done and each (method, check) result once its shards are all in.
+
+    ``report.seconds`` gets the maps' seconds (``shared maps``) and each check's own scoring seconds.
+    """
+    from .checks.shared_maps import SHARED_MAPS
+
+    pending = [name for name in report.methods if any(name in pending_by_check[check] for check in check_names)]
+    groups = group_by_shared_pass(pending, registry)
+    size, images = shard_size(options), params_by_check[check_names[0]]["images"]
+    ranges = len(shard_ranges(images, size))
+    tasks = plan_shared(check_names, groups, images, size, params_by_check, report.shards, registry)
+    timings = {SHARED_MAPS: 0.0, **{check: 0.0 for check in check_names}}
+    done = 0
+    for index, names in enumerate(groups):
+        label = progress_label(done, names, len(pending))
+        done += len(names)
+        given_up: set[str] = set()
+        for task in (task for task in tasks if task.group == index):
+            task = replace(task, names=tuple(name for name in task.names if name not in given_up))
+            if not task.names:
+                continue
+            where = f"{label}, images {task.start}-{task.stop - 1}" if ranges > 1 else label
+            statuses = compute(task, replace(report.suite, progress_label=where), registry, params_by_check,
+                               report.shards, seed=options.seed, timeout=options.method_timeout, guard=guard,
+                               timings=timings)
+            given_up |= {name for name, status in statuses.items() if status == "failed"}
+        for check in check_names:
+            for name in names:
+                if name in pending_by_check[check]:
+                    merge_result(report, registry, check, params_by_check[check], name, log)
+    report.seconds.update(timings)
 
 
 def measure_speed(report: RunReport, registry: Registry, options: RunOptions, log: Callable[[str], None]) -> None:

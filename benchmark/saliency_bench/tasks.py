@@ -26,13 +26,22 @@ if TYPE_CHECKING:  # pragma: no cover
 
 @dataclass(frozen=True)
 class Task:
-    """Compute ``names`` (one shared-pass group, or the part of it still missing) on images ``start .. stop``."""
+    """Compute ``names`` (one shared-pass group, or the part of it still missing) on images ``start .. stop``.
+
+    ``also``: further checks of the shared-map contract computed in the same pass (each map once for all of them).
+    """
 
     check: str
     names: tuple[str, ...]
     start: int
     stop: int
     group: int  # the index of the method group among the check's groups (for merging and progress)
+    also: tuple[str, ...] = ()
+
+    @property
+    def checks(self) -> tuple[str, ...]:
+        """Every check the task computes, its own first."""
+        return (self.check, *self.also)
 
 
 def provenance(registry: "Registry", name: str) -> dict:
@@ -57,6 +66,32 @@ def plan(check: str, groups: list[list[str]], images: int, shard_size: int, para
     return tasks
 
 
+def map_sharing(registry: "Registry", checks: list[str], params_by_check: dict[str, dict]) -> list[list[str]]:
+    """The selected checks that compute their maps together: those of the shared-map contract, by number of images
+    (shards must coincide), where two or more come together."""
+    by_images: dict[int, list[str]] = {}
+    for name in checks:
+        if registry.checks[name].obj.shares_maps:
+            by_images.setdefault(int(params_by_check[name]["images"]), []).append(name)
+    return [names for names in by_images.values() if len(names) > 1]
+
+
+def plan_shared(checks: list[str], groups: list[list[str]], images: int, shard_size: int,
+                params_by_check: dict[str, dict], shards: ShardStore, registry: "Registry") -> list[Task]:
+    """The tasks of checks that share maps (same images): per group and shard one pass for the checks with a member
+    still missing, computing the members missing on any of them (in image order)."""
+    tasks = []
+    for index, names in enumerate(groups):
+        for start, stop in shard_ranges(images, shard_size):
+            missing = {check: {name for name in names if _needs(shards.get(
+                name, check, start, stop, params_by_check[check], provenance(registry, name)))} for check in checks}
+            todo = [check for check in checks if missing[check]]
+            if todo:
+                members = tuple(name for name in names if any(name in missing[check] for check in todo))
+                tasks.append(Task(todo[0], members, start, stop, index, also=tuple(todo[1:])))
+    return tasks
+
+
 def _needs(record: dict | None) -> bool:
     """A shard is (re)computed when absent, unusable or failed; ok and n/a shards are kept."""
     return record is None or record["status"] == "failed"
@@ -74,34 +109,52 @@ def _run_group(task: Task, suite: "Suite", registry: "Registry", call: Callable,
         raise
     except Exception as exc:  # a check that breaks on one group must not stop the others
         for name in group.active:
-            group.failures[name] = f"check '{task.check}' raised {exception_line(exc)}"
+            group.failures[name] = f"check '{'+'.join(task.checks)}' raised {exception_line(exc)}"
         return group, {}
 
 
-def compute(task: Task, suite: "Suite", registry: "Registry", params: dict, shards: ShardStore, *,
-            seed: int, timeout: float | None = None, guard: "ModelGuard | None" = None) -> dict[str, str]:
-    """Run one task here and store every member's shard (ok, n/a or failed); ``{name: status}``.
+def compute(task: Task, suite: "Suite", registry: "Registry", params: dict[str, dict], shards: ShardStore, *,
+            seed: int, timeout: float | None = None, guard: "ModelGuard | None" = None,
+            timings: dict[str, float] | None = None) -> dict[str, str]:
+    """Run one task here and store every member's shard of each of its checks (ok, n/a or failed); ``{name: status}``
+    (a member failed on any check is failed). ``params``: each check's parameters, by name.
 
     A check or method that breaks fails the task's methods on this shard, never the run; a ``UserError``
-    (bad parameters, unreadable data) stops the run.
+    (bad parameters, unreadable data) stops the run. A shard already stored (ok or n/a) is left as it is.
+    ``timings`` adds up the seconds spent (checks/shared_maps.run_shared says how a shared pass splits them).
     """
-    check = registry.checks[task.check].obj
-    group, values = _run_group(task, suite, registry, check.run_images, params, seed=seed, timeout=timeout, guard=guard)
+    if registry.checks[task.check].obj.shares_maps:
+        from .checks.shared_maps import run_shared
+
+        checks = [(registry.checks[name].obj, params[name]) for name in task.checks]
+        call = lambda shard, group, _: run_shared(shard, group, checks, timings=timings)  # noqa: E731
+        group, by_check = _run_group(task, suite, registry, call, None, seed=seed, timeout=timeout, guard=guard)
+    else:
+        check = registry.checks[task.check].obj
+        group, values = _run_group(task, suite, registry, check.run_images, params[task.check], seed=seed,
+                                   timeout=timeout, guard=guard)
+        by_check = {task.check: values}
     rows = task.stop - task.start
-    statuses = {}
-    for name in task.names:
-        record, problem = {"plugin": provenance(registry, name)}, None
-        if name in group.not_applicable:
-            record.update(status="n/a", reason=group.not_applicable[name])
-        elif name not in group.failures and name in values and (problem := check_rows(values[name], rows)) is None:
-            record.update(status="ok")
-        else:
-            record.update(status="failed", error=group.failures.get(name) or (
-                f"check '{task.check}' returned unusable values: {problem}" if problem
-                else f"check '{task.check}' returned no values"))
-        shards.put(name, task.check, task.start, task.stop, record, params,
-                   values[name] if record["status"] == "ok" else None)
-        statuses[name] = record["status"]
+    statuses: dict[str, str] = {}
+    for check_name in task.checks:
+        values = by_check.get(check_name, {})
+        for name in task.names:
+            meta = provenance(registry, name)
+            if task.also and not _needs(shards.get(name, check_name, task.start, task.stop, params[check_name], meta)):
+                continue  # stored by an earlier run that this pass's other checks needed again
+            record, problem = {"plugin": meta}, None
+            if name in group.not_applicable:
+                record.update(status="n/a", reason=group.not_applicable[name])
+            elif name not in group.failures and name in values and (problem := check_rows(values[name], rows)) is None:
+                record.update(status="ok")
+            else:
+                record.update(status="failed", error=group.failures.get(name) or (
+                    f"check '{check_name}' returned unusable values: {problem}" if problem
+                    else f"check '{check_name}' returned no values"))
+            shards.put(name, check_name, task.start, task.stop, record, params[check_name],
+                       values[name] if record["status"] == "ok" else None)
+            if statuses.get(name) != "failed":
+                statuses[name] = record["status"]
     return statuses
 
 

@@ -11,6 +11,7 @@ from ..errors import MethodError, NotApplicable, UserError, exception_line
 from ..isolation import ModelGuard
 from ..timeouts import MethodTimeout, time_limit
 from ..methods import GroupNames, Method, validate_maps
+from ..noise import seeded_rows
 from .stats import Statistic
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -64,8 +65,33 @@ class Check:
 
     def run_images(self, suite: "Suite", group: "MethodGroup", params: dict) -> dict[str, dict[str, np.ndarray]]:
         """``{method: {name: array}}`` for every method active at the end: arrays with one row per image of the
-        suite (``suite.num_images``, in order); the values each result is computed from, nothing else."""
+        suite (``suite.num_images``, in order); the values each result is computed from, nothing else.
+
+        A check of the shared-map contract (below) need not implement it: it is its maps' pass run alone.
+        """
+        if self.shares_maps:
+            from .shared_maps import run_shared
+
+            return run_shared(suite, group, [(self, params)])[self.name]
         raise NotImplementedError
+
+    # The shared-map contract (optional, with ``summarize``). A check whose only model calls are maps of the unchanged
+    # model, for (image, class) pairs it can name per batch, declares them and scores maps it is given; the harness
+    # then computes each map once per method for every such check of a run (checks/shared_maps.py).
+
+    def map_targets(self, suite: "Suite", batch: dict, params: dict) -> torch.Tensor:
+        """``[B, K]`` bool: the (image, class) maps of the unchanged model this check scores on ``batch``."""
+        raise NotImplementedError
+
+    def score_maps(self, suite: "Suite", batch: dict, maps, params: dict) -> dict[str, dict[str, np.ndarray]]:
+        """``{method: {name: array with a row per image of the batch}}`` for every method of ``maps.names``
+        (``shared_maps.BatchMaps``: ``maps.of(name, images, classes)`` gives the asked-for maps)."""
+        raise NotImplementedError
+
+    @property
+    def shares_maps(self) -> bool:
+        """Whether the check implements the shared-map contract (its maps can be computed with other checks')."""
+        return type(self).map_targets is not Check.map_targets
 
     def summarize(self, values: dict[str, np.ndarray], params: dict, suite: "Suite") -> dict:
         """One method's result from its per-image values over all the run's images (the merged shards)."""
@@ -78,7 +104,7 @@ class Check:
     @property
     def per_image(self) -> bool:
         """Whether the check implements the per-image contract (and so can be sharded and paired)."""
-        return type(self).run_images is not Check.run_images
+        return type(self).run_images is not Check.run_images or self.shares_maps
 
     def run(self, suite: "Suite", group: "MethodGroup", params: dict) -> dict[str, dict]:
         """Every active method's result on the suite's images (per-image checks: ``summarize`` of ``run_images``)."""
@@ -136,9 +162,14 @@ class MethodGroup:
             self.failures[name] = f"method '{name}' failed: {reason}"
 
     def __call__(
-        self, inputs: torch.Tensor, targets: torch.Tensor, model: "ModelWrapper | None" = None
+        self, inputs: torch.Tensor, targets: torch.Tensor, model: "ModelWrapper | None" = None,
+        seeds: Sequence[int] | None = None,
     ) -> dict[str, torch.Tensor]:
-        """Maps ``[B,H,W]`` of every active method for ``targets`` (optionally on another model)."""
+        """Maps ``[B,H,W]`` of every active method for ``targets`` (optionally on another model).
+
+        ``seeds``: one per row, naming the map asked for (``noise.map_seeds``); a method's ``noise.rand`` /
+        ``noise.randn`` draw each row from its seed, so a map's noise does not depend on its batch.
+        """
         model = model or self.model
         guard = self.guard(model)
         maps: dict[str, torch.Tensor] = {}
@@ -151,7 +182,8 @@ class MethodGroup:
             budget = None if self.timeout is None else self.timeout - max(self.elapsed.get(n, 0.0) for n in names)
             started = time.perf_counter()
             try:
-                with torch.enable_grad(), time_limit(budget), model.precision.active(inputs.device):
+                with torch.enable_grad(), time_limit(budget), model.precision.active(inputs.device), \
+                        seeded_rows(seeds):
                     out = leader.attribute_shared(model, inputs, targets, GroupNames(
                         [self.methods[name] for name in names])) if key else {
                         leader.name: leader.attribute(model, inputs, targets)

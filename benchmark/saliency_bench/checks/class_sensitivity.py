@@ -8,7 +8,8 @@ import torch
 
 from ..reference import PAPER
 from .presentation import Column, Rule, read_metric
-from .base import Check, MethodGroup
+from .base import Check
+from .shared_maps import batch_logits
 from .params import BOOTSTRAP, HOG
 from .similarity import constant_pair, hog_spearman, map_range, spearman
 from .stats import bootstrap_params, finite_mean, summarize
@@ -65,28 +66,28 @@ class ClassSensitivity(Check):
         """HOG cell scaled with the input size; bootstrap over images."""
         return {**hog_params(suite.model), "bootstrap_samples": 1000, "ci_level": 0.95, "seed": int(suite.seed)}
 
-    def run_images(self, suite: "Suite", group: MethodGroup, params: dict) -> dict[str, dict[str, np.ndarray]]:
-        """Stream the suite once (one group call per batch, max and min targets stacked): per image both Spearman
-        correlations (NaN if undefined) and whether exactly one of the two maps is constant."""
-        values: dict[str, dict[str, list[np.ndarray]]] = {name: {key: [] for key in KEYS} for name in group.active}
-        for batch in suite.batches(desc=self.name):
-            inputs = batch["inputs"]
-            with torch.no_grad():
-                logits = suite.model(inputs)
-            targets = torch.cat([logits.argmax(1), logits.argmin(1)])
-            maps = group(torch.cat([inputs, inputs]), targets)
-            size = len(inputs)
-            for name, both in maps.items():
-                if name in values:
-                    top, bottom = both[:size], both[size:]
-                    top_constant, bottom_constant = constant_pair(map_range(top), map_range(bottom))
-                    computed = {"spearman_hog": hog_spearman(top, bottom, **hog_args(params)),
-                                "spearman_raw": spearman(top, bottom), "one_constant": top_constant ^ bottom_constant}
-                    for key in KEYS:
-                        values[name][key].append(computed[key].cpu().numpy())
-        empty = {"spearman_hog": np.zeros(0), "spearman_raw": np.zeros(0), "one_constant": np.zeros(0, dtype=bool)}
-        return {name: {key: np.concatenate(values[name][key]) if values[name][key] else empty[key] for key in KEYS}
-                for name in group.active}
+    def map_targets(self, suite: "Suite", batch: dict, params: dict) -> torch.Tensor:
+        """The maps of the max- and the min-logit class of every image."""
+        logits = batch_logits(suite, batch)
+        rows = torch.arange(len(logits), device=logits.device)
+        needed = torch.zeros(logits.shape, dtype=torch.bool, device=logits.device)
+        needed[rows, logits.argmax(1)] = True
+        needed[rows, logits.argmin(1)] = True
+        return needed
+
+    def score_maps(self, suite: "Suite", batch: dict, maps, params: dict) -> dict[str, dict[str, np.ndarray]]:
+        """Per image both Spearman correlations of the top and bottom maps (NaN if undefined) and whether exactly one
+        of the two maps is constant."""
+        logits = batch_logits(suite, batch)
+        rows = torch.arange(len(logits), device=logits.device)
+        values = {}
+        for name in maps.names:
+            top, bottom = maps.of(name, rows, logits.argmax(1)), maps.of(name, rows, logits.argmin(1))
+            top_constant, bottom_constant = constant_pair(map_range(top), map_range(bottom))
+            computed = {"spearman_hog": hog_spearman(top, bottom, **hog_args(params)),
+                        "spearman_raw": spearman(top, bottom), "one_constant": top_constant ^ bottom_constant}
+            values[name] = {key: computed[key].cpu().numpy() for key in KEYS}
+        return values
 
     def summarize(self, values: dict[str, np.ndarray], params: dict, suite: "Suite") -> dict:
         """Mean of each Spearman correlation over the images where it is defined, with its bootstrap CI."""

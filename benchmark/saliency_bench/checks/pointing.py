@@ -7,7 +7,8 @@ import numpy as np
 import torch
 
 from ..errors import UserError
-from .base import Check, MethodGroup
+from .base import Check
+from .shared_maps import batch_logits
 from ..reference import PAPER
 from .params import BOOTSTRAP, TOLERANCE_PARAM, Param
 from .presentation import Column, Rule, read_difference, read_metric
@@ -134,44 +135,21 @@ class _PointingBase(Check):
             "seed": int(suite.seed),
         }
 
-    def run_images(self, suite: "Suite", group: MethodGroup, params: dict) -> dict[str, dict[str, np.ndarray]]:
-        """Stream the suite once; per image ``hits`` and ``trials`` ``[n, K]`` and each reference pointer's hits.
+    def game_trials(self, batch: dict, params: dict) -> torch.Tensor:
+        """``[B, K]`` bool: the trial classes of the images the game scores (>= ``min_classes`` classes, a trial)."""
+        trials = batch["trials"].bool()
+        keep = ((batch["labels"] > 0).sum(1) >= int(params["min_classes"])) & trials.any(1)
+        return trials & keep[:, None]
 
-        Images with fewer than ``min_classes`` classes or no trial get an all-false row of trials (not counted).
-        """
-        classes = len(self._class_names(suite))
-        hits: dict[str, list[np.ndarray]] = {name: [] for name in group.active}
-        reference_hits: dict[str, list[np.ndarray]] = {name: [] for name in self.references}
-        trials: list[np.ndarray] = []
-        for batch in suite.batches(desc=self.name):
-            size = len(batch["inputs"])
-            keep = ((batch["labels"] > 0).sum(1) >= int(params["min_classes"])) & batch["trials"].bool().any(1)
-            rows = keep.cpu().numpy()
-            batch_trials = np.zeros((size, classes), dtype=bool)
-            scored: dict[str, np.ndarray] = {}
-            if rows.any():
-                kept = self.prepare({key: value[keep] for key, value in batch.items() if torch.is_tensor(value)}, suite)
-                kept_trials = kept["trials"].bool()
-                batch_trials[rows] = kept_trials.cpu().numpy()
-                scored = {name: value.cpu().numpy() for name, value in
-                          self.score_batch(suite, group, kept, kept_trials, params).items()}
-                references = self.reference_points(suite, kept, kept_trials, params)
-            for name in reference_hits:
-                row = np.zeros((size, classes), dtype=bool)
-                if rows.any():
-                    row[rows] = references[name].cpu().numpy()
-                reference_hits[name].append(row)
-            for name in hits:
-                row = np.zeros((size, classes), dtype=bool)
-                if name in scored:
-                    row[rows] = scored[name]
-                hits[name].append(row)
-            trials.append(batch_trials)
-        empty = np.zeros((0, classes), dtype=bool)
-        shared = {"trials": np.concatenate(trials) if trials else empty}
-        shared.update({f"reference.{name}": np.concatenate(values) if values else empty
-                       for name, values in reference_hits.items()})
-        return {name: {"hits": np.concatenate(hits[name]) if hits[name] else empty, **shared} for name in group.active}
+    def score_maps(self, suite: "Suite", batch: dict, maps, params: dict) -> dict[str, dict[str, np.ndarray]]:
+        """Per image ``hits`` and ``trials`` ``[B, K]`` and each reference pointer's hits (all false for an image the
+        game does not score)."""
+        trials = self.game_trials(batch, params)
+        shared = {"trials": trials.cpu().numpy()}
+        shared.update({f"reference.{name}": hits.cpu().numpy()
+                       for name, hits in self.reference_points(suite, batch, trials, params).items()})
+        return {name: {"hits": hits.cpu().numpy(), **shared}
+                for name, hits in self.score_batch(suite, batch, maps, trials, params).items()}
 
     @staticmethod
     def _class_names(suite: "Suite") -> list[str]:
@@ -198,18 +176,12 @@ class _PointingBase(Check):
 
     references: tuple[str, ...] = ()  # the dataset's own reference scores this game reports beside every method
 
-    def prepare(self, batch: dict, suite: "Suite") -> dict:
-        """What the game adds to a kept batch once, before scoring it (nothing by default)."""
-        return batch
-
     def reference_points(self, suite: "Suite", batch: dict, trials: torch.Tensor, params: dict) -> dict[str, torch.Tensor]:
         """``{reference: hits [B, K] bool}`` of the pointers named in ``references`` (none by default)."""
         return {}
 
-    def score_batch(
-        self, suite: "Suite", group: MethodGroup, batch: dict, trials: torch.Tensor, params: dict
-    ) -> dict[str, torch.Tensor]:
-        """``{name: hits [B, K] bool}`` for the batch's images and trial classes."""
+    def score_batch(self, suite: "Suite", batch: dict, maps, trials: torch.Tensor, params: dict) -> dict[str, torch.Tensor]:
+        """``{name: hits [B, K] bool}`` of every method of ``maps`` on the batch's ``trials``."""
         raise NotImplementedError
 
 
@@ -235,17 +207,20 @@ class PointingGame(_PointingBase):
     paper_key, paper_label, paper_scale = "pointing", "paper P (VGG-16/VOC07)", 0.01
     description = "Pointing game (Zhang et al. 2018): per-class maps, hit if the argmax lies within tolerance of the mask"
 
-    def score_batch(self, suite, group, batch, trials, params):
-        """All (image, class) trials of the batch expanded into chunks of at most ``suite.batch_size`` maps."""
+    def map_targets(self, suite, batch, params):
+        """A map per trial class of every scored image."""
+        return self.game_trials(batch, params)
+
+    def score_batch(self, suite, batch, maps, trials, params):
+        """Each trial map's peak tested against its own class's mask."""
         images, classes = trials.nonzero(as_tuple=True)
-        hits = {name: torch.zeros_like(trials) for name in group.active}  # also for a batch without trials
-        for start in range(0, len(images), suite.batch_size):
-            img, cls = images[start : start + suite.batch_size], classes[start : start + suite.batch_size]
-            maps = group(batch["inputs"][img], cls)
-            masks = batch["masks"][img, cls]
-            for name, method_maps in maps.items():
-                hits[name][img, cls] = hits_within(peak_points(method_maps, params["tie_rule"]), masks,
-                                                   float(params["tolerance"]))
+        masks = batch["masks"][images, classes]
+        hits = {}
+        for name in maps.names:
+            out = torch.zeros_like(trials)
+            out[images, classes] = hits_within(peak_points(maps.of(name, images, classes), params["tie_rule"]), masks,
+                                               float(params["tolerance"]))
+            hits[name] = out
         return hits
 
 
@@ -288,10 +263,12 @@ class RestrictedPointingGame(_PointingBase):
     description = "Restricted pointing game (Khakzar et al. 2020): the max-logit map scored against every present class"
     references = ("top_object_oracle", "best_single_point")
 
-    def prepare(self, batch, suite):
-        """The max-logit class of each image (one forward), for its map and for the reference points."""
-        with torch.no_grad():
-            return {**batch, "top": suite.model(batch["inputs"]).argmax(1)}
+    def map_targets(self, suite, batch, params):
+        """The max-logit class's map of every scored image."""
+        rows = self.game_trials(batch, params).any(1).nonzero(as_tuple=True)[0]
+        needed = torch.zeros_like(batch["trials"], dtype=torch.bool)
+        needed[rows, batch_logits(suite, batch).argmax(1)[rows]] = True
+        return needed
 
     def reference_points(self, suite, batch, trials, params):
         """What the masks alone allow a class-blind pointer: the dataset's reference points for this game.
@@ -301,7 +278,7 @@ class RestrictedPointingGame(_PointingBase):
         ``best_single_point`` is the point that lies within the tolerance of the most present classes' masks,
         the ceiling of any single point per image. Both use the game's tie rule and tolerance.
         """
-        targets = batch["top"]
+        targets = batch_logits(suite, batch).argmax(1)
         masks = batch["masks"].bool() & trials[:, :, None, None]
         near = within_tolerance(masks, float(params["tolerance"]))  # [B, K, H, W]
         rows = torch.arange(len(targets), device=targets.device)
@@ -313,15 +290,17 @@ class RestrictedPointingGame(_PointingBase):
             "best_single_point": near[rows, :, best[:, 0], best[:, 1]] & trials,
         }
 
-    def score_batch(self, suite, group, batch, trials, params):
-        """The max-logit map's argmax of each image tested against the mask of every trial class."""
-        maps = group(batch["inputs"], batch["top"])
+    def score_batch(self, suite, batch, maps, trials, params):
+        """The max-logit map's peak of each scored image tested against the mask of every trial class."""
+        rows = trials.any(1).nonzero(as_tuple=True)[0]
+        top = batch_logits(suite, batch).argmax(1)[rows]
         images, classes = trials.nonzero(as_tuple=True)
         masks = batch["masks"][images, classes]
         hits = {}
-        for name, method_maps in maps.items():
+        for name in maps.names:
+            points = torch.zeros((len(trials), 2), dtype=torch.long, device=trials.device)
+            points[rows] = peak_points(maps.of(name, rows, top), params["tie_rule"])
             out = torch.zeros_like(trials)
-            points = peak_points(method_maps, params["tie_rule"])[images]
-            out[images, classes] = hits_within(points, masks, float(params["tolerance"]))
+            out[images, classes] = hits_within(points[images], masks, float(params["tolerance"]))
             hits[name] = out
         return hits

@@ -1,7 +1,10 @@
 """Methods that average input gradients over many inputs: SmoothGrad (noise) and integrated gradients (path).
 
-The expanded batch (samples x B images) goes through the network in chunks of at most ``max_batch``
-images, so memory stays bounded whatever the sample count.
+The expanded batch (samples x B images, the samples of all images together) goes through the network in
+chunks of at most ``max_batch`` images, so memory stays bounded whatever the sample count. By default
+(``max_batch=None``) a chunk is 32 inputs on a CPU, where larger batches run no faster per image (measured on
+the default model: 2.0 ms per image at 32 and 64, 2.1 at 128), and 256 on a GPU, which needs large batches to
+fill it (VGG-16 at 224 px keeps about 60 MB of activations per input: 15 GB per chunk).
 """
 from __future__ import annotations
 
@@ -10,7 +13,15 @@ import torch
 
 from .gradients import chunked_target_gradient, network_of, sum_over_channels
 from .methods import PropagationMethod
-from .peers import captum_integrated_gradients
+from .peers import captum_integrated_gradients, captum_noise_tunnel
+
+CPU_CHUNK, GPU_CHUNK = 32, 256  # inputs per pass by default (module docstring)
+
+
+def chunk_size(max_batch: int | None, device: torch.device) -> int:
+    """Inputs per forward+backward pass: ``max_batch`` if set, else the device's default (module docstring)."""
+    return int(max_batch) if max_batch is not None else (GPU_CHUNK if device.type == "cuda" else CPU_CHUNK)
+
 
 QUADRATURES = ("gausslegendre", "riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid")
 
@@ -72,34 +83,65 @@ def calibrate_noise_level(model, inputs: torch.Tensor, keep: float = 0.95, level
     return holding[-1] if holding else 0.0
 
 
+_DIGEST_WEIGHTS: dict[tuple[int, str], torch.Tensor] = {}
+
+
+def image_seeds(inputs: torch.Tensor, seed: int) -> list[int]:
+    """One generator seed per image: ``seed`` and an exact integer digest of the image's float32 bits.
+
+    The digest is sum_j bits_j * w_j modulo 2^64 with fixed odd weights w_j: integer arithmetic, so it is the same
+    in any summation order and on any device, and one host transfer of B numbers per call.
+    """
+    bits = inputs.detach().float().flatten(1).contiguous().view(torch.int32).long()
+    key = (bits.shape[1], str(bits.device))
+    if key not in _DIGEST_WEIGHTS:
+        generator = torch.Generator().manual_seed(0x5EED)
+        weights = torch.randint(0, 2**31, (bits.shape[1],), generator=generator, dtype=torch.int64) * 2 + 1
+        _DIGEST_WEIGHTS[key] = weights.to(bits.device)
+    digests = (bits * _DIGEST_WEIGHTS[key]).sum(1).tolist()
+    return [int(np.random.SeedSequence([int(seed), digest % 2**64]).generate_state(1, dtype=np.uint64)[0] >> 1)
+            for digest in digests]
+
+
+def image_noise(inputs: torch.Tensor, n_samples: int, seed: int) -> torch.Tensor:
+    """``[n_samples, B, C, H, W]`` standard normal noise, image ``b``'s from a generator seeded by its content."""
+    rows = [torch.randn((n_samples, *inputs.shape[1:]), generator=torch.Generator(device=inputs.device).manual_seed(s),
+                        device=inputs.device, dtype=inputs.dtype) for s in image_seeds(inputs, seed)]
+    return torch.stack(rows, dim=1) if rows else inputs.new_zeros((n_samples, *inputs.shape))
+
+
 class SmoothGrad(PropagationMethod):
     """SmoothGrad (Smilkov et al. 2017): mean gradient over n noisy copies; map = max over channels of |.|.
 
     Noise N(0, sigma^2) with sigma = ``noise_level`` * (max - min) of each input image (0.15 by default),
-    ``n_samples`` = 25 copies, drawn from a ``torch.Generator`` seeded with ``seed`` at every call (same
-    input, same map). The raw gradients are averaged, then reduced.
+    ``n_samples`` = 25 copies per image, drawn from a ``torch.Generator`` seeded with ``seed`` and the image's
+    content (``image_seeds``): the same image gets the same noise in any batch, for any target and any model,
+    so a map is a function of (model, image, target) alone. The raw gradients are averaged, then reduced.
     """
 
     name = "smoothgrad"
     settings = ("noise_level", "n_samples", "seed")
 
-    def __init__(self, n_samples: int = 25, noise_level: float = 0.15, seed: int = 0, max_batch: int = 32):
-        if n_samples < 1 or max_batch < 1:
+    def __init__(self, n_samples: int = 25, noise_level: float = 0.15, seed: int = 0, max_batch: int | None = None):
+        if n_samples < 1 or (max_batch is not None and max_batch < 1):
             raise ValueError("n_samples and max_batch must be >= 1")
         self.n_samples = int(n_samples)
         self.noise_level = float(noise_level)
         self.seed = int(seed)
-        self.max_batch = int(max_batch)
+        self.max_batch = max_batch
 
     def input_attribution(self, model, inputs, targets):
         """(1/n) sum_i df_t/dx (x + eps_i), eps_i ~ N(0, sigma^2), sigma per sample."""
         x = inputs.detach()
-        generator = torch.Generator(device=x.device).manual_seed(self.seed)
         sigma = noise_sigma(x, self.noise_level)
-        noise = torch.randn((self.n_samples, *x.shape), generator=generator, device=x.device, dtype=x.dtype)
-        noisy = (x + sigma * noise).flatten(0, 1)
-        grads = chunked_target_gradient(network_of(model), noisy, targets.repeat(self.n_samples), self.max_batch)
+        noisy = (x + sigma * image_noise(x, self.n_samples, self.seed)).flatten(0, 1)
+        grads = chunked_target_gradient(network_of(model), noisy, targets.repeat(self.n_samples),
+                                        chunk_size(self.max_batch, x.device))
         return grads.view(self.n_samples, *x.shape).mean(dim=0)
+
+    def peers(self, model):
+        """captum's NoiseTunnel SmoothGrad with the same number of samples."""
+        return captum_noise_tunnel(model, self.n_samples, self.noise_level)
 
 
 class IntegratedGradients(PropagationMethod):
@@ -113,12 +155,12 @@ class IntegratedGradients(PropagationMethod):
     reduction = staticmethod(sum_over_channels)
     settings = ("n_steps", "method")
 
-    def __init__(self, n_steps: int = 32, method: str = "gausslegendre", max_batch: int = 32):
-        if n_steps < 1 or max_batch < 1:
+    def __init__(self, n_steps: int = 32, method: str = "gausslegendre", max_batch: int | None = None):
+        if n_steps < 1 or (max_batch is not None and max_batch < 1):
             raise ValueError("n_steps and max_batch must be >= 1")
         self.n_steps = int(n_steps)
         self.method = method
-        self.max_batch = int(max_batch)
+        self.max_batch = max_batch
         self.alphas, self.weights = quadrature(method, self.n_steps)
 
     def input_attribution(self, model, inputs, targets):
@@ -128,8 +170,10 @@ class IntegratedGradients(PropagationMethod):
         alphas = torch.tensor(self.alphas, dtype=x.dtype, device=x.device).view(shape)
         weights = torch.tensor(self.weights, dtype=x.dtype, device=x.device).view(shape)
         path = (alphas * x).flatten(0, 1)
-        grads = chunked_target_gradient(network_of(model), path, targets.repeat(self.n_steps), self.max_batch)
+        grads = chunked_target_gradient(network_of(model), path, targets.repeat(self.n_steps),
+                                        chunk_size(self.max_batch, x.device))
         return x * (weights * grads.view(self.n_steps, *x.shape)).sum(dim=0)
+
 
     def peers(self, model):
         """captum's IntegratedGradients with the same nodes (``n_steps``) and rule (``method``)."""

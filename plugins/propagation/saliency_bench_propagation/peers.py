@@ -42,6 +42,28 @@ def captum_integrated_gradients(model, n_steps: int, rule: str) -> Peers:
         x, target=t, n_steps=steps, method=rule, internal_batch_size=x.shape[0])
 
 
+def captum_noise_tunnel(model, n_samples: int, noise_level: float) -> Peers:
+    """captum's NoiseTunnel(Saliency) SmoothGrad with the method's sample count, all samples in one batch per call.
+
+    captum takes one standard deviation for the whole batch; the peer uses the batch's mean of this plugin's
+    per-image sigma (timing is what it is for; the values are not compared).
+    """
+    if not installed("captum"):
+        return
+    import captum.attr as ca
+
+    algo = ca.NoiseTunnel(ca.Saliency(model.network))
+    samples = int(n_samples)
+
+    def attribute(x, t):
+        flat = x.detach().flatten(1)
+        sigma = float((noise_level * (flat.amax(1) - flat.amin(1))).mean())
+        return algo.attribute(x, nt_type="smoothgrad", nt_samples=samples, stdevs=sigma, target=t,
+                              nt_samples_batch_size=samples)
+
+    yield f"captum NoiseTunnel smoothgrad ({samples} samples)", attribute
+
+
 def zennit_layer_rule(model, label: str, layer_rule: Callable[[object], object]) -> Peers:
     """zennit with one rule at every Convolution and Linear layer and Pass at activations (this plugin's LRP).
 
