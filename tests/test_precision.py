@@ -21,7 +21,8 @@ METHODS = ["gradient", "gradcam", "input_x_gradient", "guided_backprop", "lrp_ep
 @pytest.fixture(scope="module")
 def embedded():
     registry = make_plugin_manager(allowlist=None).registry()
-    suite = open_suite(RunOptions(limit=8, batch_size=8, progress=False), registry)
+    suite = open_suite(RunOptions(limit=8, batch_size=8, progress=False, channels_last=False, device="cpu"),
+                       registry)  # NCHW float32
     batch = next(iter(suite.batches()))
     return registry, suite, batch["inputs"], batch["labels"].argmax(1)
 
@@ -53,18 +54,35 @@ def test_maps_stay_within_the_stated_tolerance_of_float32(embedded, precision, b
 def test_bf16_keeps_the_verdicts_and_is_recorded_in_the_configuration(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr("saliency_bench.plugins._PM", make_plugin_manager(allowlist=None))  # the shipped methods
     common = ["-m", "gradient", "gradcam", "edge", "random", "--limit", "16", "--checks", "pointing_game",
-              "restricted_pointing_game", "class_sensitivity", "--no-progress", "--no-speed"]
+              "restricted_pointing_game", "class_sensitivity", "--no-progress", "--no-speed", "--device", "cpu"]
     assert main(["run", *common, "--out", str(tmp_path / "fp32")]) == 0
     assert main(["run", *common, "--out", str(tmp_path / "bf16"), "--precision", "bf16"]) == 0
+    assert main(["run", *common, "--out", str(tmp_path / "nchw"), "--no-channels-last"]) == 0
     fp32 = json.loads((tmp_path / "fp32" / "leaderboard.json").read_text())
     bf16 = json.loads((tmp_path / "bf16" / "leaderboard.json").read_text())
-    assert bf16["config"]["model"]["precision"] == {"mode": "bf16", "channels_last": False}
-    assert "precision" not in fp32["config"]["model"]  # the default leaves float32 boards as they were
+    nchw = json.loads((tmp_path / "nchw" / "leaderboard.json").read_text())
+    assert "precision" not in nchw["config"]["model"]  # the standard layout in float32: as boards were before
+    for name in fp32["methods"]:  # the CPU's default layout (channels-last) changes no verdict
+        assert nchw["methods"][name]["verdicts"] == fp32["methods"][name]["verdicts"], name
+    assert bf16["config"]["model"]["precision"] == {"mode": "bf16", "channels_last": True}  # the CPU's default layout
+    assert fp32["config"]["model"]["precision"] == {"mode": "fp32", "channels_last": True}
     for name in fp32["methods"]:
         assert bf16["methods"][name]["verdicts"] == fp32["methods"][name]["verdicts"], name
     capsys.readouterr()
     code = main(["run", *common, "--out", str(tmp_path / "fp32"), "--precision", "bf16"])
     assert code == 2 and "another configuration" in capsys.readouterr().err  # never mixed with float32 results
+
+
+def test_channels_last_is_the_default_layout_of_a_convolutional_network_on_the_cpu(embedded):
+    from saliency_bench.precision import default_channels_last
+
+    registry, suite, _, _ = embedded
+    assert default_channels_last(suite.model.network, torch.device("cpu"))
+    assert not default_channels_last(suite.model.network, torch.device("cuda"))  # opt in there (with tf32 or bf16)
+    assert not default_channels_last(torch.nn.Sequential(torch.nn.Linear(3, 2)), torch.device("cpu"))
+    default = open_suite(RunOptions(limit=8, batch_size=8, progress=False, device="cpu"), registry)
+    assert default.model.precision == Precision("fp32", channels_last=True)
+    assert next(iter(default.batches()))["inputs"].is_contiguous(memory_format=torch.channels_last)
 
 
 def test_an_unknown_precision_is_refused():

@@ -11,7 +11,7 @@ import torch
 
 from .datasets.base import Dataset
 from .errors import UserError
-from .precision import Precision
+from .precision import Precision, default_channels_last
 from .suite import Suite
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -51,7 +51,7 @@ class RunOptions:
     speed_batch_size: int = 64
     speed_rounds: int = 3
     precision: str = "fp32"  # fp32 | tf32 | bf16 (precision.py); other than fp32 it is part of the configuration
-    channels_last: bool = False
+    channels_last: bool | None = None  # None: precision.default_channels_last (the model and device decide)
     executor: str = "local"  # local | ray (ray_executor.py): where the (group, check, shard) tasks run
     ray_address: str | None = None  # a running Ray cluster (None: start a local one)
     shard_size: int | None = None  # images per shard (a multiple of batch_size); None: shards.default_shard_size
@@ -84,8 +84,10 @@ def open_model(options: RunOptions, registry: Registry):
     device = resolve_device(options.device)
     spec = lookup(registry.models, "model", options.model or DEFAULT_MODEL)
     model = spec.load(weights=options.weights, allow_download=options.allow_download).to(device)
+    channels_last = options.channels_last if options.channels_last is not None else default_channels_last(
+        model.network, device)
     try:
-        precision = Precision(options.precision, options.channels_last)
+        precision = Precision(options.precision, channels_last)
     except ValueError as exc:
         raise UserError(str(exc)) from None
     return model.set_precision(precision) if not precision.is_default else model

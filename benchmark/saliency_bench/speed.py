@@ -166,7 +166,7 @@ def measure(
         for name in names:
             try:
                 for label, fn in peer_implementations(registry.methods[name].obj, model):
-                    candidates.append(Candidate(f"{label} [{name}]", "peer", _quiet(fn, inputs, targets, model.network),
+                    candidates.append(Candidate(f"{label} [{name}]", "peer", _quiet(fn, inputs, targets, model),
                                                 of=name))
             except Exception as exc:  # a broken optional library is reported, not fatal
                 candidates.append(Candidate(f"peers of {name}", "peer", _raiser(exc), of=name))
@@ -190,16 +190,17 @@ def measure(
     }
 
 
-def _quiet(fn: Callable, inputs: torch.Tensor, targets: torch.Tensor, network: torch.nn.Module) -> Callable[[], object]:
-    """``fn(inputs, targets)`` with the peer library's warnings silenced (captum warns on every call), leaving no
-    ``.grad`` on the network (grad-cam calls ``backward()``; the next method's model guard would see it)."""
+def _quiet(fn: Callable, inputs: torch.Tensor, targets: torch.Tensor, model: ModelWrapper) -> Callable[[], object]:
+    """``fn(inputs, targets)`` at the model's precision (as every method call), with the peer library's warnings
+    silenced (captum warns on every call), leaving no ``.grad`` on the network (grad-cam calls ``backward()``; the
+    next method's model guard would see it)."""
     def call():
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), model.precision.active(inputs.device):
             warnings.simplefilter("ignore")
             try:
                 return fn(inputs, targets)
             finally:
-                for parameter in network.parameters():
+                for parameter in model.network.parameters():
                     parameter.grad = None
     return call
 

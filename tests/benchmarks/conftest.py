@@ -9,6 +9,7 @@ import torchvision
 
 from saliency_bench import ModelWrapper
 from saliency_bench.allocator import keep_freed_memory
+from saliency_bench.precision import Precision, default_channels_last
 from saliency_bench.speed import bench_batch
 
 from bench_registry import REGISTRY
@@ -33,7 +34,9 @@ def registry():
 
 @pytest.fixture(scope="session")
 def default_model():
-    return REGISTRY.models["tiny_vgg"].obj.load()
+    """The embedded model in the layout a run uses on the CPU (``precision.default_channels_last``)."""
+    model = REGISTRY.models["tiny_vgg"].obj.load()
+    return model.set_precision(Precision("fp32", default_channels_last(model.network, torch.device("cpu"))))
 
 
 @pytest.fixture(scope="session")
