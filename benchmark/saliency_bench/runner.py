@@ -239,28 +239,38 @@ def run_check(
     ranges = len(shard_ranges(params["images"], size))
     tasks = plan(check_name, groups, params["images"], size, params, report.shards, registry) if check.per_image else [
         Task(check_name, tuple(names), 0, params["images"], index) for index, names in enumerate(groups)]
+
+    def run_task(task: Task, where: str) -> dict[str, str]:
+        suite = replace(report.suite, progress_label=where)
+        if not check.per_image:
+            for name, record in compute_whole(task, suite, registry, params, seed=options.seed,
+                                              timeout=options.method_timeout, guard=guard).items():
+                store_result(report, check_name, params, name, record, log)
+            return {}
+        return compute(task, suite, registry, {check_name: params}, report.shards, seed=options.seed,
+                       timeout=options.method_timeout, guard=guard)
+
+    for names in run_groups(groups, tasks, len(pending), ranges if check.per_image else 1, run_task):
+        if check.per_image:
+            for name in names:
+                merge_result(report, registry, check_name, params, name, log)
+
+
+def run_groups(groups: list[list[str]], tasks: list[Task], pending: int, ranges: int,
+               run_task: Callable[[Task, str], dict[str, str]]):
+    """Run each method group's tasks in image order, labelled for the progress bars, and yield the group's names once
+    its tasks are done; a member that failed on a shard is not run on the group's later shards."""
     done = 0
     for index, names in enumerate(groups):
-        label = progress_label(done, names, len(pending))
+        label = progress_label(done, names, pending)
         done += len(names)
         given_up: set[str] = set()
         for task in (task for task in tasks if task.group == index):
             task = replace(task, names=tuple(name for name in task.names if name not in given_up))
-            if not task.names:
-                continue
-            where = f"{label}, images {task.start}-{task.stop - 1}" if ranges > 1 and check.per_image else label
-            suite = replace(report.suite, progress_label=where)
-            if not check.per_image:
-                for name, record in compute_whole(task, suite, registry, params, seed=options.seed,
-                                                  timeout=options.method_timeout, guard=guard).items():
-                    store_result(report, check_name, params, name, record, log)
-                continue
-            statuses = compute(task, suite, registry, {check_name: params}, report.shards, seed=options.seed,
-                               timeout=options.method_timeout, guard=guard)
-            given_up |= {name for name, status in statuses.items() if status == "failed"}
-        if check.per_image:
-            for name in names:
-                merge_result(report, registry, check_name, params, name, log)
+            if task.names:
+                where = f"{label}, images {task.start}-{task.stop - 1}" if ranges > 1 else label
+                given_up |= {name for name, status in run_task(task, where).items() if status == "failed"}
+        yield names
 
 
 def run_shared_checks(
@@ -280,20 +290,12 @@ def run_shared_checks(
     ranges = len(shard_ranges(images, size))
     tasks = plan_shared(check_names, groups, images, size, params_by_check, report.shards, registry)
     timings = {SHARED_MAPS: 0.0, **{check: 0.0 for check in check_names}}
-    done = 0
-    for index, names in enumerate(groups):
-        label = progress_label(done, names, len(pending))
-        done += len(names)
-        given_up: set[str] = set()
-        for task in (task for task in tasks if task.group == index):
-            task = replace(task, names=tuple(name for name in task.names if name not in given_up))
-            if not task.names:
-                continue
-            where = f"{label}, images {task.start}-{task.stop - 1}" if ranges > 1 else label
-            statuses = compute(task, replace(report.suite, progress_label=where), registry, params_by_check,
-                               report.shards, seed=options.seed, timeout=options.method_timeout, guard=guard,
-                               timings=timings)
-            given_up |= {name for name, status in statuses.items() if status == "failed"}
+
+    def run_task(task: Task, where: str) -> dict[str, str]:
+        return compute(task, replace(report.suite, progress_label=where), registry, params_by_check, report.shards,
+                       seed=options.seed, timeout=options.method_timeout, guard=guard, timings=timings)
+
+    for names in run_groups(groups, tasks, len(pending), ranges, run_task):
         for check in check_names:
             for name in names:
                 if name in pending_by_check[check]:
