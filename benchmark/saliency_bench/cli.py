@@ -68,6 +68,14 @@ def _check_param(text: str) -> tuple[str, str, str]:
     return check, key, value
 
 
+def _block_names(text: str) -> list[str]:
+    """``--blocks a,b,c`` -> ``["a", "b", "c"]``; an empty list is a one-line usage error."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("--blocks needs module names, e.g. layer1,layer2,layer3,layer4")
+    return names
+
+
 def _registered(kind: str) -> str:
     """The registered names of ``kind`` for help texts ("?" if plugins cannot be loaded now)."""
     try:
@@ -143,6 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--out", default=None, help="where to store the rerun (default: a temporary folder)")
     check.add_argument("--data-root", default=None, help="the dataset's folder, for a board of real data")
     check.add_argument("--weights", default=None, help="model weights file, for a board made with --weights")
+    check.add_argument("--blocks", type=_block_names, default=None, metavar="NAME[,NAME...]",
+                       help="module names as blocks B1..Bn, for a board made with --blocks")
     check.add_argument("--no-progress", action="store_true", help="no progress bars or progress lines")
 
     compare = sub.add_parser(
@@ -184,6 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="method names or globs (default: all)")
     bench.add_argument("--model", default=None, help="default: tiny_vgg")
     bench.add_argument("--weights", default=None, help="model weights file (a state dict)")
+    bench.add_argument("--blocks", type=_block_names, default=None, metavar="NAME[,NAME...]",
+                       help="module names as blocks B1..Bn (default: the architecture's rule)")
     bench.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
     bench.add_argument("--batch-size", type=_positive_int, default=64, help="default: 64")
     bench.add_argument("--rounds", type=_positive_int, default=5,
@@ -214,6 +226,9 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
                         help="draw another sample of a generated dataset (shapes); default: its seed 0")
     parser.add_argument("--weights", default=None, help="model weights file (a state dict)")
     parser.add_argument("--allow-download", action="store_true", help="let the model download its weights")
+    parser.add_argument("--blocks", type=_block_names, default=None, metavar="NAME[,NAME...]",
+                        help="module names to use as blocks B1..Bn, input to output (default: the architecture's "
+                             "rule: VGG conv blocks, ResNet stem+layer1..4, ViT 5 encoder layers, stages)")
     parser.add_argument("--workers", type=_non_negative_int, default=0, help="DataLoader workers (default: 0)")
     parser.add_argument("--param", type=_check_param, action="append", default=[], metavar="CHECK.KEY=VALUE",
                         help="override a check parameter, e.g. pointing_game.tolerance=10 (repeatable)")
@@ -291,6 +306,8 @@ def default_out(args) -> str:
         if value != default:
             name += f"-{flag}{value}"
     other = [args.weights, args.split, args.data_root, sorted(args.param)]
+    if args.blocks:  # only when given, so that the folders of earlier runs keep their names
+        other.append(args.blocks)
     if args.precision != "fp32" or args.channels_last is not None:
         name += f"-{args.precision}" + {True: "-nhwc", False: "-nchw", None: ""}[args.channels_last]
     if any(other):  # weights, split, data root, check parameters: named by a short digest of their values
@@ -313,7 +330,7 @@ def _run_options(args):
         methods=None if args.all else args.methods, checks=args.checks, model=args.model, dataset=args.dataset,
         device=args.device, limit=args.limit, batch_size=args.batch_size, seed=args.seed, out=out,
         fresh=args.fresh, data_root=args.data_root, split=args.split, data_seed=args.data_seed, weights=args.weights,
-        allow_download=args.allow_download, num_workers=args.workers, check_params=params,
+        allow_download=args.allow_download, blocks=args.blocks, num_workers=args.workers, check_params=params,
         progress=not args.no_progress, speed=not args.no_speed, method_timeout=args.method_timeout, wait=args.wait,
         precision=args.precision, channels_last=args.channels_last, executor=args.executor,
         ray_address=args.ray_address, shard_size=args.shard_size, gpus_per_task=args.gpus_per_task,
@@ -324,7 +341,7 @@ def _is_default_run(args) -> bool:
     """``run --all`` on the embedded default with default parameters writes the top-level board."""
     return bool(args.all) and not any(
         [args.model, args.dataset, args.limit, args.param, args.out, args.checks, args.data_root, args.weights,
-         args.split, args.data_seed is not None]
+         args.blocks, args.split, args.data_seed is not None]
     ) and args.seed == 0 and args.batch_size == 32 and not args.no_speed and args.precision == "fp32" and \
         args.channels_last is None  # the committed board: float32 in the default layout, with speed figures
 
@@ -441,7 +458,7 @@ def cmd_check(args) -> int:
         _check_output_folder(args.add, "--add")
     outcome = check_against_board(
         args.against, args.methods, tolerance=args.tolerance, vs=args.vs, require=args.require, add=args.add,
-        device=args.device, out=args.out, data_root=args.data_root, weights=args.weights,
+        device=args.device, out=args.out, data_root=args.data_root, weights=args.weights, blocks=args.blocks,
         progress=not args.no_progress, log=_stderr, registry=_registry(),
     )
     for note in outcome.notes:
@@ -489,7 +506,7 @@ def cmd_bench(args) -> int:
 
     registry = _registry()
     names = registry.select_methods(args.methods or ["*"])
-    model = open_model(RunOptions(model=args.model, weights=args.weights, device=args.device,
+    model = open_model(RunOptions(model=args.model, weights=args.weights, blocks=args.blocks, device=args.device,
                                   precision=args.precision, channels_last=args.channels_last), registry)
     result = measure(registry, names, model, batch_size=args.batch_size, rounds=args.rounds,
                      peers=not args.no_peers)

@@ -380,7 +380,7 @@ def check_against_board(
     against: str | Path, methods: Sequence[str], tolerance: float | None = None, vs: Sequence[str] | None = None,
     require: str | None = None, add: str | Path | None = None, device: str = "auto", out: str | None = None,
     data_root: str | None = None, weights: str | None = None, progress: bool = True,
-    log: Callable[[str], None] | None = None, registry: Registry | None = None,
+    log: Callable[[str], None] | None = None, registry: Registry | None = None, blocks: Sequence[str] | None = None,
 ) -> CheckOutcome:
     """Rerun ``methods`` with the board's model, dataset, images, seed and check parameters; compare or judge."""
     board = read_board(against)
@@ -408,7 +408,8 @@ def check_against_board(
     scratch = None if out is not None else tempfile.mkdtemp(prefix="saliency-bench-check-")
     try:
         report = rerun_under_board(board, names, checks, registry, out=out or scratch, fresh=scratch is not None,
-                                   device=device, data_root=data_root, weights=weights, progress=progress, log=log)
+                                   device=device, data_root=data_root, weights=weights, progress=progress, log=log,
+                                   blocks=blocks)
         try:
             outcome = CheckOutcome(required=required,
                                    notes=notes + recorded_params_note(against, board, report.store, names))
@@ -452,7 +453,7 @@ def check_against_board(
 
 def rerun_under_board(board: dict, names: Sequence[str], checks: Sequence[str], registry: Registry, *, out: str,
                       fresh: bool, device: str, data_root: str | None, weights: str | None, progress: bool,
-                      log: Callable[[str], None] | None):
+                      log: Callable[[str], None] | None, blocks: Sequence[str] | None = None):
     """Run ``names`` x ``checks`` with the board's model, dataset, images, seed, batch size, precision and check
     parameters; a configuration this machine cannot reproduce is a UserError."""
     config = board["config"]
@@ -462,6 +463,7 @@ def rerun_under_board(board: dict, names: Sequence[str], checks: Sequence[str], 
         split=config["dataset"].get("split"), data_seed=config["dataset"].get("seed"), device=device,
         limit=config["images"], seed=config["seed"], batch_size=config["batch_size"], out=out, fresh=fresh,
         data_root=data_root, weights=weights, check_params={c: p for c, p in board["checks"].items()},
+        blocks=list(blocks) if blocks else None,
         progress=progress, precision=precision.get("mode", "fp32"),
         channels_last=bool(precision.get("channels_last", False)),
     )

@@ -42,6 +42,7 @@ class RunOptions:
     data_seed: int | None = None  # another sample of a generated dataset (recorded in the configuration)
     weights: str | None = None
     allow_download: bool = False
+    blocks: list[str] | None = None  # module names to use as B1..Bn (--blocks); None: the architecture's rule
     num_workers: int = 0
     check_params: dict[str, dict] = field(default_factory=dict)
     wait: bool = False  # wait for another run holding --out instead of refusing
@@ -80,10 +81,14 @@ def lookup(table: dict, kind: str, name: str):
 
 
 def open_model(options: RunOptions, registry: Registry):
-    """Load the model the options name, on the requested device."""
+    """Load the model the options name, on the requested device, with the blocks ``--blocks`` names (if any)."""
     device = resolve_device(options.device)
     spec = lookup(registry.models, "model", options.model or DEFAULT_MODEL)
-    model = spec.load(weights=options.weights, allow_download=options.allow_download).to(device)
+    model = spec.load(weights=options.weights, allow_download=options.allow_download)
+    if options.blocks:
+        model.set_blocks(options.blocks)
+    model.block_names  # noqa: B018 - a network without a block rule fails here, asking for --blocks
+    model = model.to(device)
     channels_last = options.channels_last if options.channels_last is not None else default_channels_last(
         model.network, device)
     try:

@@ -1,6 +1,7 @@
 """Cascading parameter randomisation (Adebayo et al. 2018) on a copy of the model, never the user's."""
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -31,29 +32,55 @@ def draw_seed(seed: int, draw: int) -> int:
     return int(np.random.SeedSequence([int(seed), int(draw)]).generate_state(1, dtype=np.uint64)[0] >> 1)
 
 
+def is_bias(name: str) -> bool:
+    """A bias by name: the leaf is ``bias`` or ends in ``_bias`` (``nn.MultiheadAttention.in_proj_bias``)."""
+    leaf = name.rsplit(".", 1)[-1]
+    return leaf == "bias" or leaf.endswith("_bias")
+
+
+def step_parameters(model: "ModelWrapper", order: list[str]) -> list[list[tuple[str, torch.nn.Parameter]]]:
+    """Per cascade step, ``(name in the step's module, parameter)`` of its subtree that no earlier step took."""
+    from ..models.blocks import subtree_parameters
+
+    taken: set[int] = set()
+    return [subtree_parameters(model.module(layer), taken) for layer in order]
+
+
+def weight_scale(param: torch.Tensor, init: str, std: float) -> float:
+    """``layer_std``: the std of the tensor's trained values; ``fixed``, one element or a std of 0/NaN: ``std``."""
+    if init != "layer_std" or param.numel() <= 1:
+        return float(std)
+    trained = float(param.detach().cpu().double().std())  # on the CPU: the same scale whatever the device
+    return trained if math.isfinite(trained) and trained > 0 else float(std)
+
+
 def random_parameters(
     model: "ModelWrapper", order: list[str], std: float, bias: float, seed: int, init: str = "fixed", draw: int = 0
 ) -> list[dict]:
-    """Per layer in ``order``, ``{param_name: new value}``: weights ~ N(0, s^2), biases = ``bias``; seeded per draw.
+    """Per cascade step in ``order``, ``{param_name: new value}`` for every parameter of the step's module subtree
+    that no earlier step took: weights ~ N(0, s^2), biases = ``bias``; seeded per draw.
 
-    ``init="layer_std"``: s = the standard deviation of the layer's own trained weights, so the re-initialised
-    layer keeps the scale the network was trained at (Adebayo et al. 2018 re-draw from the training
+    ``init="layer_std"``: s = the standard deviation of the tensor's own trained values, so the re-initialised
+    tensor keeps the scale the network was trained at (Adebayo et al. 2018 re-draw from the training
     initialiser; the trained scale is what this harness can know of any model). ``init="fixed"``: s = ``std``.
-    Drawn on the CPU from one ``torch.Generator`` in a fixed order, so every device gets the same values.
+    A tensor of one element or whose trained values are all equal (std 0, e.g. a LayerNorm weight still at its
+    initial ones) is drawn with s = ``std`` too. Biases are parameters whose name is ``bias`` or ends in ``_bias``
+    (attention ``in_proj_bias``); every other parameter, normalisation scales, class token and position embedding
+    included, is a weight. Buffers (batch-norm running statistics) are left as trained.
+    Drawn on the CPU from one ``torch.Generator`` in a fixed order (steps, then parameters in definition order),
+    so every device gets the same values.
     """
     if init not in INITS:
         raise UserError(f"randomization init must be one of {', '.join(INITS)}, got {init!r}")
     generator = torch.Generator().manual_seed(draw_seed(seed, draw))
     layers = []
-    for layer in order:
+    for params in step_parameters(model, order):
         new = {}
-        for pname, param in model.module(layer).named_parameters(recurse=False):
-            if pname == "bias":
+        for pname, param in params:
+            if is_bias(pname):
                 value = torch.full(param.shape, float(bias))
             else:
-                trained = param.detach().cpu().double()  # on the CPU: the same scale whatever the device
-                scale = float(trained.std()) if init == "layer_std" and param.numel() > 1 else float(std)
-                value = torch.randn(param.shape, generator=generator) * scale
+                value = torch.randn(param.shape, generator=generator) * weight_scale(param, init, std)
             new[pname] = value.to(device=param.device, dtype=param.dtype)
         layers.append(new)
     return layers
@@ -61,18 +88,19 @@ def random_parameters(
 
 @torch.no_grad()
 def restore_layers(copy: "ModelWrapper", original: "ModelWrapper", order: list[str]) -> None:
-    """Copy the original parameters of every layer in ``order`` back into the model copy."""
-    for layer in order:
-        source = dict(original.module(layer).named_parameters(recurse=False))
-        for pname, param in copy.module(layer).named_parameters(recurse=False):
+    """Copy the original parameters of every cascade step in ``order`` (their module subtrees) back into the copy."""
+    for layer, params in zip(order, step_parameters(copy, order)):
+        source = dict(original.module(layer).named_parameters())
+        for pname, param in params:
             param.copy_(source[pname])
 
 
 @torch.no_grad()
 def randomize_layer(copy: "ModelWrapper", layer: str, values: dict) -> None:
-    """Overwrite one layer of the copy with its pre-drawn random parameters."""
-    for pname, param in copy.module(layer).named_parameters(recurse=False):
-        param.copy_(values[pname])
+    """Overwrite one cascade step of the copy (the parameters named in ``values``) with its pre-drawn values."""
+    params = dict(copy.module(layer).named_parameters())
+    for pname, value in values.items():
+        params[pname].copy_(value)
 
 
 class MapProfile:

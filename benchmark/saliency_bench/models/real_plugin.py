@@ -1,16 +1,18 @@
-"""Default plugin registering torchvision VGG-16: ImageNet head (``vgg16``) and VOC head (``vgg16_voc``)."""
+"""Default plugin registering torchvision models: VGG-16 (``vgg16``, ``vgg16_voc``), ``resnet50``, ``vit_b_16`` and
+``torchvision:<name>`` for every torchvision classification model."""
 from __future__ import annotations
 
 from functools import partial
 
 from ..hookspecs import hookimpl
 from .base import ModelSpec
+from .torchvision_models import NAMED, PREFIX, classification_models, load_torchvision
 from .vgg16 import load_vgg16
 
 
 @hookimpl
 def register_models(register):
-    """Register ``vgg16`` (head option: imagenet | voc) and ``vgg16_voc`` (the same with head voc)."""
+    """Register ``vgg16`` (head option: imagenet | voc), ``vgg16_voc``, ``resnet50``, ``vit_b_16``, torchvision:*."""
     register(
         ModelSpec(
             name="vgg16",
@@ -28,3 +30,23 @@ def register_models(register):
             default_dataset="voc2007",
         )
     )
+    for name, (arch, weights) in NAMED.items():
+        register(
+            ModelSpec(
+                name=name,
+                load=partial(load_torchvision, name, arch, weights),
+                description=f"torchvision {arch} ({weights}), {weights.transforms().crop_size[0]} px; weights from "
+                            "--weights, the torch hub cache or --allow-download",
+                default_dataset="imagefolder",
+            )
+        )
+    for arch in classification_models():
+        register(
+            ModelSpec(
+                name=f"{PREFIX}{arch}",
+                load=partial(load_torchvision, f"{PREFIX}{arch}", arch),
+                description=f"torchvision {arch} with its DEFAULT weights; from --weights, the torch hub cache or "
+                            "--allow-download",
+                default_dataset="imagefolder",
+            )
+        )

@@ -2,35 +2,20 @@
 from __future__ import annotations
 
 import copy
+import math
 from typing import Sequence
 
 import torch
 from torch import nn
 
+from ..errors import UserError
 from ..precision import FP32, Precision
+from .blocks import cascade_order, chosen_blocks, derive_blocks, resolve_blocks  # noqa: F401 - derive_blocks: API
 
 
-def derive_blocks(features: nn.Module, prefix: str = "features") -> dict[str, str]:
-    """Name B1..Bn the last ReLU before each max-pool of a VGG-like ``features`` sequence (DESIGN.md)."""
-    blocks: dict[str, str] = {}
-    last_relu: str | None = None
-    for name, module in features.named_children():
-        if isinstance(module, nn.ReLU):
-            last_relu = name
-        elif isinstance(module, (nn.MaxPool2d, nn.AdaptiveMaxPool2d, nn.AvgPool2d)):
-            if last_relu is None:
-                raise ValueError(f"pooling layer {prefix}.{name} has no ReLU before it")
-            blocks[f"B{len(blocks) + 1}"] = f"{prefix}.{last_relu}" if prefix else last_relu
-            last_relu = None
-    if not blocks:
-        raise ValueError(f"no ReLU/max-pool blocks found in {prefix!r}")
-    return blocks
-
-
-def derive_randomization_order(network: nn.Module) -> list[str]:
-    """Every module holding parameters of its own, from the output layer back to the first (Adebayo 2018)."""
-    names = [name for name, module in network.named_modules() if any(True for _ in module.parameters(recurse=False))]
-    return names[::-1]
+def derive_randomization_order(network: nn.Module, input_size: int | None = None) -> list[str]:
+    """Cascade steps from the output layer back to the input in execution order (Adebayo 2018; blocks.cascade_order)."""
+    return cascade_order(network, input_size)
 
 
 class ModelWrapper:
@@ -48,6 +33,8 @@ class ModelWrapper:
         blocks: dict[str, str] | None = None,
         randomization_order: Sequence[str] | None = None,
         multilabel: bool = True,
+        prefix_tokens: int = 0,
+        channels_last_blocks: bool = False,
     ):
         self.network = network.eval()
         self.name = name
@@ -55,20 +42,44 @@ class ModelWrapper:
         self.input_size = int(input_size)
         self.mean = tuple(float(m) for m in mean)
         self.std = tuple(float(s) for s in std)
+        self._block_names: dict[str, str] = {}
+        self._block_error: UserError | None = None  # no block rule for this network: raised on use, --blocks fixes it
         if blocks is None:
-            features = getattr(network, "features", None)
-            if features is None:
-                raise ValueError(f"model '{name}': no `features` sequence; pass blocks= explicitly")
-            blocks = derive_blocks(features)
-        self.block_names: dict[str, str] = dict(blocks)
-        self.randomization_order: list[str] = list(randomization_order or derive_randomization_order(network))
+            try:
+                blocks = resolve_blocks(network, self.input_size)
+            except UserError as error:
+                self._block_error = UserError(f"model '{name}': {error}")
+                blocks = {}
+        self._block_names = dict(blocks)
+        self.randomization_order: list[str] = list(
+            randomization_order or derive_randomization_order(network, self.input_size))
         self.multilabel = multilabel
+        self.prefix_tokens = int(prefix_tokens)  # tokens before the patch grid in a block's [B, N, D] output (class token)
+        self.channels_last_blocks = bool(channels_last_blocks)  # 4-d block outputs are [B, h, w, C] (Swin)
         self.weights_sha256: str | None = None  # set by loaders that know the bytes the weights came from
         self.precision: Precision = FP32  # how method calls compute (``set_precision``)
         modules = dict(network.named_modules())
-        for block, module_name in self.block_names.items():
+        for block, module_name in self._block_names.items():
             if module_name not in modules:
                 raise ValueError(f"model '{name}': block {block} names missing module {module_name!r}")
+
+    # -- blocks -------------------------------------------------------------------------------
+    @property
+    def block_names(self) -> dict[str, str]:
+        """``{"B1": module_name, ...}``; a network without a block rule (and no ``--blocks``) raises its UserError."""
+        if self._block_error is not None:
+            raise self._block_error
+        return self._block_names
+
+    @block_names.setter
+    def block_names(self, blocks: dict[str, str]) -> None:
+        self._block_names = dict(blocks)
+        self._block_error = None
+
+    def set_blocks(self, names: Sequence[str]) -> "ModelWrapper":
+        """Use the modules ``names`` (``--blocks``) as B1..Bn, in the order given (blocks.chosen_blocks)."""
+        self.block_names = chosen_blocks(self.network, list(names))
+        return self
 
     # -- what methods use ---------------------------------------------------------------------
     @property
@@ -76,6 +87,21 @@ class ModelWrapper:
         """``{"B1": module, ...}``: the module whose output is each block's activation."""
         modules = dict(self.network.named_modules())
         return {block: modules[name] for block, name in self.block_names.items()}
+
+    def to_grid(self, activation: torch.Tensor) -> torch.Tensor:
+        """A block's activation as ``[B, C, h, w]``: a feature map as it is (permuted from ``[B, h, w, C]`` where
+        ``channels_last_blocks``, Swin); tokens ``[B, N, D]`` without the first ``prefix_tokens`` (the class token),
+        the rest laid out on their square patch grid (grad-cam's ``reshape_transform`` for ViTs). Applied alike to an
+        activation and to its gradient."""
+        if activation.dim() == 4:
+            return activation.permute(0, 3, 1, 2) if self.channels_last_blocks else activation
+        if activation.dim() != 3:
+            raise ValueError(f"a block output of shape {tuple(activation.shape)} is neither [B, C, h, w] nor [B, N, D]")
+        patches = activation[:, self.prefix_tokens:]
+        side = math.isqrt(patches.shape[1])
+        if side * side != patches.shape[1]:
+            raise ValueError(f"{patches.shape[1]} tokens after {self.prefix_tokens} prefix token(s) are not a square grid")
+        return patches.transpose(1, 2).reshape(len(patches), patches.shape[2], side, side)
 
     def module(self, name: str) -> nn.Module:
         """The submodule called ``name`` in ``network.named_modules()``."""
@@ -120,7 +146,7 @@ class ModelWrapper:
         """A deep copy (for randomisation: never touch the user's model)."""
         twin = copy.copy(self)
         twin.network = copy.deepcopy(self.network)
-        twin.block_names = dict(self.block_names)
+        twin._block_names = dict(self._block_names)
         twin.randomization_order = list(self.randomization_order)
         return twin
 

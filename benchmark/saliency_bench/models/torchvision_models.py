@@ -1,0 +1,131 @@
+"""torchvision classification models: ``resnet50``, ``vit_b_16`` and ``torchvision:<name>`` for every other one.
+
+Nothing is downloaded unless ``allow_download=True``. Weights are looked up in this order (as for ``vgg16``):
+
+1. ``weights=PATH``: a state dict read with ``torch.load(weights_only=True)``;
+2. torchvision's file in the hub cache, ``<torch.hub.get_dir()>/checkpoints/<file name of the weights URL>``;
+3. ``allow_download=True``: torchvision downloads that file (into that cache).
+
+``resnet50`` uses ``ResNet50_Weights.IMAGENET1K_V1`` (He et al. 2016, the weights the saliency literature uses;
+``torchvision:resnet50`` takes torchvision's DEFAULT, IMAGENET1K_V2), ``vit_b_16`` ``ViT_B_16_Weights.IMAGENET1K_V1``
+(Dosovitskiy et al. 2021), ``torchvision:<name>`` the model's DEFAULT weights. Input size, mean and std come from
+the weights' evaluation transforms (224 px, ImageNet mean/std for the two named models), class names from their
+meta; heads are single-label (softmax). The network is built on the ``meta`` device (no random init) and takes
+the file's tensors; activations are made non-inplace so that methods may hook any of them; eval mode.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torchvision
+from torch import nn
+from torchvision.models import ResNet50_Weights, ViT_B_16_Weights
+
+from ..errors import UserError
+from ..loading import apply_state_dict, read_state_dict
+from .blocks import token_layout
+from .wrapper import ModelWrapper
+
+PREFIX = "torchvision:"
+NAMED = {  # registered name: (torchvision architecture, weights)
+    "resnet50": ("resnet50", ResNet50_Weights.IMAGENET1K_V1),
+    "vit_b_16": ("vit_b_16", ViT_B_16_Weights.IMAGENET1K_V1),
+}
+AUX_HEADS = {"inception_v3": ("AuxLogits",), "googlenet": ("aux1", "aux2")}  # trained with, evaluated without
+
+
+def classification_models() -> list[str]:
+    """Every torchvision classification model name (``torchvision.models.list_models(module=torchvision.models)``)."""
+    return sorted(torchvision.models.list_models(module=torchvision.models))
+
+
+def default_weights(arch: str):
+    """The DEFAULT weights enum member of torchvision model ``arch``."""
+    return torchvision.models.get_model_weights(arch).DEFAULT
+
+
+def hub_file(weights) -> str:
+    """The file name torchvision caches ``weights`` under: the last component of its URL."""
+    return weights.url.rsplit("/", 1)[-1]
+
+
+def hub_checkpoint(weights) -> Path:
+    """Where torchvision caches ``weights``: ``<torch hub dir>/checkpoints/<file name of the URL>``."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / hub_file(weights)
+
+
+def download_state_dict(weights) -> dict[str, torch.Tensor]:
+    """Fetch torchvision's weights (only ever called with ``allow_download=True``), hash-checked."""
+    return weights.get_state_dict(progress=True, check_hash=True)
+
+
+def find_state_dict(name: str, weights, path, allow_download: bool) -> tuple[dict[str, torch.Tensor], str]:
+    """The state dict to load and where it came from: ``--weights``, the hub cache, or a download, in that order."""
+    if path is not None:
+        return read_state_dict(path), str(path)
+    cached = hub_checkpoint(weights)
+    if cached.is_file():
+        return read_state_dict(cached), str(cached)
+    if allow_download:
+        return download_state_dict(weights), weights.url
+    raise UserError(f"no weights for model '{name}': pass --weights PATH, put {hub_file(weights)} in {cached.parent}, "
+                    "or pass --allow-download")
+
+
+def builder_kwargs(arch: str, weights) -> dict:
+    """The arguments torchvision's builder sets itself when given ``weights`` (``_ovewrite_named_param``)."""
+    kwargs = {"num_classes": len(weights.meta["categories"])}
+    if arch.startswith("vit_"):
+        kwargs["image_size"] = weights.meta["min_size"][0]
+    elif arch.startswith("maxvit"):
+        kwargs["input_size"] = weights.meta["min_size"]
+    if arch in AUX_HEADS:
+        kwargs.update(transform_input=True, aux_logits=True, init_weights=False)
+    return kwargs
+
+
+def build_network(arch: str, weights, device: str = "meta") -> nn.Module:
+    """torchvision model ``arch`` shaped for ``weights``, built on ``device`` (``meta``: no random init)."""
+    with torch.device(device):
+        return torchvision.models.get_model(arch, weights=None, **builder_kwargs(arch, weights))
+
+
+def on_meta(network: nn.Module) -> bool:
+    """Whether a tensor (a buffer outside the state dict) is still on the ``meta`` device after loading."""
+    return any(t.is_meta for t in list(network.parameters()) + list(network.buffers()))
+
+
+def prepare(network: nn.Module, arch: str) -> nn.Module:
+    """Drop training-only auxiliary heads, make every activation non-inplace (hookable), eval mode."""
+    if arch in AUX_HEADS:
+        network.aux_logits = False
+        for head in AUX_HEADS[arch]:
+            setattr(network, head, None)
+    for module in network.modules():
+        if isinstance(getattr(module, "inplace", None), bool):
+            module.inplace = False
+    return network.eval()
+
+
+def load_torchvision(name: str, arch: str, weights_enum=None, weights=None, allow_download: bool = False,
+                     **options) -> ModelWrapper:
+    """torchvision model ``arch`` registered as ``name``, with ``weights_enum``'s classes, input size and mean/std."""
+    if options:
+        raise UserError(f"model '{name}' has no option(s) {', '.join(sorted(options))}")
+    weights_enum = weights_enum or default_weights(arch)
+    state, source = find_state_dict(name, weights_enum, weights, allow_download)
+    try:
+        network = apply_state_dict(build_network(arch, weights_enum), state, source)
+    except NotImplementedError:  # a builder computing with tensors (RegNet's widths) cannot run on meta
+        network = None
+    if network is None or on_meta(network):  # or a non-persistent buffer: build for real (random init), then load
+        network = apply_state_dict(build_network(arch, weights_enum, "cpu"), state, source)
+    network = prepare(network, arch)
+    transforms = weights_enum.transforms()
+    layout = token_layout(network)
+    return ModelWrapper(
+        network, name=name, class_names=weights_enum.meta["categories"], input_size=transforms.crop_size[0],
+        mean=transforms.mean, std=transforms.std, multilabel=False, prefix_tokens=layout.prefix_tokens,
+        channels_last_blocks=layout.channels_last_blocks,
+    )
