@@ -61,6 +61,17 @@ def spatially_constant(grads: torch.Tensor, rtol: float = 1e-5) -> bool:
     return repeated and bool(((high == 0) | (high - low <= rtol * high)).all())
 
 
+def patches_unreached(grads: torch.Tensor, prefix_tokens: int) -> bool:
+    """True for token gradients ``[B,N,D]`` that are zero on every patch token but not on the prefix (class) token.
+
+    A ViT's last encoder block: the head reads only the class token, so df/dA of the patch tokens is
+    structurally zero there (no attention after it mixes them in) and a CAM on the patch grid is empty.
+    """
+    if grads.dim() != 3 or prefix_tokens < 1:
+        return False
+    return not bool(grads[:, prefix_tokens:].any()) and bool(grads[:, :prefix_tokens].any())
+
+
 def upsample(maps: torch.Tensor, size: tuple[int, int], align_corners: bool = False) -> torch.Tensor:
     """up(): bilinear interpolation of ``[B,h,w]`` maps to ``size`` (DESIGN.md notation)."""
     if tuple(maps.shape[-2:]) == tuple(size):

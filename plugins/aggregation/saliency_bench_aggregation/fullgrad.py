@@ -10,12 +10,18 @@ official ``FullGrad.saliency``:
     up  = bilinear upsampling to input size with align_corners=True (as the official code)
 
 Channels are summed before upsampling here, after it in the official code: the same numbers, since
-bilinear interpolation is linear in each channel. Bias terms of Linear layers enter the decomposition
-but not the map (the official code keeps only 4-D terms).
+bilinear interpolation is linear in each channel. Bias terms of Linear layers on ``[B, features]`` enter the
+decomposition but not the map (the official code keeps only 4-D terms). On token models (ViT) the per-token
+Linear layers and the patch embedding are the spatial layers: their ``[B, N, D]`` terms enter the map through
+``model.to_grid`` (prefix/class token dropped, patches on their grid), as every block activation does.
+Batch norm in eval mode is affine, x w/sqrt(v+eps) + (b - m w/sqrt(v+eps)); the second term is its bias
+(the paper's ResNet/VGG-BN treatment). LayerNorm is not affine in its input and has no bias term here;
+biases used functionally inside ``nn.MultiheadAttention`` (no module call) are not seen.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 from torch import nn
@@ -56,6 +62,8 @@ class FullGradDecomposition:
     target_logits: torch.Tensor
     input_term: torch.Tensor
     bias_terms: list[tuple[str, torch.Tensor]]
+    # how a term becomes [B, C, h, w] (the model's ``to_grid``); None: 4-D terms only, as the official code
+    to_grid: Callable[[torch.Tensor], torch.Tensor] | None = None
 
     def total(self) -> torch.Tensor:
         """Per-sample sum of every term ``[B]``; equals the target logit for piecewise-linear nets (completeness)."""
@@ -65,8 +73,10 @@ class FullGradDecomposition:
         return total
 
 
-def decomposition_from_capture(capture: Capture, layers: dict[str, nn.Module]) -> FullGradDecomposition:
-    """Build the FullGrad terms from a pass that captured ``layers`` and the input gradient."""
+def decomposition_from_capture(
+    capture: Capture, layers: dict[str, nn.Module], to_grid: Callable[[torch.Tensor], torch.Tensor] | None = None
+) -> FullGradDecomposition:
+    """Build the FullGrad terms from a pass that captured ``layers`` and the input gradient (``to_grid``: see the class)."""
     if capture.input_gradient is None:
         raise ValueError("FullGrad needs the input gradient; the pass was run without it")
     bias_terms = []
@@ -74,12 +84,13 @@ def decomposition_from_capture(capture: Capture, layers: dict[str, nn.Module]) -
         bias = effective_bias(module)
         for grad in capture.gradients[name]:
             shape = [1] * grad.dim()
-            shape[1] = bias.numel()
+            shape[-1 if isinstance(module, nn.Linear) else 1] = bias.numel()  # Linear: features last (tokens [B,N,D])
             bias_terms.append((name, grad * bias.to(grad.dtype).view(shape)))
     return FullGradDecomposition(
         target_logits=capture.target_logits,
         input_term=capture.input_gradient * capture.inputs,
         bias_terms=bias_terms,
+        to_grid=to_grid,
     )
 
 
@@ -98,11 +109,21 @@ def postprocess(term: torch.Tensor, eps: float = POSTPROCESS_EPS) -> torch.Tenso
     return term / (term.flatten(start_dim=1).max(dim=1).values.view(shape) + eps)
 
 
+def spatial_terms(decomposition: FullGradDecomposition) -> list[torch.Tensor]:
+    """The bias terms with a spatial layout ``[B,C,h,w]``: conv/BN outputs, and token terms through ``to_grid``."""
+    terms = []
+    for _, term in decomposition.bias_terms:
+        if term.dim() == 4:  # conv (and BatchNorm2d) layers, as the official code
+            terms.append(term)
+        elif term.dim() == 3 and decomposition.to_grid is not None:  # per-token layers of a ViT
+            terms.append(decomposition.to_grid(term))
+    return terms
+
+
 def fullgrad_map(decomposition: FullGradDecomposition) -> torch.Tensor:
-    """FullGrad saliency ``[B,H,W]``: sum_c P(grad_x * x) + sum over conv terms up(sum_c P(df/dz * b))."""
+    """FullGrad saliency ``[B,H,W]``: sum_c P(grad_x * x) + sum over spatial terms up(sum_c P(df/dz * b))."""
     size = tuple(decomposition.input_term.shape[-2:])
     cam = postprocess(decomposition.input_term).sum(dim=1)
-    for _, term in decomposition.bias_terms:
-        if term.dim() == 4:  # conv (and BatchNorm2d) layers only, as the official code
-            cam = cam + upsample(postprocess(term).sum(dim=1), size, align_corners=True)
+    for term in spatial_terms(decomposition):
+        cam = cam + upsample(postprocess(term).sum(dim=1), size, align_corners=True)
     return cam

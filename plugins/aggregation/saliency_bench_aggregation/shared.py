@@ -15,7 +15,7 @@ import torch
 from saliency_bench import ModelWrapper, NotApplicable
 
 from .capture import Capture, forward_backward
-from .formulas import spatially_constant, upsample
+from .formulas import patches_unreached, spatially_constant, upsample
 from .fullgrad import FullGradDecomposition, bias_layers, decomposition_from_capture
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -38,14 +38,21 @@ class SharedPass:
         return upsample(maps, self.size)
 
     def block_map(self, method: "BlockMethod", block: str) -> torch.Tensor:
-        """``method``'s formula at ``block`` ``[B,h,w]``; NotApplicable where it is undefined.
+        """``method``'s formula at ``block`` ``[B,h,w]``, A and df/dA read through ``model.to_grid``; NotApplicable
+        where it is undefined.
 
         Objects that compute alike (same class, same settings) share one entry, whatever their own block.
         """
         key = (type(method), repr(method.setting_values()), block)
         if key not in self.cache:
-            activations, grads = self.capture.single(self.model.block_names[block])
-            if method.undefined_where_gradient_is_constant and spatially_constant(grads):
+            raw_activations, raw_grads = self.capture.single(self.model.block_names[block])
+            activations, grads = self.model.to_grid(raw_activations), self.model.to_grid(raw_grads)
+            if patches_unreached(raw_grads, self.model.prefix_tokens):
+                self.cache[key] = NotApplicable(
+                    f"{method.stem} at {block} is undefined on '{self.model.name}': only the prefix (class) token of "
+                    "this block reaches the output, df/dA is zero on every patch token"
+                )
+            elif method.undefined_where_gradient_is_constant and spatially_constant(grads):
                 self.cache[key] = NotApplicable(
                     f"{method.stem} at {block} is undefined on '{self.model.name}': df/dA is constant in space there "
                     "(global-average-pool head), so the map would show the pool's routing, not the gradient"
@@ -68,7 +75,7 @@ class SharedPass:
     def fullgrad_decomposition(self) -> FullGradDecomposition:
         """The FullGrad terms of the batch (the pass captured them because a method asked)."""
         if self.decomposition is None:
-            self.decomposition = decomposition_from_capture(self.capture, self.layers)
+            self.decomposition = decomposition_from_capture(self.capture, self.layers, self.model.to_grid)
         return self.decomposition
 
 

@@ -10,6 +10,16 @@ so the forward hook only has to return z whose backward multiplies g by z / stab
 graph. ReLU then passes relevance through (its autograd backward 1(z>0) is exactly that in c-form) and
 max-pooling routes it to the winner (its gradient), as in zennit's composites. The relevance starts at the
 target logit: g = one-hot there, so R_out = f_t.
+
+ResNets (zennit's ``ResNetCanonizer`` convention, without touching the weights):
+- a BatchNorm that directly follows a Conv/Linear (consecutive leaves, as zennit's ``SequentialMergeBatchNorm``)
+  is merged into it: the rule runs at the BatchNorm's output with the merged layer W' = W s, b' = (b - m) s + beta,
+  s = gamma / sqrt(v + eps), and the conv itself passes the signal on (plain gradient);
+- the residual sum z = out + identity of a torchvision Bottleneck/BasicBlock splits R_z in proportion to the two
+  contributions (zennit ``Norm`` on its ``Sum``): c-form g -> g z / stab(z) at z. The block ends in
+  y = relu(z), and where the ReLU passes y = z, so the rescale is applied to the block's output y.
+Anything else the rules cannot see (another nonlinearity, attention, a sum of activations outside those blocks,
+a BatchNorm not after a linear layer) raises ``saliency_bench.NotApplicable``.
 """
 from __future__ import annotations
 
@@ -21,7 +31,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from saliency_bench import NotApplicable
+
 from .hooks import forward_hooks
+from .watch import OTHER_ACTIVATIONS, unseen_by_lrp_rules, watching
 
 LINEAR_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 AVERAGE_POOLS = (nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d, nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d)
@@ -40,7 +53,17 @@ RELEVANCE_PASSING = (
     nn.Flatten,
     nn.Identity,
 )
-LayerRule = Callable[[nn.Module, tuple, torch.Tensor], torch.Tensor]
+BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+LayerRule = Callable[..., torch.Tensor]  # rule(module, inputs, output, weight=None, bias=None): a forward hook
+
+
+def residual_blocks() -> tuple[type, ...]:
+    """The residual blocks whose sum has a rule here: torchvision's ResNet Bottleneck and BasicBlock."""
+    try:
+        from torchvision.models.resnet import BasicBlock, Bottleneck
+    except ImportError:  # pragma: no cover - torchvision is optional
+        return ()
+    return (Bottleneck, BasicBlock)
 
 
 def epsilon_ratio(z: torch.Tensor, epsilon: float) -> torch.Tensor:
@@ -85,11 +108,26 @@ def rescale_backward(output: torch.Tensor, proxy: torch.Tensor, ratio: torch.Ten
     return _RelevanceRatio.apply(output, proxy, ratio)
 
 
+def residual_sum_rule(stabilizer: float) -> LayerRule:
+    """The residual sum z = out + identity, R split in proportion to the two (zennit ``Norm`` on its ``Sum``).
+
+    Hooked on the block's output y = relu(z): c-form g -> g y / stab(y), equal to g z / stab(z) wherever the
+    ReLU passes. The output is copied first: the block's in-place ReLU saved y for its own backward.
+    """
+
+    def rule(module, inputs, output):
+        """Forward hook on a torchvision Bottleneck/BasicBlock."""
+        output = output.clone()
+        return rescale_backward(output, output, epsilon_ratio(output, stabilizer))
+
+    return rule
+
+
 def epsilon_rule(epsilon: float) -> LayerRule:
     """LRP-epsilon (Bach et al. 2015): R_in = a * W^T (R_out / (z + eps sign z)); eps -> 0 is LRP-0."""
 
-    def rule(module, inputs, output):
-        """Forward hook: the layer's own output is the proxy."""
+    def rule(module, inputs, output, weight=None, bias=None):
+        """Forward hook: the layer's own output is the proxy (a merged BatchNorm's output included)."""
         return rescale_backward(output, output, epsilon_ratio(output, epsilon))
 
     return rule
@@ -118,21 +156,31 @@ class SignTracker:
         """True when ``tensor`` came out of a ReLU (through sign-keeping layers only) in this pass."""
         return self._known.get(id(tensor)) is tensor
 
+    def mark(self, module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
+        """Forward hook on a module whose output is a ReLU's (a torchvision ResNet block ends in one)."""
+        self._known[id(output)] = output
+
     def hook(self, module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
         """Forward hook: mark a ReLU's output, and a sign-keeping layer's output when its input was marked."""
         if isinstance(module, nn.ReLU) or (inputs and self.is_nonnegative(inputs[0])):
             self._known[id(output)] = output
 
 
-def positive_contributions(module: nn.Module, x: torch.Tensor, nonnegative: bool) -> torch.Tensor:
+def positive_contributions(
+    module: nn.Module, x: torch.Tensor, nonnegative: bool, weight: torch.Tensor | None = None,
+    bias: torch.Tensor | None = None,
+) -> torch.Tensor:
     """z+ = W+ x+ + W- x- + b+: every positive contribution to z (zennit ZPlus / AlphaBeta(1, 0)).
 
     For inputs known to be non-negative (after a ReLU) this is the classic z+ = W+ x + b+; otherwise (the
     normalised image at the first layer) both terms run as one layer call on channel-stacked [x+, x-] and
-    [W+, W-] (groups = 1), which is exact whatever the signs.
+    [W+, W-] (groups = 1), which is exact whatever the signs. ``weight``/``bias`` replace the layer's own (a
+    merged BatchNorm).
     """
-    weight = module.weight.detach()
-    bias = module.bias.detach().clamp(min=0) if module.bias is not None else None
+    if weight is None:
+        weight, bias = module.weight, module.bias
+    weight = weight.detach()
+    bias = bias.detach().clamp(min=0) if bias is not None else None
     if nonnegative:
         return _layer_forward(module, x, weight.clamp(min=0), bias)
     if getattr(module, "groups", 1) != 1:
@@ -152,48 +200,125 @@ def zplus_rule(stabilizer: float, signs: SignTracker | None = None) -> LayerRule
     layer inputs are non-negative by construction; the others are tested.
     """
 
-    def rule(module, inputs, output):
-        """Forward hook: the proxy is the positive-contribution forward z+.
+    def rule(module, inputs, output, weight=None, bias=None):
+        """Forward hook: the proxy is the positive-contribution forward z+ (with ``weight``/``bias`` if given).
 
         Only an input the modules do not vouch for (the image; the result of a functional op such as
         torchvision VGG's ``torch.flatten``) is looked at, a host sync on a GPU; ReLU outputs are not.
         """
         x = inputs[0]
         known = signs is not None and signs.is_nonnegative(x)
-        proxy = positive_contributions(module, x, nonnegative=known or not bool(x.detach().amin() < 0))
+        proxy = positive_contributions(module, x, nonnegative=known or not bool(x.detach().amin() < 0),
+                                       weight=weight, bias=bias)
         return rescale_backward(output, proxy, zplus_ratio(output, proxy, stabilizer))
 
     return rule
 
 
+def leaves(network: nn.Module) -> list[tuple[str, nn.Module]]:
+    """The modules without children, depth-first in registration order (zennit's ``collect_leaves``)."""
+    return [(name, module) for name, module in network.named_modules() if not any(True for _ in module.children())]
+
+
+def merged_batch_norms(network: nn.Module) -> dict[nn.Module, nn.Module]:
+    """``{batch_norm: linear}`` for every BatchNorm whose preceding leaf is a Conv/Linear (zennit's pairing)."""
+    pairs = {}
+    previous = None
+    for _, module in leaves(network):
+        if isinstance(module, BATCH_NORMS) and isinstance(previous, LINEAR_LAYERS):
+            pairs[module] = previous
+        previous = module
+    return pairs
+
+
+def merged_parameters(linear: nn.Module, norm: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+    """W' = W s, b' = (b - m) s + beta, s = gamma / sqrt(v + eps): eval BatchNorm folded into its layer."""
+    scale = norm.running_var.add(norm.eps).rsqrt()
+    if norm.weight is not None:
+        scale = scale * norm.weight
+    weight = linear.weight.detach() * scale.view(-1, *([1] * (linear.weight.dim() - 1)))
+    bias = linear.bias.detach() if linear.bias is not None else torch.zeros_like(norm.running_mean)
+    bias = (bias - norm.running_mean) * scale
+    if norm.bias is not None:
+        bias = bias + norm.bias
+    return weight.detach(), bias.detach()
+
+
 def check_supported(network: nn.Module) -> None:
-    """Raise ``ValueError`` for a leaf module the c-form rules do not cover (e.g. BatchNorm, Tanh: canonise first)."""
+    """Raise NotApplicable for leaf modules the c-form rules do not cover (GELU, attention, a lone BatchNorm...)."""
     known = LINEAR_LAYERS + AVERAGE_POOLS + RELEVANCE_PASSING
-    for name, module in network.named_modules():
-        if not any(True for _ in module.children()) and not isinstance(module, known):
-            raise ValueError(f"LRP: layer {name!r} ({type(module).__name__}) has no rule here; supported: "
-                             "Linear/Conv, ReLU, max/avg pooling, Dropout, Flatten, Identity")
+    merged = merged_batch_norms(network)
+    unknown: dict[str, str] = {}  # type name -> first layer of that type
+    for name, module in leaves(network):
+        if isinstance(module, BATCH_NORMS) and module not in merged:
+            raise NotApplicable(f"LRP: BatchNorm {name!r} does not follow a Conv/Linear layer, so it cannot be merged")
+        if isinstance(module, BATCH_NORMS) and (module.training or module.running_mean is None):
+            raise NotApplicable(f"LRP: BatchNorm {name!r} is not in eval mode with running statistics")
+        if not isinstance(module, known + BATCH_NORMS):
+            unknown.setdefault(type(module).__name__, name)
+    for name, module in network.named_modules():  # attention holds children (out_proj) but runs them functionally
+        if isinstance(module, OTHER_ACTIVATIONS):
+            unknown.setdefault(type(module).__name__, name)
+    if unknown:
+        listed = ", ".join(f"{kind} ({name!r})" for kind, name in unknown.items())
+        raise NotApplicable(f"LRP has no rule here for {listed}; supported: Linear/Conv (+BatchNorm), ReLU, "
+                            "max/avg pooling, Dropout, Flatten, Identity, torchvision ResNet blocks")
+
+
+class MergedRule:
+    """The rule of a Conv/Linear + BatchNorm pair, applied at the BatchNorm's output with the merged parameters."""
+
+    def __init__(self, pairs: dict[nn.Module, nn.Module], rule: LayerRule):
+        self.pairs = pairs
+        self.rule = rule
+        self.inputs: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # id(linear output) -> (output, input), per call
+
+    def record(self, module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
+        """Forward hook on a paired linear layer: remember this call's input under its output (no rule here)."""
+        self.inputs[id(output)] = (output, inputs[0])
+
+    def apply(self, module: nn.Module, inputs: tuple, output: torch.Tensor) -> torch.Tensor:
+        """Forward hook on the BatchNorm: the pair's rule, proxy built from the linear layer's input."""
+        recorded = self.inputs.pop(id(inputs[0]), None)
+        if recorded is None or recorded[0] is not inputs[0]:
+            raise NotApplicable("LRP: a BatchNorm's input is not the output of the layer before it; cannot merge them")
+        linear = self.pairs[module]
+        weight, bias = merged_parameters(linear, module)
+        return self.rule(linear, (recorded[1],), output, weight=weight, bias=bias)
 
 
 @contextmanager
 def lrp_rules(
     network: nn.Module, make_rule: Callable[[SignTracker], LayerRule], pool_stabilizer: float = 1e-9
 ) -> Iterator[None]:
-    """Within the block, every Linear/Conv layer back-propagates ``make_rule(signs)`` and every average pool LRP-0.
+    """Within the block, every Linear/Conv layer (merged with its BatchNorm) back-propagates ``make_rule(signs)``,
+    every average pool and residual sum LRP-0 with ``pool_stabilizer``.
 
-    Average pools are fixed positive averages, so they use LRP-0 with a tiny stabiliser under every rule
-    (zennit's ``Norm``). ``signs`` follows which tensors are ReLU outputs during the pass. In-place ReLUs
-    stay in place (the hooked outputs are rebased, not viewed). The hooks are removed on exit, also on error.
+    Average pools are fixed positive averages and residual sums split in proportion to their inputs, so both use
+    LRP-0 with a tiny stabiliser under every rule (zennit's ``Norm``). ``signs`` follows which tensors are ReLU
+    outputs during the pass. In-place ReLUs stay in place (the hooked outputs are rebased, not viewed). Calls the
+    rules cannot see raise NotApplicable (``watch.py``). The hooks are removed on exit, also on error.
     """
     check_supported(network)
     layers = [module for module in network.modules() if isinstance(module, LINEAR_LAYERS)]
     if not layers:
         raise ValueError("LRP: the network has no Linear/Conv layers")
+    pairs = merged_batch_norms(network)
+    paired = set(pairs.values())
     pools = [module for module in network.modules() if isinstance(module, AVERAGE_POOLS)]
     passing = [module for module in network.modules() if isinstance(module, RELEVANCE_PASSING)]
+    blocks = [module for module in network.modules() if isinstance(module, residual_blocks())]
     signs = SignTracker()
+    rule = make_rule(signs)
+    merged = MergedRule(pairs, rule)
+    covered = [module for _, module in leaves(network)] + blocks
     with ExitStack() as stack:
-        stack.enter_context(forward_hooks(layers, make_rule(signs)))
+        stack.enter_context(forward_hooks([m for m in layers if m not in paired], rule))
+        stack.enter_context(forward_hooks(list(paired), merged.record))
+        stack.enter_context(forward_hooks(list(pairs), merged.apply))
         stack.enter_context(forward_hooks(pools, epsilon_rule(pool_stabilizer)))
+        stack.enter_context(forward_hooks(blocks, residual_sum_rule(pool_stabilizer)))
         stack.enter_context(forward_hooks(pools + passing, signs.hook))  # after the pool rule: marks its output
+        stack.enter_context(forward_hooks(blocks, signs.mark))
+        stack.enter_context(watching(covered, unseen_by_lrp_rules))
         yield

@@ -3,6 +3,12 @@
 Inside ``relu_backward_rule(network, rule)`` every ``nn.ReLU`` keeps its forward value, but its backward pass
 sends ``rule(a, R_out)`` straight to the ReLU's input (a = the ReLU's output activation, R_out = the signal
 arriving from above), replacing the usual ``1(z > 0) R_out``. Hooks and in-place switches are undone on exit.
+
+Per call, not per module: a module called several times in one forward (torchvision's Bottleneck calls its one
+``self.relu`` three times) gets one autograd node per call, each holding that call's own activation, so every
+call gets its own rule. A nonlinearity the rule cannot see (an activation module other than ``nn.ReLU``,
+attention, or a functional ``F.relu``/``torch.relu``/``F.gelu`` called outside an ``nn.ReLU``) makes the method
+undefined on the network: ``saliency_bench.NotApplicable`` with the reason, never a silent pass-through.
 """
 from __future__ import annotations
 
@@ -13,7 +19,10 @@ from typing import Callable, Iterator
 import torch
 from torch import nn
 
+from saliency_bench import NotApplicable
+
 from .hooks import forward_hooks, out_of_place
+from .watch import OTHER_ACTIVATIONS, unseen_by_relu_rules, watching
 
 ReLURule = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -23,7 +32,7 @@ class _ReLUBackward(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, pre_activation, activation, rule):
-        """Return the ReLU output as is; remember it for the rule."""
+        """Return the ReLU output as is; remember it (this call's own, in this call's node) for the rule."""
         ctx.save_for_backward(activation)
         ctx.rule = rule
         return activation.view_as(activation)
@@ -83,6 +92,14 @@ def rectified(q: float = 98.0, tau: float | None = None, absolute: bool = False)
     return rule
 
 
+def unsupported_activations(network: nn.Module) -> None:
+    """Raise NotApplicable when ``network`` holds an activation/attention module other than ``nn.ReLU`` (GELU, SiLU...)."""
+    for name, module in network.named_modules():
+        if isinstance(module, OTHER_ACTIVATIONS):
+            raise NotApplicable(f"layer {name!r} is a {type(module).__name__}: the ReLU backward rule has no "
+                                "definition for it")
+
+
 def relu_modules(network: nn.Module) -> list[nn.ReLU]:
     """Every ``nn.ReLU`` module of ``network``; a clear error when there is none (functional ReLUs are invisible)."""
     relus = [module for module in network.modules() if isinstance(module, nn.ReLU)]
@@ -93,12 +110,17 @@ def relu_modules(network: nn.Module) -> list[nn.ReLU]:
 
 @contextmanager
 def relu_backward_rule(network: nn.Module, rule: ReLURule) -> Iterator[None]:
-    """Within the block, every ``nn.ReLU`` of ``network`` back-propagates ``rule(a, R_out)``; undone on exit."""
+    """Within the block, every ``nn.ReLU`` call of ``network`` back-propagates ``rule(a, R_out)``; undone on exit.
+
+    Raises NotApplicable (before the forward, or as soon as the forward makes the call) where a nonlinearity
+    escapes the rule: see the module docstring.
+    """
+    unsupported_activations(network)
     relus = relu_modules(network)
 
     def hook(module, inputs, output):
         """Forward hook: wrap the ReLU output so that its backward is the rule."""
         return _ReLUBackward.apply(inputs[0], output, rule)
 
-    with out_of_place(network), forward_hooks(relus, hook):
+    with out_of_place(network), forward_hooks(relus, hook), watching(relus, unseen_by_relu_rules):
         yield
