@@ -149,3 +149,24 @@ def test_the_random_control_is_noise_per_map_whatever_its_batch():
     alone = group(inputs[:1], targets[1:2], seeds=noise.map_seeds(0, [0], [1]))["random"]
     assert torch.equal(together[1], alone[0])  # the same (image, class) map in another batch
     assert not torch.equal(together[0], together[1])  # the same image, another class: independent noise
+
+
+def test_a_dataset_without_indices_gets_its_positions_for_the_map_seeds():
+    """The seeds of a map need the image's index; a dataset that does not yield one gets its position in the run."""
+    from saliency_bench import Suite
+    from saliency_bench.datasets.synthetic import ShapesDataset
+    from saliency_bench.models.tiny_vgg import load_tiny_vgg
+
+    model = load_tiny_vgg()
+    shapes = ShapesDataset(model.input_size, "val", 10)
+
+    class NoIndex(torch.utils.data.Dataset):
+        def __len__(self):
+            return len(shapes)
+
+        def __getitem__(self, i):
+            return {key: value for key, value in shapes[i].items() if key != "index"}
+
+    suite = Suite(model=model, dataset=NoIndex(), device=torch.device("cpu"), batch_size=4, start=2, limit=10,
+                  progress=False)
+    assert [batch["index"].tolist() for batch in suite.batches()] == [[2, 3, 4, 5], [6, 7, 8, 9]]

@@ -63,6 +63,9 @@ class Suite:
             batch = {k: (v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in batch.items()}
             if "trials" not in batch:
                 batch["trials"] = batch["labels"] > 0
+            if "index" not in batch:  # a dataset that does not say (the contract asks for it): its position here
+                first = self.start + number * self.batch_size
+                batch["index"] = torch.arange(first, first + len(batch["labels"]), device=self.device)
             batch["images"] = batch.pop("image")
             batch["inputs"] = self.model.normalize(batch["images"])
             torch.manual_seed(batch_seed(self.seed, self.start + number * self.batch_size))
