@@ -303,7 +303,7 @@ def randomization_plot(board: dict) -> Figure | None:
                 ax.plot(x, vs[:len(layers)], label=_curve_label(name, vs, lines[:j]), lw=1.3, markersize=4,
                         zorder=3 + j, gid=f"method:{name}", **line_style(j))
             ax.set_title(title)
-            ax.set_xticks(list(x), layers, rotation=90)
+            ax.set_xticks(list(x), [layer or "(the rest)" for layer in layers], rotation=90)  # "": the root module
             ax.set_ylim(bottom, 1.05)
             ax.grid(axis="y", color="#eeeeee", lw=0.6)
             holder = fig.add_subplot(grid[2 * r + 1, c])
