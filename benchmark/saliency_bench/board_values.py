@@ -16,7 +16,7 @@ import numpy as np
 
 from .errors import UserError
 from .shards import ShardStore, stored_values
-from .store import DIGEST, _parse, dump_json, record_digest
+from .store import DIGEST, _parse, dump_json, read_if_present, record_digest
 from .tasks import provenance
 from .values import decode_array, encode_array
 
@@ -75,12 +75,9 @@ def read_sidecar(board: dict, board_path: str | Path) -> PairedData | None:
     """The per-image data recorded beside the board at ``board_path``; None if there is none; UserError if it is
     unreadable, altered, or of another board."""
     path = sidecar_path(board_path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
+    raw = read_if_present(path, "the board's per-image values")
+    if raw is None:
         return None
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read the board's per-image values ({exc.strerror})") from None
     try:
         document = _parse(raw)
     except ValueError as exc:

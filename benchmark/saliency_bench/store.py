@@ -178,16 +178,24 @@ def _stderr(message: str) -> None:
     print(message, file=sys.stderr)
 
 
+def read_if_present(path: Path, what: str, advice: str = "") -> bytes | None:
+    """The bytes of the file at ``path``; None if there is none; a one-line UserError naming ``what`` (and
+    ``advice``) if it cannot be read."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read {what} ({exc.strerror}){advice}") from None
+
+
 def read_run_config(run_file: Path) -> dict | None:
     """The configuration recorded in ``run.json``, None if absent; anything else there is a UserError."""
     if run_file.is_dir():
         raise UserError(f"{run_file} is a folder, not a run record; move it away or choose another --out")
-    try:
-        raw = run_file.read_bytes()
-    except FileNotFoundError:
+    raw = read_if_present(run_file, "the run record", "; choose another --out")
+    if raw is None:
         return None
-    except OSError as exc:
-        raise UserError(f"{run_file}: cannot read the run record ({exc.strerror}); choose another --out") from None
     try:
         data = _parse(raw)
     except ValueError:
