@@ -326,6 +326,102 @@ def test_vit_b_16_cascade_structure():
     assert len(wrapper.randomization_order) == 15
 
 
+DENSENET121_STEPS = ["classifier", "features.norm5", "features.denseblock4", "features.transition3",
+                     "features.denseblock3", "features.transition2", "features.denseblock2", "features.transition1",
+                     "features.denseblock1", "features.norm0", "features.conv0"]
+
+
+def staged_steps(network: nn.Module, head: list[str]) -> list[str]:
+    """The staged rule spelled out: ``head``, each parameterised child of ``features`` from the last, then the root
+    if any parameter is left outside them."""
+    children = [f"features.{name}" for name, child in network.features.named_children()
+                if any(True for _ in child.parameters())]
+    covered = {id(p) for name in head + children for p in network.get_submodule(name).parameters()}
+    left = any(id(p) not in covered for p in network.parameters())
+    return head + children[::-1] + ([ROOT] if left else [])
+
+
+def assert_each_parameter_in_one_step(wrapper: ModelWrapper) -> None:
+    """Every parameter of the network is taken by exactly one step, and it lies in that step's subtree."""
+    order = wrapper.randomization_order
+    seen = []
+    for layer, step in zip(order, step_parameters(wrapper, order)):
+        assert step, layer
+        subtree = {id(p) for p in wrapper.module(layer).parameters()}
+        assert all(id(p) in subtree for _, p in step), layer
+        seen += [id(p) for _, p in step]
+    assert len(seen) == len(set(seen)) == len(list(wrapper.network.parameters()))
+
+
+@pytest.mark.parametrize("name, head", [
+    ("convnext_tiny", ["classifier"]), ("densenet121", ["classifier"]), ("swin_t", ["head", "norm"]),
+    ("efficientnet_b0", ["classifier"]), ("mobilenet_v3_small", ["classifier"]), ("squeezenet1_1", ["classifier"]),
+])
+def test_stage_model_cascade_is_head_then_stages_from_the_last(name, head):
+    wrapper = wrap(meta(name), 224)
+    order = wrapper.randomization_order
+    assert order == staged_steps(wrapper.network, head)
+    assert len(order) < 20  # one step per parameterised leaf module was 26 (squeezenet1_1) to 242 (densenet121)
+    assert_each_parameter_in_one_step(wrapper)
+    if name == "convnext_tiny":
+        assert order == ["classifier", *[f"features.{i}" for i in reversed(range(8))]]
+    if name == "densenet121":
+        assert order == DENSENET121_STEPS
+
+
+def small_convnext() -> nn.Module:
+    """ConvNeXt's torchvision layout (stem, stages with downsampling layers between, LayerNorm+linear head), tiny."""
+    from torchvision.models.convnext import CNBlockConfig, ConvNeXt
+
+    torch.manual_seed(0)
+    setting = [CNBlockConfig(8, 16, 1), CNBlockConfig(16, None, 2)]
+    return ConvNeXt(setting, num_classes=3).eval()
+
+
+def small_densenet() -> nn.Module:
+    """DenseNet's torchvision layout (conv0/norm0/pool0, dense blocks and transitions, norm5, classifier), tiny."""
+    torch.manual_seed(0)
+    return torchvision.models.DenseNet(growth_rate=4, block_config=(1, 2, 1, 1), num_init_features=8, bn_size=2,
+                                       num_classes=3).eval()
+
+
+def test_convnext_cascade_randomises_every_parameter_stage_by_stage(one_thread):
+    wrapper = wrap(trained_like(small_convnext()), 32)
+    assert wrapper.randomization_order == ["classifier", "features.3", "features.2", "features.1", "features.0"]
+    assert_each_parameter_in_one_step(wrapper)
+    assert_cascade_changes_each_block_once(wrapper)
+
+
+def test_densenet_cascade_randomises_every_parameter_block_by_block(one_thread):
+    wrapper = wrap(trained_like(small_densenet()), 32)
+    assert wrapper.randomization_order == DENSENET121_STEPS
+    steps = dict(zip(wrapper.randomization_order, step_parameters(wrapper, wrapper.randomization_order)))
+    assert {"denselayer1.conv1.weight", "denselayer2.norm2.bias"} <= {n for n, _ in steps["features.denseblock2"]}
+    assert_cascade_changes_each_block_once(wrapper)
+
+
+def test_staged_cascade_leaves_what_runs_before_features_to_the_root(one_thread):
+    class Stemmed(nn.Module):
+        """A stem and a free parameter outside ``features``, two stages, a head defined first."""
+
+        def __init__(self):
+            super().__init__()
+            self.head = nn.Linear(6, 2)
+            self.stem = nn.Conv2d(3, 4, 3, padding=1)
+            self.scale = nn.Parameter(torch.tensor(1.5))
+            self.features = nn.Sequential(nn.Sequential(nn.Conv2d(4, 4, 3, padding=1), nn.ReLU()), nn.MaxPool2d(2),
+                                          nn.Sequential(nn.Conv2d(4, 6, 3, padding=1), nn.BatchNorm2d(6)))
+
+        def forward(self, x):
+            return self.head(self.features(self.stem(x) * self.scale).mean((2, 3)))
+
+    wrapper = wrap(trained_like(Stemmed()), 16)
+    assert wrapper.randomization_order == ["head", "features.2", "features.0", ROOT]
+    steps = step_parameters(wrapper, wrapper.randomization_order)
+    assert sorted(name for name, _ in steps[-1]) == ["scale", "stem.bias", "stem.weight"]
+    assert_cascade_changes_each_block_once(wrapper)
+
+
 def test_order_follows_execution_not_definition():
     class Backwards(nn.Module):
         """Defines its head before its body."""

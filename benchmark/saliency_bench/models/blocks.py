@@ -29,10 +29,17 @@ Cascade steps (cascading randomisation, Adebayo et al. 2018) are whole architect
 output down in execution order (a forward pass with hooks: modules called first are lowest, not definition
 order): ResNet: ``fc``, each residual block (``layer4.2`` ... ``layer1.0``), then what remains (the stem, as the
 root module ``""``); ViT: ``heads``, ``encoder.ln``, each encoder layer from the last, then what remains
-(``encoder.pos_embedding``, ``conv_proj``, ``class_token``: the root ``""``); every other network (VGG included,
-unchanged): each module holding parameters of its own, then the root if parameters are left. A step
-re-initialises the parameters of its module subtree that no earlier step took, so every parameter of the model
-is re-initialised exactly once by the end of the cascade.
+(``encoder.pos_embedding``, ``conv_proj``, ``class_token``: the root ``""``); stage-based models (as above): the
+head (each top-level child holding parameters that runs after ``features``: ``classifier``; Swin's ``head`` then
+``norm``), each child of ``features`` from the last to the first (the stages or blocks as torchvision groups them:
+ConvNeXt/Swin stages and their downsampling layers, EfficientNet stages, MobileNet inverted-residual blocks,
+DenseNet dense blocks and transitions, SqueezeNet fire modules), then what remains (the root ``""``, only if it
+holds parameters), because one step per parameterised leaf module would give 70-240 steps (ConvNeXt-T 100,
+DenseNet-121 242), each costing a full attribution per image, and a step would be a single LayerNorm or 1x1 conv
+rather than an architectural unit; grouped, the torchvision stage models take 9-20 steps; every other network
+(VGG included, unchanged): each module holding parameters of its own, then the root if parameters are left. A
+step re-initialises the parameters of its module subtree that no earlier step took, so every parameter of the
+model is re-initialised exactly once by the end of the cascade.
 """
 from __future__ import annotations
 
@@ -246,16 +253,33 @@ def chosen_blocks(network: nn.Module, names: list[str]) -> dict[str, str]:
 
 
 # -- cascade steps -----------------------------------------------------------------------------------------------
-def cascade_units(network: nn.Module) -> list[str]:
-    """The modules that are one cascade step each, before ordering (module docstring); the root not included."""
+def cascade_units(network: nn.Module, calls: dict[str, int] | None = None) -> list[str]:
+    """The modules that are one cascade step each, before ordering (module docstring); the root not included.
+
+    ``calls`` (first-call index per module name, from ``trace``) tells a stage-based model's head (its top-level
+    children called after ``features``) from what runs before; without it, definition order stands in.
+    """
     if is_resnet(network):
         blocks = [f"layer{i}.{name}" for i in range(1, 5) for name, _ in getattr(network, f"layer{i}").named_children()]
         return ["fc", *blocks]
     if is_vit(network):
         layers = [f"encoder.layers.{name}" for name, _ in network.encoder.layers.named_children()]
         return [name for name in ("heads", "encoder.ln") if hasattr_module(network, name)] + layers
+    if is_staged(network):
+        return staged_units(network, calls)
     return [name for name, module in network.named_modules()
             if name and any(True for _ in module.parameters(recurse=False))]
+
+
+def staged_units(network: nn.Module, calls: dict[str, int] | None = None) -> list[str]:
+    """Stage-based models: the parameterised top-level children run after ``features`` (the head), each child of
+    ``features`` (a stage or block as torchvision groups them); anything else is left to the root step."""
+    if calls is None:
+        calls = {name: index for index, (name, _) in enumerate(network.named_modules())}
+    start = calls.get("features", -1)
+    head = [name for name, module in network.named_children()
+            if name != "features" and calls.get(name, -1) > start and any(True for _ in module.parameters())]
+    return head + [f"features.{name}" for name, _ in network.features.named_children()]
 
 
 def hasattr_module(network: nn.Module, name: str) -> bool:
@@ -283,7 +307,7 @@ def cascade_order(network: nn.Module, input_size: int | None = None) -> list[str
         calls = trace(network, input_size).first_call
     except Exception:  # noqa: BLE001 - e.g. a network taking other inputs: definition order stands in
         calls = {name: index for index, (name, _) in enumerate(network.named_modules())}
-    units = cascade_units(network)
+    units = cascade_units(network, calls)
     ranked = sorted(units, key=lambda name: calls.get(name, -1), reverse=True)
     modules = dict(network.named_modules())
     taken: set[int] = set()
