@@ -241,3 +241,72 @@ def test_a_check_without_out_leaves_no_temporary_folder(board_dir, tmp_path, cap
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     code, _, _ = _check(capsys, "random", "--against", str(board_dir / "leaderboard.json"))
     assert code == 0 and list(scratch.iterdir()) == []
+
+
+class FirstBlockEnergy(Method):
+    """The mean |activation| of block B1, upsampled: a map that depends on which modules the blocks are."""
+
+    name, family, positive = "b1_energy", "aggregation", True
+
+    def attribute(self, model, inputs, targets):
+        seen = {}
+        hook = model.blocks["B1"].register_forward_hook(lambda module, args, out: seen.setdefault("B1", out))
+        try:
+            with torch.no_grad():
+                model(inputs)
+        finally:
+            hook.remove()
+        energy = seen["B1"].abs().mean(dim=1, keepdim=True)
+        return torch.nn.functional.interpolate(energy, size=inputs.shape[2:], mode="nearest")[:, 0]
+
+
+class BlockMethods:
+    @hookimpl
+    def register_methods(self, register):
+        register(FirstBlockEnergy())
+
+
+def test_check_reuses_the_blocks_a_board_was_run_with(board_dir, pm, tmp_path, capsys, monkeypatch):
+    """A board run with --blocks (not the model's rule) checks clean without --blocks: the rerun uses its blocks."""
+    from saliency_bench import regression
+
+    chosen = {"B1": "features.0", "B2": "features.6"}  # conv outputs; the rule reads ReLUs features.1, .4, ...
+    pm.register(BlockMethods(), name="block-methods")  # board_dir keeps the fake model and dataset registered
+    try:
+        out = tmp_path / "board"
+        assert main(["run", "-m", "b1_energy", "--model", "fake_vgg", "--checks", "pointing_game", "--limit", "4",
+                     "--batch-size", "4", "--blocks", ",".join(chosen.values()), "--out", str(out),
+                     "--no-progress", "--no-speed"]) == 0
+        board = out / "leaderboard.json"
+        assert json.loads(board.read_text())["config"]["model"]["blocks"] == chosen
+        reruns = []
+        run_benchmark = regression.run_benchmark
+
+        def spy(options, **kwargs):
+            report = run_benchmark(options, **kwargs)
+            reruns.append((options.blocks, report.store.config["model"]["blocks"]))
+            return report
+
+        monkeypatch.setattr(regression, "run_benchmark", spy)
+        code, table, err = _check(capsys, "b1_energy", "--against", str(board))
+        assert code == 0, err
+        assert "b1_energy" in table and "regression" not in table
+        assert "note: blocks features.0,features.6 as recorded on" in err
+        assert reruns == [(list(chosen.values()), chosen)]
+        code, _, err = _check(capsys, "b1_energy", "--against", str(board), "--blocks", "features.1,features.4")
+        assert code == 2 and "configuration not reproducible here" in err  # the user's --blocks still wins
+        assert reruns[-1][0] == ["features.1", "features.4"] and "as recorded on" not in err
+    finally:
+        pm.unregister(name="block-methods")
+
+
+def test_a_board_of_the_rules_blocks_reruns_without_blocks(board_dir, tmp_path, capsys, monkeypatch):
+    """Blocks recorded by the model's own rule: the rerun passes no --blocks (its configuration as before)."""
+    from saliency_bench import regression
+
+    seen = []
+    run_benchmark = regression.run_benchmark
+    monkeypatch.setattr(regression, "run_benchmark", lambda options, **kw: seen.append(options.blocks) or
+                        run_benchmark(options, **kw))
+    code, _, err = _check(capsys, "random", "--against", str(board_dir / "leaderboard.json"))
+    assert code == 0 and seen == [None] and "as recorded on" not in err

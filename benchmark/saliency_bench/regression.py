@@ -405,6 +405,10 @@ def check_against_board(
     if not checks:
         raise UserError(f"{against} records no check results to compare with")
     recorded_data = read_sidecar(board, against)  # the board's per-image values (None: an older board)
+    if not blocks:  # the user's --blocks wins; else the board's own, where it was run with --blocks
+        blocks = recorded_blocks(board, registry, weights)
+        if blocks:
+            notes = notes + [f"note: blocks {','.join(blocks)} as recorded on {against} (its run's --blocks)"]
     scratch = None if out is not None else tempfile.mkdtemp(prefix="saliency-bench-check-")
     try:
         report = rerun_under_board(board, names, checks, registry, out=out or scratch, fresh=scratch is not None,
@@ -449,6 +453,29 @@ def check_against_board(
     finally:
         if scratch is not None:  # a rerun the user did not ask to keep
             shutil.rmtree(scratch, ignore_errors=True)
+
+
+def recorded_blocks(board: dict, registry: Registry, weights: str | None = None) -> list[str] | None:
+    """The board's block module names (``config.model.blocks``, B1 first) where they differ from the model's own
+    rule, i.e. the board was run with ``--blocks``: the rerun's ``--blocks``. None where the board records the
+    rule's blocks (the rerun passes no ``--blocks``, as before) or none at all.
+
+    The model's rule is read off the model itself, loaded here on the CPU with the rerun's ``weights``.
+    """
+    from .session import lookup
+
+    model_config = board["config"]["model"]
+    recorded = model_config.get("blocks")
+    if not isinstance(recorded, dict) or not recorded or not all(isinstance(n, str) for n in recorded.values()):
+        return None  # nothing usable recorded: the rerun's own configuration check reports any difference
+    spec = lookup(registry.models, "model", model_config["name"])
+    model = spec.load(weights=weights, allow_download=False)
+    try:
+        rule = model.block_names
+    except UserError:  # no block rule for this network: its board was necessarily run with --blocks
+        rule = None
+    del model
+    return None if rule == recorded else list(recorded.values())
 
 
 def rerun_under_board(board: dict, names: Sequence[str], checks: Sequence[str], registry: Registry, *, out: str,
