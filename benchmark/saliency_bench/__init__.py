@@ -10,6 +10,7 @@ from .checks.stats import bootstrap_params, finite_mean, summarize
 from .datasets.base import Dataset, DatasetSpec
 from .errors import MethodError, NotApplicable, UserError
 from .hookspecs import hookimpl
+from .loading import apply_state_dict, read_state_dict
 from .methods import Method, validate_maps
 from .models.base import ModelSpec
 from .models.wrapper import ModelWrapper, derive_blocks, derive_randomization_order
@@ -54,6 +55,7 @@ __all__ = [
     "Rule",
     "Suite",
     "UserError",
+    "apply_state_dict",
     "derive_blocks",
     "derive_randomization_order",
     "hookimpl",
@@ -63,6 +65,7 @@ __all__ = [
     "noise",
     "read_difference",
     "read_metric",
+    "read_state_dict",
     "summarize",
     "validate_maps",
 ]
