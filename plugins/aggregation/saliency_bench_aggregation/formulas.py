@@ -54,11 +54,16 @@ def spatially_constant(grads: torch.Tensor, rtol: float = 1e-5) -> bool:
     An all-zero gradient (a vanished signal, as after randomisation) is a map of zeros, not this case; nor
     is a block whose pool has a single window (one non-zero cell per channel: nothing to be constant).
     """
+    return bool(spatially_constant_flag(grads, rtol))
+
+
+def spatially_constant_flag(grads: torch.Tensor, rtol: float = 1e-5) -> torch.Tensor:
+    """:func:`spatially_constant` as a 0-d bool tensor on the gradient's device (no host synchronisation)."""
     magnitude = grads.abs().flatten(2)
     high = magnitude.amax(2)
     low = torch.where(magnitude > 0, magnitude, torch.full_like(magnitude, float("inf"))).amin(2)
-    repeated = bool(((magnitude > 0).sum(2) > 1).any())  # one non-zero cell per channel proves nothing
-    return repeated and bool(((high == 0) | (high - low <= rtol * high)).all())
+    repeated = ((magnitude > 0).sum(2) > 1).any()  # one non-zero cell per channel proves nothing
+    return repeated & ((high == 0) | (high - low <= rtol * high)).all()
 
 
 def patches_unreached(grads: torch.Tensor, prefix_tokens: int) -> bool:

@@ -15,7 +15,7 @@ import torch
 from saliency_bench import ModelWrapper, NotApplicable
 
 from .capture import Capture, forward_backward
-from .formulas import patches_unreached, spatially_constant, upsample
+from .formulas import patches_unreached, spatially_constant_flag, upsample
 from .fullgrad import FullGradDecomposition, bias_layers, decomposition_from_capture
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -32,6 +32,17 @@ class SharedPass:
         self.layers = layers
         self.cache: dict[tuple, torch.Tensor | NotApplicable] = {}
         self.decomposition: FullGradDecomposition | None = None
+        self.constant: dict[str, bool] | None = None  # per captured block: df/dA constant in space
+
+    def gradient_constant(self, block: str) -> bool:
+        """Whether df/dA is constant in space at ``block`` (``formulas.spatially_constant``); tested for every
+        captured block at once on first use, so a batch costs one host synchronisation, not one per block."""
+        if self.constant is None:
+            names = self.model.block_names
+            captured = [b for b, name in names.items() if len(self.capture.gradients.get(name, [])) == 1]
+            flags = [spatially_constant_flag(self.model.to_grid(self.capture.single(names[b])[1])) for b in captured]
+            self.constant = dict(zip(captured, torch.stack(flags).tolist())) if flags else {}
+        return self.constant[block]
 
     def upsample(self, maps: torch.Tensor) -> torch.Tensor:
         """up(): block maps ``[B,h,w]`` to input size."""
@@ -52,7 +63,7 @@ class SharedPass:
                     f"{method.stem} at {block} is undefined on '{self.model.name}': only the prefix (class) token of "
                     "this block reaches the output, df/dA is zero on every patch token"
                 )
-            elif method.undefined_where_gradient_is_constant and spatially_constant(grads):
+            elif method.undefined_where_gradient_is_constant and self.gradient_constant(block):
                 self.cache[key] = NotApplicable(
                     f"{method.stem} at {block} is undefined on '{self.model.name}': df/dA is constant in space there "
                     "(global-average-pool head), so the map would show the pool's routing, not the gradient"
