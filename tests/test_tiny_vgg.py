@@ -92,4 +92,6 @@ def test_missing_card_raises_user_error_naming_it(tmp_path):
 def test_plugin_registers_tiny_vgg_with_shapes_default():
     specs = []
     default_plugin.register_models(specs.append)
-    assert [(s.name, s.default_dataset) for s in specs] == [("tiny_vgg", "shapes")]
+    assert [(s.name, s.default_dataset) for s in specs] == [
+        ("tiny_vgg", "shapes"), ("tiny_resnet", "shapes"), ("tiny_vit", "shapes")]
+    assert [s.paper_columns for s in specs] == [True, False, False]  # the paper's VGG-16 columns: VGG only

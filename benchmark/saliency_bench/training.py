@@ -1,4 +1,4 @@
-"""Train the embedded default (TinyVGG on synthetic shapes) from scratch, seeded, on CPU."""
+"""Train an embedded model (tiny_vgg, tiny_resnet, tiny_vit) on synthetic shapes from scratch, seeded, on CPU."""
 from __future__ import annotations
 
 import json
@@ -13,10 +13,11 @@ from torch import nn
 
 from .datasets.scenes import SceneShapesDataset as ShapesDataset
 from .datasets.synthetic import CLASS_NAMES
-from .models.tiny_vgg import CONVS_PER_BLOCK, INPUT_SIZE, MEAN, STD, WIDTHS, TinyVGG, sha256_of
+from .errors import UserError
+from .models.default_plugin import EMBEDDED
+from .models.embedded import EmbeddedModel, sha256_of
+from .models.tiny_vgg import MEAN, STD
 
-WEIGHTS_NAME = "tiny_vgg.pt"
-CARD_NAME = "tiny_vgg.json"
 
 
 def average_precision(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -41,11 +42,12 @@ def stack_samples(dataset: ShapesDataset, indices: list[int]) -> tuple[torch.Ten
 
 
 @torch.no_grad()
-def predict(network: nn.Module, dataset: ShapesDataset, batch_size: int = 128) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits ``[N,K]`` and labels ``[N,K]`` of every sample of ``dataset`` (inputs normalised with MEAN/STD)."""
+def predict(network: nn.Module, dataset: ShapesDataset, batch_size: int = 128, mean=MEAN, std=STD
+            ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits ``[N,K]`` and labels ``[N,K]`` of every sample of ``dataset`` (inputs normalised with mean/std)."""
     network.eval()
-    mean = torch.tensor(MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(STD).view(1, 3, 1, 1)
+    mean = torch.tensor(mean).view(1, 3, 1, 1)
+    std = torch.tensor(std).view(1, 3, 1, 1)
     logits, labels = [], []
     for start in range(0, len(dataset), batch_size):
         images, batch_labels = stack_samples(dataset, list(range(start, min(start + batch_size, len(dataset)))))
@@ -54,9 +56,9 @@ def predict(network: nn.Module, dataset: ShapesDataset, batch_size: int = 128) -
     return torch.cat(logits), torch.cat(labels)
 
 
-def evaluate(network: nn.Module, dataset: ShapesDataset) -> dict:
+def evaluate(network: nn.Module, dataset: ShapesDataset, mean=MEAN, std=STD) -> dict:
     """Held-out figures: mAP over classes and exact-match accuracy of (logit > 0) against the labels."""
-    logits, labels = predict(network, dataset)
+    logits, labels = predict(network, dataset, mean=mean, std=std)
     exact = ((logits > 0).float() == labels).all(dim=1).float().mean()
     return {"map": mean_average_precision(logits, labels), "exact_match": float(exact), "images": len(dataset)}
 
@@ -69,68 +71,88 @@ def cosine_lr(step: int, total: int, base: float, warmup: int) -> float:
 
 
 def save_weights(network: nn.Module, out_dir: Path, card: dict) -> dict:
-    """Write ``tiny_vgg.pt`` then ``tiny_vgg.json`` (with the weights' SHA-256) atomically into ``out_dir``."""
+    """Write ``NAME.pt`` then ``NAME.json`` (with the weights' SHA-256) atomically into ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    weights = out_dir / WEIGHTS_NAME
+    weights = out_dir / f"{card['name']}.pt"
     partial = weights.with_suffix(".pt.partial")
     torch.save({k: v.detach().clone().contiguous() for k, v in network.state_dict().items()}, partial)
     os.replace(partial, weights)
     card = {**card, "sha256": sha256_of(weights)}
-    card_partial = out_dir / (CARD_NAME + ".partial")
+    card_partial = out_dir / f"{card['name']}.json.partial"
     card_partial.write_text(json.dumps(card, indent=2) + "\n")
-    os.replace(card_partial, out_dir / CARD_NAME)
+    os.replace(card_partial, out_dir / f"{card['name']}.json")
     return card
+
+
+def embedded_model(name: str) -> EmbeddedModel:
+    """The embedded model called ``name``, or a one-line UserError naming the ones there are."""
+    if name not in EMBEDDED:
+        raise UserError(f"no embedded model '{name}' to train (embedded: {', '.join(EMBEDDED)})")
+    return EMBEDDED[name]
+
+
+def make_optimizer(name: str, parameters, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    """Adam (Kingma & Ba 2015), or AdamW (Loshchilov & Hutter 2019: decoupled weight decay, for transformers)."""
+    if name == "AdamW":
+        return torch.optim.AdamW(parameters, lr=lr, weight_decay=weight_decay)
+    return torch.optim.Adam(parameters, lr=lr, weight_decay=weight_decay)
 
 
 def train(
     out_dir: str | Path,
     seed: int = 0,
-    epochs: int = 14,
+    epochs: int | None = None,
     n_train: int = 10_000,
     n_val: int = 1_000,
-    batch_size: int = 32,
-    lr: float = 1e-3,
+    batch_size: int | None = None,
+    lr: float | None = None,
     progress: bool = True,
     log: Callable[[str], None] = print,
+    model: str = "tiny_vgg",
 ) -> dict:
-    """Train TinyVGG with BCE-with-logits and Adam on fresh seeded shapes every epoch; write weights + card.
+    """Train an embedded model with BCE-with-logits on fresh seeded shapes every epoch; write weights + card.
 
-    Epoch ``e`` uses train-split images ``e*n_train .. (e+1)*n_train-1`` in an order drawn from
-    ``torch.Generator(seed + e)``, so a run is determined by its arguments (on the same thread count).
-    The benchmark split is never touched. Returns the card written to ``out_dir/tiny_vgg.json``.
+    The recipe (epochs, batch size, learning rate, optimizer, weight decay) defaults to the model's
+    (``EmbeddedModel.recipe``). Epoch ``e`` uses train-split images ``e*n_train .. (e+1)*n_train-1`` in an order
+    drawn from ``torch.Generator(seed * 1000 + e)``, so a run is determined by its arguments (on the same thread
+    count). The benchmark split is never touched. Returns the card written to ``out_dir/NAME.json``.
     """
+    spec = embedded_model(model)
+    defaults = spec.recipe
+    epochs = defaults.get("epochs", 14) if epochs is None else epochs
+    batch_size = batch_size or defaults.get("batch_size", 32)
+    lr = lr or defaults.get("lr", 1e-3)
+    optimizer_name, weight_decay = defaults.get("optimizer", "Adam"), defaults.get("weight_decay", 0.0)
     out_dir = Path(out_dir)
     began = time.perf_counter()
     torch.manual_seed(seed)
-    network = TinyVGG(num_classes=len(CLASS_NAMES), widths=WIDTHS, convs_per_block=CONVS_PER_BLOCK)
-    optimizer = torch.optim.Adam(network.parameters(), lr=lr)
+    network = spec.build(spec.architecture, len(CLASS_NAMES), spec.input_size)
+    optimizer = make_optimizer(optimizer_name, network.parameters(), lr, weight_decay)
     loss_fn = nn.BCEWithLogitsLoss()
-    mean = torch.tensor(MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(STD).view(1, 3, 1, 1)
-    val = ShapesDataset(size=INPUT_SIZE, split="val", count=n_val, seed=seed)
+    mean = torch.tensor(spec.mean).view(1, 3, 1, 1)
+    std = torch.tensor(spec.std).view(1, 3, 1, 1)
+    val = ShapesDataset(size=spec.input_size, split="val", count=n_val, seed=seed)
     steps_per_epoch = math.ceil(n_train / batch_size)
     total_steps = epochs * steps_per_epoch
-    warmup = min(100, max(1, total_steps // 20))
+    warmup = min(defaults.get("warmup", 100), max(1, total_steps // 20))
     recipe = {
         "seed": seed, "epochs": epochs, "n_train": n_train, "n_val": n_val, "batch_size": batch_size,
-        "optimizer": "Adam", "lr": lr, "schedule": f"linear warm-up {warmup} steps, cosine to 0",
+        "optimizer": optimizer_name, "lr": lr, **({"weight_decay": weight_decay} if weight_decay else {}),
+        "schedule": f"linear warm-up {warmup} steps, cosine to 0",
         "loss": "BCEWithLogitsLoss (multi-hot labels)", "data": "fresh train-split images every epoch",
         "threads": torch.get_num_threads(), "torch": torch.__version__,
     }
     card = {
-        "name": "tiny_vgg", "dataset": "shapes", "class_names": list(CLASS_NAMES), "input_size": INPUT_SIZE,
-        "mean": list(MEAN), "std": list(STD),
-        "architecture": {
-            "widths": list(WIDTHS), "convs_per_block": list(CONVS_PER_BLOCK), "head": "global average pool + linear",
-            "parameters": sum(p.numel() for p in network.parameters()),
-        },
+        "name": spec.name, "dataset": spec.dataset, "class_names": list(CLASS_NAMES), "input_size": spec.input_size,
+        "mean": list(spec.mean), "std": list(spec.std),
+        "architecture": {**spec.architecture, "parameters": sum(p.numel() for p in network.parameters())},
         "recipe": recipe, "history": [],
     }
     step = 0
     for epoch in range(epochs):
         epoch_began = time.perf_counter()
         network.train()
-        data = ShapesDataset(size=INPUT_SIZE, split="train", count=n_train, seed=seed, start=epoch * n_train)
+        data = ShapesDataset(size=spec.input_size, split="train", count=n_train, seed=seed, start=epoch * n_train)
         order = torch.randperm(n_train, generator=torch.Generator().manual_seed(seed * 1_000 + epoch)).tolist()
         running, seen = 0.0, 0
         for batch_start in range(0, n_train, batch_size):
@@ -146,7 +168,7 @@ def train(
             seen += len(labels)
             if progress and step % 25 == 0:
                 log(f"  epoch {epoch + 1}/{epochs} step {seen}/{n_train} loss {running / seen:.4f}")
-        figures = evaluate(network, val)
+        figures = evaluate(network, val, spec.mean, spec.std)
         entry = {"epoch": epoch + 1, "loss": running / max(1, seen), "val_map": figures["map"],
                  "val_exact_match": figures["exact_match"], "seconds": time.perf_counter() - epoch_began}
         card["history"].append(entry)
@@ -157,9 +179,9 @@ def train(
         card["epochs_done"] = epoch + 1
         card = save_weights(network, out_dir, card)
     if epochs == 0:
-        card["val"] = evaluate(network, val)
+        card["val"] = evaluate(network, val, spec.mean, spec.std)
         card["seconds"] = time.perf_counter() - began
         card["epochs_done"] = 0
         card = save_weights(network, out_dir, card)
-    log(f"wrote {out_dir / WEIGHTS_NAME} (sha256 {card['sha256'][:12]}...) in {card['seconds']:.0f} s")
+    log(f"wrote {out_dir / (spec.name + '.pt')} (sha256 {card['sha256'][:12]}...) in {card['seconds']:.0f} s")
     return card

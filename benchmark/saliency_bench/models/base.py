@@ -17,3 +17,4 @@ class ModelSpec:
     description: str = ""
     default_dataset: str | None = None
     options: dict = field(default_factory=dict)
+    paper_columns: bool = False  # show the seed paper's values (VGG-16) beside this model's rows: VGG models only

@@ -20,6 +20,7 @@ def register_models(register):
             description="torchvision VGG-16, 224 px; weights from --weights, the torch hub cache or --allow-download",
             default_dataset="imagefolder",
             options={"head": "imagenet (1000 classes, default) or voc (20 classes, needs --weights)"},
+            paper_columns=True,
         )
     )
     register(
@@ -28,6 +29,7 @@ def register_models(register):
             load=partial(load_vgg16, head="voc"),
             description="torchvision VGG-16 with a 20-class VOC head from --weights (e.g. TorchRay's vgg16_voc)",
             default_dataset="voc2007",
+            paper_columns=True,
         )
     )
     for name, (arch, weights) in NAMED.items():
@@ -48,5 +50,6 @@ def register_models(register):
                 description=f"torchvision {arch} with its DEFAULT weights; from --weights, the torch hub cache or "
                             "--allow-download",
                 default_dataset="imagefolder",
+                paper_columns=arch.startswith("vgg"),
             )
         )
