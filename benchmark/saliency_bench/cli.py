@@ -76,6 +76,19 @@ def _block_names(text: str) -> list[str]:
     return names
 
 
+def summarised_names(names) -> list[str]:
+    """Names for a help text: plain names as they are, prefixed families (``torchvision:*``, ``timm:*``) as one
+    entry with their count (`saliency-bench list` shows every one)."""
+    plain, families = [], {}
+    for name in names:
+        prefix, colon, _ = name.partition(":")
+        if colon:
+            families[prefix] = families.get(prefix, 0) + 1
+        else:
+            plain.append(name)
+    return plain + [f"{prefix}:<name> ({count})" for prefix, count in families.items()]
+
+
 def _registered(kind: str) -> str:
     """The registered names of ``kind`` for help texts ("?" if plugins cannot be loaded now)."""
     try:
@@ -86,7 +99,7 @@ def _registered(kind: str) -> str:
             from .verdicts import criteria
 
             return ", ".join(criteria([r.obj for r in registry.checks.values()]))
-        return ", ".join(getattr(registry, kind)) or "none"
+        return ", ".join(summarised_names(getattr(registry, kind))) or "none"
     except Exception:  # noqa: BLE001 - help must print even when a plugin is broken
         return "?"
 
@@ -166,9 +179,11 @@ def build_parser() -> argparse.ArgumentParser:
                          help="the board (default: ./leaderboard.json, the committed one)")
     compare.add_argument("--json", action="store_true", help="machine-readable output")
 
-    train = sub.add_parser("train", help="reproduce the default model's shipped weights",
-                           description="Train tiny_vgg on the embedded dataset (reproduces the shipped weights).")
-    train.add_argument("--out", default="runs/train", help="folder for tiny_vgg.pt and tiny_vgg.json (default: runs/train)")
+    train = sub.add_parser("train", help="reproduce an embedded model's shipped weights",
+                           description="Train an embedded model on the embedded dataset (reproduces its shipped "
+                                       "weights and card).")
+    train.add_argument("--model", default="tiny_vgg", help="tiny_vgg | tiny_resnet | tiny_vit (default: tiny_vgg)")
+    train.add_argument("--out", default="runs/train", help="folder for MODEL.pt and MODEL.json (default: runs/train)")
     train.add_argument("--seed", type=_non_negative_int, default=0, help="default: 0")
     train.add_argument("--epochs", type=_positive_int, default=None, help="default: the shipped model's")
     train.add_argument("--n-train", type=_positive_int, default=None, help="training images per epoch (default: the shipped model's)")
@@ -337,10 +352,17 @@ def _run_options(args):
     )
 
 
+def _embedded_models() -> list[str]:
+    """The embedded models, in the board's order (tiny_vgg, the default, first)."""
+    from .models.default_plugin import EMBEDDED
+
+    return list(EMBEDDED)
+
+
 def _is_default_run(args) -> bool:
-    """``run --all`` on the embedded default with default parameters writes the top-level board."""
-    return bool(args.all) and not any(
-        [args.model, args.dataset, args.limit, args.param, args.out, args.checks, args.data_root, args.weights,
+    """``run --all [--model EMBEDDED]`` with default parameters writes that model's section of the top-level board."""
+    return bool(args.all) and (args.model is None or args.model in _embedded_models()) and not any(
+        [args.dataset, args.limit, args.param, args.out, args.checks, args.data_root, args.weights,
          args.blocks, args.split, args.data_seed is not None]
     ) and args.seed == 0 and args.batch_size == 32 and not args.no_speed and args.precision == "fp32" and \
         args.channels_last is None  # the committed board: float32 in the default layout, with speed figures
@@ -367,14 +389,38 @@ def _selected(args, registry) -> tuple[list[str], list[str]]:
     return methods, list(args.checks or registry.checks)
 
 
+def _default_board_folder(args) -> Path:
+    """Where a default run writes its board: '.' for the default model, boards/NAME for another embedded one."""
+    from .board_index import board_folder
+    from .session import DEFAULT_MODEL
+
+    return board_folder(args.model or DEFAULT_MODEL, DEFAULT_MODEL)
+
+
+def update_board_index(args, registry, before: str, written: list[Path]) -> None:
+    """Splice the default run's fresh board into the top-level leaderboard.md as its model's section; ``before``
+    is that file's text before the run wrote anything (the other models' sections are kept from it)."""
+    from .board_index import as_section, read_sections, write_index
+    from .session import DEFAULT_MODEL
+
+    name, folder, root = args.model or DEFAULT_MODEL, _default_board_folder(args), Path(".")
+    sections = read_sections(before)
+    spec = registry.models.get(name)
+    standalone = (folder / "leaderboard.md").read_text()
+    sections[name] = as_section(standalone, name, spec.obj.description if spec else "", folder)
+    index = write_index(root, sections, _embedded_models())
+    if index not in written:
+        written.append(index)
+
+
 def board_folders(args, registry) -> list[Path]:
     """Where the run writes a board besides --out: --board-dir, or '.' for the default run; refused if unsafe."""
     from .leaderboard import board_conflict
 
     if not (args.board_dir or _is_default_run(args)):
         return []
-    folder = Path(args.board_dir or ".")
-    option = "--board-dir" if args.board_dir else "the default run's board folder '.'"
+    folder = Path(args.board_dir) if args.board_dir else _default_board_folder(args)
+    option = "--board-dir" if args.board_dir else f"the default run's board folder '{folder.as_posix()}'"
     if args.board_dir:
         _check_output_folder(args.board_dir, "--board-dir")
     conflict = board_conflict(folder, *_selected(args, registry))
@@ -427,9 +473,13 @@ def cmd_run(args) -> int:
     if out_conflict:  # the results are stored; only the folder's board view of an earlier, larger run is kept
         _stderr(f"note: board in {options.out} not rewritten: {out_conflict}; pass --board-dir DIR for this run's board")
     board = None
+    index = Path("leaderboard.md")
+    index_before = index.read_text() if _is_default_run(args) and index.is_file() else ""
     for folder in ([] if out_conflict else [Path(options.out)]) + folders:
         board = write_leaderboard(report.store, registry, folder, methods=report.methods, checks=report.checks,
                                   suite=report.suite, speed=options.speed, written=written)
+    if _is_default_run(args):
+        update_board_index(args, registry, index_before, written)
     if board is None:  # no folder took a board: the digest is still computed from the stored results
         from .leaderboard import build_board
 
@@ -481,8 +531,8 @@ def cmd_train(args) -> int:
     from .training import train
 
     options = {"epochs": args.epochs, "n_train": args.n_train, "n_val": args.n_val, "batch_size": args.batch_size}
-    card = train(args.out, seed=args.seed, log=_stderr, **{k: v for k, v in options.items() if v})
-    _stderr(f"weights: {Path(args.out) / 'tiny_vgg.pt'} (sha256 {card['sha256'][:12]}..., "
+    card = train(args.out, seed=args.seed, log=_stderr, model=args.model, **{k: v for k, v in options.items() if v})
+    _stderr(f"weights: {Path(args.out) / (args.model + '.pt')} (sha256 {card['sha256'][:12]}..., "
             f"val mAP {card['val']['map']:.4f}, {card['seconds']:.0f}s); use them with --weights")
     return EXIT_OK
 

@@ -50,10 +50,18 @@ def _fmt(metric: dict | None, digits: int = 3) -> str:
     return text
 
 
+def shows_paper(config: dict, registry: Registry) -> bool:
+    """Whether the seed paper's values (VGG-16) go beside this board's rows: its model's ``paper_columns`` (an
+    unregistered model: yes, as before models declared it)."""
+    spec = registry.models.get((config.get("model") or {}).get("name"))
+    return spec is None or bool(getattr(spec.obj, "paper_columns", True))
+
+
 def build_board(store: ResultStore, registry: Registry, methods: Sequence[str], checks: Sequence[str]) -> dict:
     """Collect stored results of ``methods`` x ``checks`` into the leaderboard's JSON document."""
     check_objects = ordered_checks(registry.checks[c].obj for c in checks)
     board = {"schema": SCHEMA, "config": store.config, "thresholds": {}, "checks": {}, "methods": {}}
+    papers = check_objects if shows_paper(store.config, registry) else []
     for name in methods:
         method = registry.methods[name]
         entry = {
@@ -80,7 +88,7 @@ def build_board(store: ResultStore, registry: Registry, methods: Sequence[str], 
             reference = result.pop("dataset_reference", None)
             if reference is not None:
                 board.setdefault("dataset_reference", {}).setdefault(check, reference)
-        paper = {c.paper_key: c.paper[name] for c in check_objects if c.paper_key and name in c.paper}
+        paper = {c.paper_key: c.paper[name] for c in papers if c.paper_key and name in c.paper}
         if paper:
             entry["paper"] = paper
         board["methods"][name] = entry
