@@ -82,7 +82,9 @@ def test_corrupt_weights_are_refused_with_one_line(model, tmp_path):
     (TINY_RESNET, {"widths": [16, 32, 64]}, "architecture.widths must be a list of 4"),
     (TINY_RESNET, {"blocks_per_layer": [1, 0, 1, 1]}, "architecture.blocks_per_layer"),
     (TINY_VIT, {"num_heads": 5}, "multiple of architecture.num_heads"),
-    (TINY_VIT, {"patch_size": 7}, "input_size must be a multiple of the patch size 7"),
+    (TINY_VIT, {"patch_size": 7, "conv_stem": []}, "input_size must be a multiple of the patch size 7"),
+    (TINY_VIT, {"patch_size": 16}, "3 stride-2 convolutions give patches of 8 pixels, not the patch size 16"),
+    (TINY_VIT, {"conv_stem": [24, 0, 96]}, "architecture.conv_stem must be a list of positive integers"),
 ])
 def test_a_card_with_a_wrong_architecture_names_the_field(model, change, message):
     card = json.loads(model.card_file.read_text())
