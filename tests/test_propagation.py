@@ -451,21 +451,34 @@ def test_entry_points_register_every_method():
     assert len({id(p) for p in plugins}) == len(METHOD_NAMES)
 
 
-def test_registered_smoothgrad_noise_is_the_calibrated_level_for_the_shipped_model():
+@pytest.mark.parametrize("model_name", ["tiny_vgg", "tiny_resnet", "tiny_vit"])
+def test_registered_smoothgrad_noise_is_the_calibrated_level_for_each_shipped_model(model_name):
     """At the registered level the top-1 class holds on >= 95% of noisy copies of held-out images; one grid
     level up it does not, so the registered level is the largest that holds (calibrate_noise_level's rule)."""
     from saliency_bench.datasets.scenes import SceneShapesDataset
-    from saliency_bench.models.tiny_vgg import load_tiny_vgg
-    from saliency_bench_propagation.entry_points import SMOOTHGRAD_NOISE_LEVEL, smoothgrad
+    from saliency_bench.models.default_plugin import EMBEDDED
+    from saliency_bench.models.embedded import load_embedded
+    from saliency_bench_propagation.entry_points import SMOOTHGRAD_NOISE_LEVEL, SMOOTHGRAD_NOISE_LEVELS, smoothgrad
     from saliency_bench_propagation.path import NOISE_LEVELS, top1_kept
 
-    assert smoothgrad.method.noise_level == SMOOTHGRAD_NOISE_LEVEL
-    model = load_tiny_vgg()
+    model = load_embedded(EMBEDDED[model_name])
+    level = SMOOTHGRAD_NOISE_LEVELS[model_name]
+    assert smoothgrad.method.level_for(model) == level and smoothgrad.method.noise_level == SMOOTHGRAD_NOISE_LEVEL
     data = SceneShapesDataset(model.input_size, "val", 256)
     inputs = model.normalize(torch.stack([data[i]["image"] for i in range(len(data))]))
-    assert top1_kept(model, inputs, SMOOTHGRAD_NOISE_LEVEL, n_samples=16, seed=0) >= 0.95
-    above = NOISE_LEVELS[NOISE_LEVELS.index(SMOOTHGRAD_NOISE_LEVEL) + 1]
+    assert top1_kept(model, inputs, level, n_samples=16, seed=0) >= 0.95
+    above = NOISE_LEVELS[NOISE_LEVELS.index(level) + 1]
     assert top1_kept(model, inputs, above, n_samples=16, seed=0) < 0.95
+
+
+def test_smoothgrad_uses_a_models_own_noise_level_and_the_default_elsewhere():
+    from types import SimpleNamespace
+
+    from saliency_bench_propagation.path import SmoothGrad
+
+    method = SmoothGrad(noise_level=0.1, noise_levels={"b": 0.02, "a": 0.05})
+    assert method.level_for(SimpleNamespace(name="a")) == 0.05 and method.level_for(SimpleNamespace(name="z")) == 0.1
+    assert list(method.setting_values()["noise_levels"]) == ["a", "b"]  # sorted: one fingerprint per table
 
 
 # What `saliency-bench bench` times beside each method: labels as before the peers moved into this plugin.

@@ -113,27 +113,34 @@ def image_noise(inputs: torch.Tensor, n_samples: int, seed: int) -> torch.Tensor
 class SmoothGrad(PropagationMethod):
     """SmoothGrad (Smilkov et al. 2017): mean gradient over n noisy copies; map = max over channels of |.|.
 
-    Noise N(0, sigma^2) with sigma = ``noise_level`` * (max - min) of each input image (0.15 by default),
+    Noise N(0, sigma^2) with sigma = ``noise_level`` * (max - min) of each input image (0.15 by default; a model
+    named in ``noise_levels`` gets its own level there, calibrated for it: ``calibrate_noise_level``),
     ``n_samples`` = 25 copies per image, drawn from a ``torch.Generator`` seeded with ``seed`` and the image's
     content (``image_seeds``): the same image gets the same noise in any batch, for any target and any model,
     so a map is a function of (model, image, target) alone. The raw gradients are averaged, then reduced.
     """
 
     name = "smoothgrad"
-    settings = ("noise_level", "n_samples", "seed")
+    settings = ("noise_level", "noise_levels", "n_samples", "seed")
 
-    def __init__(self, n_samples: int = 25, noise_level: float = 0.15, seed: int = 0, max_batch: int | None = None):
+    def __init__(self, n_samples: int = 25, noise_level: float = 0.15, seed: int = 0, max_batch: int | None = None,
+                 noise_levels: dict[str, float] | None = None):
         if n_samples < 1 or (max_batch is not None and max_batch < 1):
             raise ValueError("n_samples and max_batch must be >= 1")
         self.n_samples = int(n_samples)
         self.noise_level = float(noise_level)
+        self.noise_levels = {name: float(level) for name, level in sorted((noise_levels or {}).items())}
         self.seed = int(seed)
         self.max_batch = max_batch
+
+    def level_for(self, model) -> float:
+        """The noise level used on ``model``: its own in ``noise_levels`` (by model name), else ``noise_level``."""
+        return self.noise_levels.get(getattr(model, "name", None), self.noise_level)
 
     def input_attribution(self, model, inputs, targets):
         """(1/n) sum_i df_t/dx (x + eps_i), eps_i ~ N(0, sigma^2), sigma per sample."""
         x = inputs.detach()
-        sigma = noise_sigma(x, self.noise_level)
+        sigma = noise_sigma(x, self.level_for(model))
         noisy = (x + sigma * image_noise(x, self.n_samples, self.seed)).flatten(0, 1)
         grads = chunked_target_gradient(network_of(model), noisy, targets.repeat(self.n_samples),
                                         chunk_size(self.max_batch, x.device))
@@ -141,7 +148,7 @@ class SmoothGrad(PropagationMethod):
 
     def peers(self, model):
         """captum's NoiseTunnel SmoothGrad with the same number of samples."""
-        return captum_noise_tunnel(model, self.n_samples, self.noise_level)
+        return captum_noise_tunnel(model, self.n_samples, self.level_for(model))
 
 
 class IntegratedGradients(PropagationMethod):
