@@ -89,3 +89,15 @@ def test_the_papers_vgg_columns_go_beside_vgg_models_only(name, shown):
 
     registry = make_plugin_manager(allowlist=None).registry()
     assert shows_paper({"model": {"name": name}}, registry) is shown
+
+
+def test_a_board_without_paper_values_has_no_paper_columns():
+    from saliency_bench.leaderboard import summary_headers
+    from saliency_bench.plugins import make_plugin_manager
+
+    registry = make_plugin_manager(allowlist=None).registry()
+    checks = [registry.checks[name].obj for name in registry.checks]
+    with_paper = {"methods": {"gradcam": {"paper": {"pointing": 74.0}}}}
+    without = {"methods": {"gradcam": {}}}
+    assert any(h.startswith("paper P") for h in summary_headers(checks, False, with_paper))
+    assert not any(h.startswith("paper") for h in summary_headers(checks, False, without))

@@ -26,8 +26,8 @@ A method that "just draws the salient parts of the image" scores like an edge de
 `baseline` family, listed below). A verdict that compares maps with each other is a necessary condition only:
 pure noise passes it. So the composite verdict, *overall*, passes a method only when every verdict passes,
 including doing better than every control. *n/a*: the method has no defined map on this model
-(the reason is in the details), neither a failure nor a number. Paper columns are the seed paper's values on
-another model and dataset (named in their headers), shown for orientation only."""
+(the reason is in the details), neither a failure nor a number. Paper columns (beside VGG models) are the seed
+paper's values on another model and dataset (named in their headers), shown for orientation only."""
 
 
 def how_to_read(checks: Sequence) -> str:
@@ -141,7 +141,7 @@ def _verdict_text(entry: dict, rules: Sequence) -> str:
 def summary_rows(board: dict, checks: Sequence, speed: dict[str, dict] | None = None) -> list[list[str]]:
     """One row per method for the summary table: each check's columns, verdicts, speed, paper values."""
     columns, rules = columns_of(checks), rules_of(checks)
-    papers = [c for c in ordered_checks(checks) if c.paper_key]
+    papers = paper_checks(board, checks)
     rows = []
     for name, entry in board["methods"].items():
         rows.append([
@@ -155,11 +155,18 @@ def summary_rows(board: dict, checks: Sequence, speed: dict[str, dict] | None = 
     return rows
 
 
-def summary_headers(checks: Sequence, speed: bool) -> list[str]:
-    """The summary table's headers, matching ``summary_rows``."""
+def paper_checks(board: dict, checks: Sequence) -> list:
+    """The checks whose paper column the board shows: those with a paper value on some row (none beside a model
+    whose ``paper_columns`` is off, see ``shows_paper``)."""
+    return [c for c in ordered_checks(checks)
+            if c.paper_key and any(c.paper_key in entry.get("paper", {}) for entry in board["methods"].values())]
+
+
+def summary_headers(checks: Sequence, speed: bool, board: dict | None = None) -> list[str]:
+    """The summary table's headers, matching ``summary_rows`` (paper columns: every check's without ``board``)."""
+    papers = paper_checks(board, checks) if board is not None else [c for c in ordered_checks(checks) if c.paper_key]
     return ["method", "family", "positive", *[column.label for column in columns_of(checks)], "verdicts", "overall",
-            *(["ms/img", "× floor"] if speed else []),
-            *[check.paper_label for check in ordered_checks(checks) if check.paper_key]]
+            *(["ms/img", "× floor"] if speed else []), *[check.paper_label for check in papers]]
 
 
 def detail_tables(board: dict, checks: Sequence = ()) -> list[str]:
@@ -269,7 +276,7 @@ def render_markdown(board: dict, checks: Sequence, figures: Sequence[str] = (), 
         *([reference_note(board["dataset_reference"], checks), ""] if board.get("dataset_reference") else []),
         "## Summary",
         "",
-        tabulate(summary_rows(board, checks, speed), headers=summary_headers(checks, speed is not None),
+        tabulate(summary_rows(board, checks, speed), headers=summary_headers(checks, speed is not None, board),
                  tablefmt="github", disable_numparse=True),
         "",
     ]
