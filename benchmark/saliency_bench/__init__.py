@@ -13,6 +13,9 @@ from .hookspecs import hookimpl
 from .loading import apply_state_dict, read_state_dict
 from .methods import Method, validate_maps
 from .models.base import ModelSpec
+from .models.blocks import numbered as numbered_blocks
+from .models.blocks import trace as trace_modules
+from .models.blocks import vit_layer_indices as evenly_spaced_layers
 from .models.wrapper import ModelWrapper, derive_blocks, derive_randomization_order
 from .suite import Suite
 
@@ -58,14 +61,17 @@ __all__ = [
     "apply_state_dict",
     "derive_blocks",
     "derive_randomization_order",
+    "evenly_spaced_layers",
     "hookimpl",
     "bootstrap_params",
     "finite_mean",
     "method_plugin",
     "noise",
+    "numbered_blocks",
     "read_difference",
     "read_metric",
     "read_state_dict",
     "summarize",
+    "trace_modules",
     "validate_maps",
 ]

@@ -138,11 +138,13 @@ def trace_size(network: nn.Module, input_size: int | None) -> int:
     return int(getattr(network, "image_size", DEFAULT_TRACE_SIZE) or DEFAULT_TRACE_SIZE)
 
 
-def trace(network: nn.Module, input_size: int | None = None) -> Trace:
-    """Hook every module (pre-hook: call order, hook: output shape) through one forward pass of zeros.
+def trace(network: nn.Module, input_size: int | None = None, names: list[str] | None = None) -> Trace:
+    """Hook every module (or the modules ``names``): pre-hook: call order, hook: output shape, through one forward
+    pass of zeros ``[1, 3, side, side]``.
 
     The pass runs on the ``meta`` device (shapes only, no compute, no memory) via ``torch.func.functional_call``;
-    a network that cannot run on ``meta`` gets one real no-grad pass on its own device.
+    a network that cannot run on ``meta`` gets one real no-grad pass on its own device. Public as
+    ``saliency_bench.trace_modules`` (model plugins read their networks' layout with it).
     """
     first_call: dict[str, int] = {}
     shapes: dict[str, tuple] = {}
@@ -159,9 +161,10 @@ def trace(network: nn.Module, input_size: int | None = None) -> Trace:
                 shapes[name] = tuple(output.shape)
         return hook
 
-    for name, module in network.named_modules():
-        handles.append(module.register_forward_pre_hook(pre_hook(name)))
-        handles.append(module.register_forward_hook(out_hook(name)))
+    modules = dict(network.named_modules())
+    for name in modules if names is None else names:
+        handles.append(modules[name].register_forward_pre_hook(pre_hook(name)))
+        handles.append(modules[name].register_forward_hook(out_hook(name)))
     side = trace_size(network, input_size)
     first = next(chain(network.parameters(), network.buffers()), None)
     dtype = first.dtype if first is not None and first.is_floating_point() else torch.float32
@@ -191,7 +194,8 @@ def _meta_pass(network: nn.Module, side: int, dtype: torch.dtype) -> None:
 
 # -- blocks ------------------------------------------------------------------------------------------------------
 def vit_layer_indices(layers: int, count: int = MAX_BLOCKS) -> list[int]:
-    """``n = min(count, L)`` evenly spaced layers ending with the last: ``L - 1 - (L // n) * (n - 1 - k)``."""
+    """``n = min(count, L)`` evenly spaced layers ending with the last: ``L - 1 - (L // n) * (n - 1 - k)`` (public as
+    ``saliency_bench.evenly_spaced_layers``)."""
     n = min(count, layers)
     step = layers // n
     return [layers - 1 - step * (n - 1 - k) for k in range(n)]

@@ -35,10 +35,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from itertools import chain
 
-import torch
 from torch import nn
+
+from saliency_bench import evenly_spaced_layers as evenly_spaced
+from saliency_bench import numbered_blocks as numbered
+from saliency_bench import trace_modules
 
 MAX_BLOCKS = 5
 ROOT = ""
@@ -53,68 +55,6 @@ class Layout:
     prefix_tokens: int = 0
     channels_last_blocks: bool = False
     randomization_order: list[str] | None = None
-
-
-@dataclass
-class Trace:
-    """One forward pass: the index of each watched module's first call and its first tensor output's shape."""
-
-    first_call: dict[str, int]
-    shapes: dict[str, tuple]
-
-
-def trace(network: nn.Module, side: int, names: list[str]) -> Trace:
-    """Watch the modules ``names`` through one forward pass of zeros ``[1, 3, side, side]`` (meta, else real)."""
-    modules = dict(network.named_modules())
-    first_call: dict[str, int] = {}
-    shapes: dict[str, tuple] = {}
-
-    def pre_hook(name):
-        def hook(module, args):  # returns None: a pre-hook's return value would replace the input
-            first_call.setdefault(name, len(first_call))
-        return hook
-
-    def out_hook(name):
-        def hook(module, args, output):
-            if isinstance(output, torch.Tensor) and name not in shapes:
-                shapes[name] = tuple(output.shape)
-        return hook
-
-    handles = []
-    for name in names:
-        handles.append(modules[name].register_forward_pre_hook(pre_hook(name)))
-        handles.append(modules[name].register_forward_hook(out_hook(name)))
-    first = next(chain(network.parameters(), network.buffers()), None)
-    dtype = first.dtype if first is not None and first.is_floating_point() else torch.float32
-    try:
-        with torch.no_grad():
-            try:
-                from torch.func import functional_call
-
-                tensors = {name: torch.empty_like(tensor, device="meta")
-                           for name, tensor in chain(network.named_parameters(), network.named_buffers())}
-                functional_call(network, tensors, (torch.zeros(1, 3, side, side, device="meta", dtype=dtype),))
-            except Exception:  # noqa: BLE001 - an operator without a meta kernel, a plain tensor attribute...
-                first_call.clear()
-                shapes.clear()
-                device = first.device if first is not None else torch.device("cpu")
-                network(torch.zeros(1, 3, side, side, device=device, dtype=dtype))
-    finally:
-        for handle in handles:
-            handle.remove()
-    return Trace(first_call, shapes)
-
-
-def evenly_spaced(layers: int, count: int = MAX_BLOCKS) -> list[int]:
-    """``n = min(count, L)`` evenly spaced indices ending with the last: ``L - 1 - (L // n) * (n - 1 - k)``."""
-    n = min(count, layers)
-    step = layers // n
-    return [layers - 1 - step * (n - 1 - k) for k in range(n)]
-
-
-def numbered(names: list[str]) -> dict[str, str]:
-    """``{"B1": names[0], ...}``."""
-    return {f"B{i + 1}": name for i, name in enumerate(names)}
 
 
 def layer_names(network: nn.Module) -> list[str]:
@@ -160,7 +100,7 @@ def prefix_for(shapes: list[tuple], declared: int) -> int | None:
     return None
 
 
-def readable(names: list[str], tr: Trace, declared: int) -> int | None:
+def readable(names: list[str], tr, declared: int) -> int | None:
     """The prefix if every block in ``names`` output a 3-d or 4-d tensor and tokens sit on a square grid, else None."""
     shapes = [tr.shapes.get(name) for name in names]
     if any(shape is None or len(shape) not in (3, 4) for shape in shapes):
@@ -168,7 +108,7 @@ def readable(names: list[str], tr: Trace, declared: int) -> int | None:
     return prefix_for(shapes, declared)
 
 
-def vit_cascade(network: nn.Module, layers: list[str], tr: Trace) -> list[str]:
+def vit_cascade(network: nn.Module, layers: list[str], tr) -> list[str]:
     """Rule 1's cascade: top-level modules called after the first layer, each layer, top-down; then the root."""
     start = tr.first_call.get(layers[0], -1)
     top = [name for name, module in network.named_children()
@@ -200,7 +140,7 @@ def network_layout(network: nn.Module, side: int) -> Layout:
     top = [name for name, _ in network.named_children()]
     watched = list(dict.fromkeys(top + layers + norms + levels))
     try:
-        tr = trace(network, side, watched)
+        tr = trace_modules(network, side, watched)
     except Exception:  # noqa: BLE001 - a network that does not run on zeros: saliency-bench's rules, or --blocks
         return Layout(blocks=None, prefix_tokens=declared, channels_last_blocks=channels_last)
     if norms and all(len(tr.shapes.get(name, ())) == 3 for name in norms):
