@@ -10,7 +10,7 @@ from .checks.stats import bootstrap_params, finite_mean, summarize
 from .datasets.base import Dataset, DatasetSpec
 from .errors import MethodError, NotApplicable, UserError
 from .hookspecs import hookimpl
-from .loading import apply_state_dict, read_state_dict
+from .loading import apply_state_dict, hookable, read_state_dict
 from .methods import Method, validate_maps
 from .models.base import ModelSpec
 from .models.blocks import numbered as numbered_blocks
@@ -62,6 +62,7 @@ __all__ = [
     "derive_blocks",
     "derive_randomization_order",
     "evenly_spaced_layers",
+    "hookable",
     "hookimpl",
     "bootstrap_params",
     "finite_mean",

@@ -162,9 +162,9 @@ def paper_checks(board: dict, checks: Sequence) -> list:
             if c.paper_key and any(c.paper_key in entry.get("paper", {}) for entry in board["methods"].values())]
 
 
-def summary_headers(checks: Sequence, speed: bool, board: dict | None = None) -> list[str]:
-    """The summary table's headers, matching ``summary_rows`` (paper columns: every check's without ``board``)."""
-    papers = paper_checks(board, checks) if board is not None else [c for c in ordered_checks(checks) if c.paper_key]
+def summary_headers(checks: Sequence, speed: bool, board: dict) -> list[str]:
+    """The summary table's headers, matching ``summary_rows``."""
+    papers = paper_checks(board, checks)
     return ["method", "family", "positive", *[column.label for column in columns_of(checks)], "verdicts", "overall",
             *(["ms/img", "× floor"] if speed else []), *[check.paper_label for check in papers]]
 

@@ -128,3 +128,12 @@ def read_rgb_image(path: str | Path) -> Image.Image:
     except IMAGE_ERRORS as error:
         reason = first_line(error).replace(f" '{path}'", "").rstrip(":")  # PIL repeats the path
         raise UserError(f"cannot read image {path}: {reason}") from None
+
+
+def hookable(network: nn.Module) -> nn.Module:
+    """``network`` with every module that has an ``inplace`` flag (ReLU, GELU, Dropout, timm's layer scales) made
+    non-inplace, so that methods may hook any activation; returned for chaining."""
+    for module in network.modules():
+        if isinstance(getattr(module, "inplace", None), bool):
+            module.inplace = False
+    return network

@@ -19,7 +19,6 @@ from .models.embedded import EmbeddedModel, sha256_of
 from .models.tiny_vgg import MEAN, STD
 
 
-
 def average_precision(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Per-class AP ``[K]`` = mean over positives of precision at their rank (scores sorted descending, stable)."""
     order = torch.argsort(scores, dim=0, descending=True, stable=True)

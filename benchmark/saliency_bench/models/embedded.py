@@ -17,7 +17,7 @@ from typing import Callable
 from torch import nn
 
 from ..errors import UserError
-from ..loading import first_line, read_state_dict, weights_file
+from ..loading import first_line, hookable, read_state_dict, weights_file
 from .blocks import token_layout
 from .wrapper import ModelWrapper
 
@@ -152,9 +152,6 @@ def load_embedded(model: EmbeddedModel, weights: str | Path | None = None, allow
     except (RuntimeError, KeyError) as error:
         first = str(error).splitlines()[0]
         raise UserError(f"weights file {weights_path} does not fit the architecture in its card: {first}") from None
-    for module in network.modules():  # every activation hookable (torchvision's BasicBlock uses inplace ReLU)
-        if isinstance(getattr(module, "inplace", None), bool):
-            module.inplace = False
-    wrapper = build_wrapper(network, card, model)
+    wrapper = build_wrapper(hookable(network), card, model)  # torchvision's BasicBlock uses an inplace ReLU
     wrapper.weights_sha256 = digest
     return wrapper

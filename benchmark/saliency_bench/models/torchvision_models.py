@@ -23,7 +23,7 @@ from torch import nn
 from torchvision.models import ResNet50_Weights, ViT_B_16_Weights
 
 from ..errors import UserError
-from ..loading import apply_state_dict, read_state_dict
+from ..loading import apply_state_dict, hookable, read_state_dict
 from .blocks import token_layout
 from .wrapper import ModelWrapper
 
@@ -102,10 +102,7 @@ def prepare(network: nn.Module, arch: str) -> nn.Module:
         network.aux_logits = False
         for head in AUX_HEADS[arch]:
             setattr(network, head, None)
-    for module in network.modules():
-        if isinstance(getattr(module, "inplace", None), bool):
-            module.inplace = False
-    return network.eval()
+    return hookable(network).eval()
 
 
 def load_torchvision(name: str, arch: str, weights_enum=None, weights=None, allow_download: bool = False,

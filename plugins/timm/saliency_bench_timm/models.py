@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from saliency_bench import ModelWrapper, UserError, apply_state_dict, read_state_dict
+from saliency_bench import ModelWrapper, UserError, apply_state_dict, hookable, read_state_dict
 
 from .layout import Layout, network_layout
 
@@ -86,10 +86,7 @@ def random_network(name: str, arch: str, **kwargs) -> nn.Module:
 
 def prepare(network: nn.Module) -> nn.Module:
     """Make every activation (and timm's in-place layer scales) non-inplace, so they may be hooked; eval mode."""
-    for module in network.modules():
-        if isinstance(getattr(module, "inplace", None), bool):
-            module.inplace = False
-    return network.eval()
+    return hookable(network).eval()
 
 
 def check_options(name: str, options: dict) -> tuple[int | None, list[str] | None]:
