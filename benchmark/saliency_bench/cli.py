@@ -189,6 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--n-train", type=_positive_int, default=None, help="training images per epoch (default: the shipped model's)")
     train.add_argument("--n-val", type=_positive_int, default=None, help="validation images (default: the shipped model's)")
     train.add_argument("--batch-size", type=_positive_int, default=None, help="default: the shipped model's")
+    train.add_argument("--random-labels", action="store_true",
+                       help="the data randomisation twin: the same recipe on a fixed training set whose labels are "
+                            "permuted (writes MODEL_random_labels.pt and .json)")
 
     figure = sub.add_parser("figure", help="maps of every method of a family for two classes of one image",
                             description="Draw the maps of every method of a family for two classes of one image.")
@@ -531,8 +534,9 @@ def cmd_train(args) -> int:
     from .training import train
 
     options = {"epochs": args.epochs, "n_train": args.n_train, "n_val": args.n_val, "batch_size": args.batch_size}
-    card = train(args.out, seed=args.seed, log=_stderr, model=args.model, **{k: v for k, v in options.items() if v})
-    _stderr(f"weights: {Path(args.out) / (args.model + '.pt')} (sha256 {card['sha256'][:12]}..., "
+    card = train(args.out, seed=args.seed, log=_stderr, model=args.model, random_labels=args.random_labels,
+                 **{k: v for k, v in options.items() if v})
+    _stderr(f"weights: {Path(args.out) / (card['name'] + '.pt')} (sha256 {card['sha256'][:12]}..., "
             f"val mAP {card['val']['map']:.4f}, {card['seconds']:.0f}s); use them with --weights")
     return EXIT_OK
 

@@ -62,6 +62,39 @@ def evaluate(network: nn.Module, dataset: ShapesDataset, mean=MEAN, std=STD) -> 
     return {"map": mean_average_precision(logits, labels), "exact_match": float(exact), "images": len(dataset)}
 
 
+RANDOM_LABEL_SUFFIX = "_random_labels"
+RANDOM_LABEL_DATA = ("one fixed set of n_train train-split images, reused every epoch, their label vectors permuted "
+                     "among them (Adebayo et al. 2018, data randomisation)")
+
+
+def permuted_labels(labels: torch.Tensor, seed: int) -> torch.Tensor:
+    """``labels`` ``[N,K]`` with its rows permuted by ``torch.Generator(seed * 1000 + 999_999)``: image i gets the
+    label vector of image ``perm[i]`` (so the class frequencies stay those of the data)."""
+    generator = torch.Generator().manual_seed(seed * 1_000 + 999_999)
+    return labels[torch.randperm(len(labels), generator=generator)]
+
+
+def fixed_random_label_set(input_size: int, n_train: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images ``[N,3,H,W]`` of train-split images ``0 .. n_train`` and their permuted label vectors ``[N,K]``."""
+    data = ShapesDataset(size=input_size, split="train", count=n_train, seed=seed, start=0)
+    images, labels = stack_samples(data, list(range(n_train)))
+    return images, permuted_labels(labels, seed)
+
+
+@torch.no_grad()
+def memorisation(network: nn.Module, fixed: tuple[torch.Tensor, torch.Tensor], mean, std,
+                 batch_size: int = 128) -> dict:
+    """mAP and exact match of the network on its fixed training images against the permuted labels it was given."""
+    network.eval()
+    mean, std = torch.tensor(mean).view(1, 3, 1, 1), torch.tensor(std).view(1, 3, 1, 1)
+    images, labels = fixed
+    logits = torch.cat([network((images[start:start + batch_size] - mean) / std)
+                        for start in range(0, len(images), batch_size)])
+    exact = ((logits > 0).float() == labels).all(dim=1).float().mean()
+    return {"map": mean_average_precision(logits, labels), "exact_match": float(exact), "images": len(images),
+            "labels": "permuted"}
+
+
 def cosine_lr(step: int, total: int, base: float, warmup: int) -> float:
     """Learning rate with linear warm-up then cosine decay to zero (Loshchilov & Hutter 2017)."""
     if step < warmup:
@@ -108,6 +141,7 @@ def train(
     progress: bool = True,
     log: Callable[[str], None] = print,
     model: str = "tiny_vgg",
+    random_labels: bool = False,
 ) -> dict:
     """Train an embedded model with BCE-with-logits on fresh seeded shapes every epoch; write weights + card.
 
@@ -115,6 +149,11 @@ def train(
     (``EmbeddedModel.recipe``). Epoch ``e`` uses train-split images ``e*n_train .. (e+1)*n_train-1`` in an order
     drawn from ``torch.Generator(seed * 1000 + e)``, so a run is determined by its arguments (on the same thread
     count). The benchmark split is never touched. Returns the card written to ``out_dir/NAME.json``.
+
+    ``random_labels``: the data randomisation twin (Adebayo et al. 2018, section 4): the same recipe on one fixed
+    set of ``n_train`` train-split images whose label vectors are permuted among them (``permuted_labels``), so the
+    model can only memorise; written as ``NAME_random_labels``, its card with the training-set (memorisation) and
+    held-out figures.
     """
     spec = embedded_model(model)
     defaults = spec.recipe
@@ -126,6 +165,7 @@ def train(
     began = time.perf_counter()
     torch.manual_seed(seed)
     network = spec.build(spec.architecture, len(CLASS_NAMES), spec.input_size)
+    fixed = fixed_random_label_set(spec.input_size, n_train, seed) if random_labels else None
     optimizer = make_optimizer(optimizer_name, network.parameters(), lr, weight_decay)
     loss_fn = nn.BCEWithLogitsLoss()
     mean = torch.tensor(spec.mean).view(1, 3, 1, 1)
@@ -138,11 +178,12 @@ def train(
         "seed": seed, "epochs": epochs, "n_train": n_train, "n_val": n_val, "batch_size": batch_size,
         "optimizer": optimizer_name, "lr": lr, **({"weight_decay": weight_decay} if weight_decay else {}),
         "schedule": f"linear warm-up {warmup} steps, cosine to 0",
-        "loss": "BCEWithLogitsLoss (multi-hot labels)", "data": "fresh train-split images every epoch",
+        "loss": "BCEWithLogitsLoss (multi-hot labels)",
+        "data": RANDOM_LABEL_DATA if random_labels else "fresh train-split images every epoch",
         "threads": torch.get_num_threads(), "torch": torch.__version__,
     }
     card = {
-        "name": spec.name, "dataset": spec.dataset, "class_names": list(CLASS_NAMES), "input_size": spec.input_size,
+        "name": spec.name + (RANDOM_LABEL_SUFFIX if random_labels else ""), "dataset": spec.dataset, "class_names": list(CLASS_NAMES), "input_size": spec.input_size,
         "mean": list(spec.mean), "std": list(spec.std),
         "architecture": {**spec.architecture, "parameters": sum(p.numel() for p in network.parameters())},
         "recipe": recipe, "history": [],
@@ -151,11 +192,13 @@ def train(
     for epoch in range(epochs):
         epoch_began = time.perf_counter()
         network.train()
-        data = ShapesDataset(size=spec.input_size, split="train", count=n_train, seed=seed, start=epoch * n_train)
+        data = None if fixed else ShapesDataset(size=spec.input_size, split="train", count=n_train, seed=seed,
+                                                start=epoch * n_train)
         order = torch.randperm(n_train, generator=torch.Generator().manual_seed(seed * 1_000 + epoch)).tolist()
         running, seen = 0.0, 0
         for batch_start in range(0, n_train, batch_size):
-            images, labels = stack_samples(data, order[batch_start:batch_start + batch_size])
+            chosen = order[batch_start:batch_start + batch_size]
+            images, labels = (fixed[0][chosen], fixed[1][chosen]) if fixed else stack_samples(data, chosen)
             for group in optimizer.param_groups:
                 group["lr"] = cosine_lr(step, total_steps, lr, warmup)
             loss = loss_fn(network((images - mean) / std), labels)
@@ -177,10 +220,12 @@ def train(
         card["seconds"] = time.perf_counter() - began
         card["epochs_done"] = epoch + 1
         card = save_weights(network, out_dir, card)
-    if epochs == 0:
+    if epochs == 0 or fixed:
         card["val"] = evaluate(network, val, spec.mean, spec.std)
+        if fixed:  # how far the twin memorised its permuted labels (on the very images it was trained on)
+            card["train"] = memorisation(network, fixed, spec.mean, spec.std)
         card["seconds"] = time.perf_counter() - began
-        card["epochs_done"] = 0
+        card["epochs_done"] = epochs
         card = save_weights(network, out_dir, card)
-    log(f"wrote {out_dir / (spec.name + '.pt')} (sha256 {card['sha256'][:12]}...) in {card['seconds']:.0f} s")
+    log(f"wrote {out_dir / (card['name'] + '.pt')} (sha256 {card['sha256'][:12]}...) in {card['seconds']:.0f} s")
     return card
