@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from saliency_bench.runner import RunOptions, run_benchmark
+from saliency_bench.run.runner import RunOptions, run_benchmark
 
 SHIPPED = "saliency-bench-aggregation,saliency-bench-propagation"  # the shipped methods, no third party
 
@@ -39,7 +39,7 @@ def run(out: Path, log=lambda message: None, **overrides):
 
 def run_and_write(out: Path, board: Path | None = None, **overrides):
     """Run, write the board (leaderboard.json and leaderboard-values.json) to ``board`` (default ``out``); the report."""
-    from saliency_bench.leaderboard import write_leaderboard
+    from saliency_bench.board.leaderboard import write_leaderboard
 
     registry = shipped_registry()
     report = run_benchmark(options(out, **overrides), registry=registry, log=lambda message: None)

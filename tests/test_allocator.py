@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from saliency_bench.allocator import keep_freed_memory, user_chose_allocator
+from saliency_bench.harness.allocator import keep_freed_memory, user_chose_allocator
 
 
 @pytest.mark.parametrize("environ", [
@@ -22,6 +22,6 @@ def test_default_environment_is_tuned_on_glibc():
     assert not user_chose_allocator({"PATH": "/usr/bin"})
     glibc = sys.platform.startswith("linux") and "glibc" in " ".join(__import__("platform").libc_ver()).lower()
     # run in a child so the test process keeps its own allocator settings
-    code = "from saliency_bench.allocator import keep_freed_memory; print(keep_freed_memory({}))"
+    code = "from saliency_bench.harness.allocator import keep_freed_memory; print(keep_freed_memory({}))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == str(glibc)

@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from saliency_bench.board_index import as_section, board_folder, read_sections, render_index, write_index
-from saliency_bench.cli import _default_board_folder, _is_default_run, build_parser, update_board_index
+from saliency_bench.board.index import as_section, board_folder, read_sections, render_index, write_index
+from saliency_bench.cli.main import _default_board_folder, _is_default_run, build_parser, update_board_index
 
 ORDER = ["tiny_vgg", "tiny_resnet", "tiny_vit"]
 
@@ -84,7 +84,7 @@ def test_a_models_default_run_replaces_only_its_own_section(tmp_path, monkeypatc
                                          ("vgg16", True), ("resnet50", False), ("torchvision:vgg11", True),
                                          ("torchvision:resnet18", False), ("not_registered", True)])
 def test_the_papers_vgg_columns_go_beside_vgg_models_only(name, shown):
-    from saliency_bench.leaderboard import shows_paper
+    from saliency_bench.board.leaderboard import shows_paper
     from saliency_bench.plugins import make_plugin_manager
 
     registry = make_plugin_manager(allowlist=None).registry()
@@ -92,7 +92,7 @@ def test_the_papers_vgg_columns_go_beside_vgg_models_only(name, shown):
 
 
 def test_a_board_without_paper_values_has_no_paper_columns():
-    from saliency_bench.leaderboard import summary_headers
+    from saliency_bench.board.leaderboard import summary_headers
     from saliency_bench.plugins import make_plugin_manager
 
     registry = make_plugin_manager(allowlist=None).registry()

@@ -6,7 +6,7 @@ import torch
 
 from fakes import FakePlugin
 from saliency_bench import Method, hookimpl
-from saliency_bench.cli import main
+from saliency_bench.cli.main import main
 
 CHECKS = ["pointing_game", "restricted_pointing_game", "class_sensitivity", "randomization"]
 
@@ -117,7 +117,7 @@ def test_an_improvement_is_reported_as_one_and_passes(board_dir, tmp_path, capsy
 
 
 def test_a_recorded_n_a_that_becomes_a_number_is_an_improvement_and_the_reverse_a_regression():
-    from saliency_bench.regression import _metric_rows
+    from saliency_bench.board.recheck import _metric_rows
 
     number = {"status": "ok", "metrics": {"accuracy": {"value": 0.8, "ci_low": 0.7, "ci_high": 0.9}}}
     undefined = {"status": "n/a", "reason": "GAP head"}
@@ -134,7 +134,7 @@ def test_a_recorded_n_a_that_becomes_a_number_is_an_improvement_and_the_reverse_
     ("lower", 0.60, "improved"), (None, 0.95, "changed"), ("higher", 0.805, "ok"),
 ])
 def test_only_a_move_in_the_bad_direction_is_a_regression(better, new, verdict):
-    from saliency_bench.regression import _metric_rows
+    from saliency_bench.board.recheck import _metric_rows
 
     old = {"status": "ok", "metrics": {"m": {"value": 0.8, "ci_low": 0.75, "ci_high": 0.85}}}
     now = {"status": "ok", "metrics": {"m": {"value": new}}}
@@ -162,7 +162,7 @@ def _builtin_checks():
 
 
 def test_noise_passes_the_necessary_conditions_but_not_the_composite_verdict():
-    from saliency_bench.verdicts import control_bars, rules_of, verdicts
+    from saliency_bench.board.verdicts import control_bars, rules_of, verdicts
 
     rules = rules_of(_builtin_checks())
     assert [r.letter for r in rules] == ["P", "L", "G", "C", "R"]  # board order, whatever the registration order
@@ -183,7 +183,7 @@ def test_noise_passes_the_necessary_conditions_but_not_the_composite_verdict():
 
 
 def test_ranks_share_ties_and_follow_the_direction():
-    from saliency_bench.candidate import rank
+    from saliency_bench.board.candidate import rank
 
     assert rank(0.9, [0.95, 0.9, 0.5], "higher") == 2
     assert rank(0.9, [0.95, 0.9, 0.5], "lower") == 2  # only 0.5 is better; the tie shares
@@ -192,8 +192,8 @@ def test_ranks_share_ties_and_follow_the_direction():
 
 
 def test_nearest_neighbours_leave_out_the_controls():
-    from saliency_bench.candidate import nearest
-    from saliency_bench.verdicts import columns_of
+    from saliency_bench.board.candidate import nearest
+    from saliency_bench.board.verdicts import columns_of
 
     board = {"methods": {
         "edge": {"family": "baseline", "results": _results(0.9, 0.6, 0.3, 0.1)},
@@ -209,7 +209,7 @@ def test_without_a_rule_against_the_controls_the_composite_verdict_is_undecided(
     """A board of the similarity checks only: noise passes both necessary conditions, but never 'overall'."""
     from saliency_bench.checks.class_sensitivity import ClassSensitivity
     from saliency_bench.checks.randomization import CascadingRandomization
-    from saliency_bench.verdicts import judge
+    from saliency_bench.board.verdicts import judge
 
     methods = {"random": {"family": "baseline", "results": _results(0.18, 0.19, 0.02, 0.02)},
                "noise": {"family": "propagation", "results": _results(0.18, 0.19, 0.02, 0.02)}}
@@ -268,7 +268,7 @@ class BlockMethods:
 
 def test_check_reuses_the_blocks_a_board_was_run_with(board_dir, pm, tmp_path, capsys, monkeypatch):
     """A board run with --blocks (not the model's rule) checks clean without --blocks: the rerun uses its blocks."""
-    from saliency_bench import regression
+    from saliency_bench.board import recheck as regression
 
     chosen = {"B1": "features.0", "B2": "features.6"}  # conv outputs; the rule reads ReLUs features.1, .4, ...
     pm.register(BlockMethods(), name="block-methods")  # board_dir keeps the fake model and dataset registered
@@ -302,7 +302,7 @@ def test_check_reuses_the_blocks_a_board_was_run_with(board_dir, pm, tmp_path, c
 
 def test_a_board_of_the_rules_blocks_reruns_without_blocks(board_dir, tmp_path, capsys, monkeypatch):
     """Blocks recorded by the model's own rule: the rerun passes no --blocks (its configuration as before)."""
-    from saliency_bench import regression
+    from saliency_bench.board import recheck as regression
 
     seen = []
     run_benchmark = regression.run_benchmark

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from saliency_bench.cli import main
+from saliency_bench.cli.main import main
 
 DRIVER = str(Path(__file__).with_name("cli_driver.py"))
 
@@ -142,14 +142,14 @@ def _one_line_error(code: int, err: str, *needles: str) -> None:
 @pytest.fixture
 def no_work(monkeypatch):
     """Fail loudly (exit 1, "internal error") if the command gets as far as running or rerunning anything."""
-    import saliency_bench.regression
-    import saliency_bench.runner
+    import saliency_bench.board.recheck
+    import saliency_bench.run.runner
 
     def refuse(*args, **kwargs):
         raise AssertionError("work started before the user error was found")
 
-    monkeypatch.setattr(saliency_bench.runner, "run_benchmark", refuse)
-    monkeypatch.setattr(saliency_bench.regression, "run_benchmark", refuse)
+    monkeypatch.setattr(saliency_bench.run.runner, "run_benchmark", refuse)
+    monkeypatch.setattr(saliency_bench.board.recheck, "run_benchmark", refuse)
 
 
 @pytest.mark.parametrize("where, needle", [
@@ -250,7 +250,7 @@ def test_board_of_the_wrong_shape_is_refused_before_rerunning(fakes, capsys, tmp
 
 
 def test_boards_written_by_run_pass_the_shape_check(fakes, capsys, tmp_path):
-    from saliency_bench.regression import board_problem
+    from saliency_bench.board.recheck import board_problem
 
     shipped = Path(__file__).parents[1] / "leaderboard.json"
     if shipped.exists():

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from saliency_bench.cli import build_parser, main
+from saliency_bench.cli.main import build_parser, main
 
 RUN = ["--model", "fake_vgg", "--checks", "mean_map", "--no-progress", "--no-speed"]
 
@@ -66,7 +66,7 @@ def test_a_partial_run_without_board_dir_writes_no_top_level_board(fakes, capsys
 
 
 def test_default_out_names_every_setting_that_changes_results():
-    from saliency_bench.cli import default_out
+    from saliency_bench.cli.main import default_out
 
     args = build_parser().parse_args(["run", "-m", "x", "--limit", "32", "--seed", "3"])
     assert default_out(args) == "runs/tiny_vgg-default-n32-seed3"
@@ -123,7 +123,7 @@ def test_header_before_the_work_and_digest_with_every_file_at_the_end(fakes, cap
 
 
 def test_plain_progress_lines_off_a_terminal_never_carriage_returns():
-    from saliency_bench.progress import plain_lines, progress
+    from saliency_bench.harness.progress import plain_lines, progress
 
     stream = io.StringIO()
     assert list(plain_lines(range(5), 5, "pointing_game [methods 1-3 of 9: gradcam +2]", stream, interval=0)) == \
@@ -137,7 +137,7 @@ def test_plain_progress_lines_off_a_terminal_never_carriage_returns():
 
 
 def test_the_bar_counts_methods_not_groups():
-    from saliency_bench.runner import progress_label
+    from saliency_bench.run.runner import progress_label
 
     assert progress_label(3, ["cumulative_gradcam", "gradcam@B1", "gradcam@B2"], 37) == \
         "methods 4-6 of 37: cumulative_gradcam +2 in one shared pass"
@@ -165,7 +165,7 @@ def test_every_option_of_every_command_says_what_it_does_and_run_help_names_the_
 
 
 def test_only_the_whole_default_run_writes_the_top_level_board():
-    from saliency_bench.cli import _is_default_run
+    from saliency_bench.cli.main import _is_default_run
 
     def default(*argv):
         return _is_default_run(build_parser().parse_args(["run", *argv]))
@@ -186,7 +186,7 @@ def test_a_narrower_rerun_keeps_the_larger_board_of_its_out_folder(fakes, capsys
 
 
 def test_default_out_names_other_settings_by_a_digest():
-    from saliency_bench.cli import default_out
+    from saliency_bench.cli.main import default_out
 
     plain = default_out(build_parser().parse_args(["run", "--all"]))
     tuned = default_out(build_parser().parse_args(["run", "--all", "--param", "pointing_game.tolerance=10"]))
@@ -205,7 +205,7 @@ def test_a_progress_bar_on_a_terminal_draws_nothing_from_the_global_generator():
     import torch
     from torch.utils.data import DataLoader
 
-    from saliency_bench.progress import progress
+    from saliency_bench.harness.progress import progress
 
     class Terminal(io.StringIO):
         def isatty(self):

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 CORE = Path(__file__).resolve().parents[1] / "benchmark" / "saliency_bench"
-MODULES = ("leaderboard.py", "regression.py", "verdicts.py", "candidate.py")
+MODULES = ("board/leaderboard.py", "board/recheck.py", "board/verdicts.py", "board/candidate.py")
 
 
 def _registered_names() -> set[str]:

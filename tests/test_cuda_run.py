@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from saliency_bench import method_plugin
-from saliency_bench.runner import RunOptions, run_benchmark
+from saliency_bench.run.runner import RunOptions, run_benchmark
 
 CHECKS = ["pointing_game", "restricted_pointing_game", "class_sensitivity", "randomization"]
 

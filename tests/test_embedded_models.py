@@ -11,7 +11,7 @@ from saliency_bench.datasets.scenes import SceneShapesDataset
 from saliency_bench.models.embedded import card_problem, load_embedded, sha256_of
 from saliency_bench.models.tiny_resnet import MODEL as TINY_RESNET
 from saliency_bench.models.tiny_vit import MODEL as TINY_VIT
-from saliency_bench.training import mean_average_precision, predict, train
+from saliency_bench.models.training import mean_average_precision, predict, train
 
 MODELS = [TINY_RESNET, TINY_VIT]
 

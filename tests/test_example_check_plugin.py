@@ -13,7 +13,7 @@ import torch
 from installing import pip, renamed_copy
 from fakes import SIZE, FakePlugin, SquaresDataset, load_model
 from saliency_bench import Method, MethodGroup, Suite
-from saliency_bench.cli import main
+from saliency_bench.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[1]
 PLUGIN = ROOT / "plugins" / "example-check"

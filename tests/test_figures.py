@@ -10,7 +10,7 @@ from matplotlib.axes import Axes
 from matplotlib.colors import to_hex
 from matplotlib.image import AxesImage
 
-from saliency_bench.figures import (
+from saliency_bench.board.figures import (
     CONTROL_COLOUR, DIVERGING, MAX_LINES, OKABE_ITO, SEQUENTIAL, draw_randomization_curves, map_norm,
     method_grid_plot, randomization_plot, variant_groups, wrap_name,
 )

@@ -86,11 +86,11 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 def test_the_graph_sees_every_kind_of_import():
     graph = import_graph()
     assert len(graph) > 40 and all(name.startswith(ROOT) for name in graph)
-    assert "saliency_bench.checks.params" in graph["saliency_bench.runner"]  # lazy, inside check_parameters
+    assert "saliency_bench.checks.params" in graph["saliency_bench.run.runner"]  # lazy, inside check_parameters
     assert "saliency_bench.checks.base" in graph["saliency_bench"]  # a package importing its submodule
     assert "saliency_bench.hookspecs" in graph["saliency_bench.plugins"]  # from . import module
     assert "saliency_bench" in graph["saliency_bench.plugins"]  # from . import __version__: the package itself
-    assert "saliency_bench.models.wrapper" in graph["saliency_bench.suite"]
+    assert "saliency_bench.models.wrapper" in graph["saliency_bench.harness.suite"]
     assert "saliency_bench.models.wrapper" in graph["saliency_bench.checks.base"]  # under TYPE_CHECKING
 
 
@@ -125,7 +125,7 @@ def test_names_method_finds_a_name_where_there_is_one():
     assert not names_method("gradcam@B50", "gradcam@B5")
 
 
-@pytest.mark.parametrize("module", ["peers.py", "speed.py"])
+@pytest.mark.parametrize("module", ["run/peers.py", "run/speed.py"])
 def test_peers_and_speed_name_no_registered_method(module):
     names = set(make_plugin_manager(allowlist=None).registry().methods)
     assert {"gradient", "gradcam", "lrp_epsilon"} <= names  # the shipped plugins' entry points are installed

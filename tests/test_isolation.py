@@ -14,8 +14,8 @@ import torch
 from torch import nn
 
 from saliency_bench import Method, MethodGroup, ModelWrapper
-from saliency_bench.isolation import ModelGuard
-from saliency_bench.timeouts import MethodTimeout, time_limit
+from saliency_bench.harness.isolation import ModelGuard
+from saliency_bench.harness.timeouts import MethodTimeout, time_limit
 
 DRIVER = str(Path(__file__).with_name("cli_driver.py"))
 

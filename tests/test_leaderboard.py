@@ -4,7 +4,7 @@ import json
 import pytest
 
 from fakes import FakePlugin
-from saliency_bench.cli import main
+from saliency_bench.cli.main import main
 
 CHECKS = ["pointing_game", "restricted_pointing_game", "class_sensitivity", "randomization"]
 
@@ -145,7 +145,7 @@ def test_check_into_a_named_folder_keeps_its_results(board_dir, tmp_path, capsys
 def test_a_cross_machine_float_difference_is_never_a_regression():
     """The largest difference measured between two machines of the same kind (2.3e-4) passes the default band,
     also on a degenerate interval (a model-independent control's [1, 1]); 5e-3 beyond it does not."""
-    from saliency_bench.regression import MACHINE_TOLERANCE, _metric_rows
+    from saliency_bench.board.recheck import MACHINE_TOLERANCE, _metric_rows
 
     recorded = {"status": "ok", "metrics": {"m": {"value": 1.0, "ci_low": 1.0, "ci_high": 1.0, "n": 4},
                                             "bare": {"value": 0.5, "n": 4}}}

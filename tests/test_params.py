@@ -8,7 +8,7 @@ from saliency_bench.checks.params import Param, validate
 from saliency_bench.checks.pointing import PointingGame, RestrictedPointingGame
 from saliency_bench.checks.randomization import CascadingRandomization
 from saliency_bench.errors import UserError
-from saliency_bench.runner import _convert, check_parameters
+from saliency_bench.run.runner import _convert, check_parameters
 
 BUILT_IN = [PointingGame(), RestrictedPointingGame(), ClassSensitivity(), CascadingRandomization()]
 

@@ -9,7 +9,7 @@ import torch
 from fakes import MeanMap
 from saliency_bench import Method, hookimpl
 from saliency_bench import plugins
-from saliency_bench.cli import main
+from saliency_bench.cli.main import main
 from saliency_bench.plugins import SHIPPED_DISTRIBUTIONS, make_plugin_manager
 
 MODULE = "sb_identity_plugins"

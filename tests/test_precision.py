@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from saliency_bench import MethodGroup
-from saliency_bench.cli import main
+from saliency_bench.cli.main import main
 from saliency_bench.plugins import make_plugin_manager
-from saliency_bench.precision import Precision
-from saliency_bench.session import RunOptions, open_suite
+from saliency_bench.harness.precision import Precision
+from saliency_bench.run.session import RunOptions, open_suite
 
 METHODS = ["gradient", "gradcam", "input_x_gradient", "guided_backprop", "lrp_epsilon"]
 
@@ -74,7 +74,7 @@ def test_bf16_keeps_the_verdicts_and_is_recorded_in_the_configuration(tmp_path, 
 
 
 def test_channels_last_is_the_default_layout_of_a_convolutional_network_on_the_cpu(embedded):
-    from saliency_bench.precision import default_channels_last
+    from saliency_bench.harness.precision import default_channels_last
 
     registry, suite, _, _ = embedded
     assert default_channels_last(suite.model.network, torch.device("cpu"))

@@ -24,10 +24,10 @@ from pathlib import Path
 import pytest
 import ray  # noqa: F401 - a missing Ray fails this module (the README's test set-up installs it)
 
-from saliency_bench import ray_executor
+from saliency_bench.run import ray_executor
 from saliency_bench.errors import UserError
-from saliency_bench.runner import RunOptions, run_benchmark
-from saliency_bench.tasks import Task
+from saliency_bench.run.runner import RunOptions, run_benchmark
+from saliency_bench.run.tasks import Task
 
 PLUGINS = "saliency-bench-aggregation"
 CHECKS = ["pointing_game", "restricted_pointing_game", "class_sensitivity", "randomization"]
@@ -103,7 +103,7 @@ def _cmdline(pid: int) -> str:
 
 def _start(argv: list[str], env: dict, log: Path) -> subprocess.Popen:
     with open(log, "w") as handle:
-        return subprocess.Popen([sys.executable, "-m", "saliency_bench.cli", *argv], env=env, stdout=handle,
+        return subprocess.Popen([sys.executable, "-m", "saliency_bench.cli.main", *argv], env=env, stdout=handle,
                                 stderr=subprocess.STDOUT, start_new_session=True)
 
 
@@ -389,11 +389,11 @@ def test_a_run_whose_shards_are_all_stored_merges_them_without_a_cluster(local_f
 
 def _spec(tmp_path: Path) -> dict:
     """What the driver sends for edge on images 0-7 of pointing_game (default model, 16 images)."""
-    from saliency_bench.config import package_versions, plain
+    from saliency_bench.run.configuration import package_versions, plain
     from saliency_bench.plugins import get_plugin_manager
-    from saliency_bench.runner import check_parameters
-    from saliency_bench.session import open_suite
-    from saliency_bench.tasks import provenance
+    from saliency_bench.run.runner import check_parameters
+    from saliency_bench.run.session import open_suite
+    from saliency_bench.run.tasks import provenance
 
     registry = get_plugin_manager().registry()
     options = RunOptions(limit=16, batch_size=8, progress=False, device="cpu")
@@ -431,7 +431,7 @@ def test_a_worker_loads_the_suite_once_and_keeps_it(tmp_path, monkeypatch):
     first = ray_executor.saliency_bench_task(spec)
     assert first.get("statuses") == {"edge": "ok"}, first
     context = next(iter(ray_executor._CONTEXT.values()))
-    monkeypatch.setattr("saliency_bench.session.open_suite", lambda *a, **k: pytest.fail("opened the suite again"))
+    monkeypatch.setattr("saliency_bench.run.session.open_suite", lambda *a, **k: pytest.fail("opened the suite again"))
     second = ray_executor.saliency_bench_task({**spec, "task": Task("pointing_game", ("edge",), 8, 16, 0)})
     assert second.get("statuses") == {"edge": "ok"}, second
     assert list(ray_executor._CONTEXT.values()) == [context]

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from saliency_bench import UserError
-from saliency_bench.runner import RunOptions, run_benchmark
-from saliency_bench.store import ResultStore
+from saliency_bench.run.runner import RunOptions, run_benchmark
+from saliency_bench.store.results import ResultStore
 
 
 def _options(tmp_path, **kw):
@@ -144,7 +144,7 @@ def test_bad_parameters_are_refused_before_fresh_deletes_anything(fakes, tmp_pat
 
 
 def test_not_applicable_is_stored_reused_and_shown_as_na_not_failed(fakes, tmp_path):
-    from saliency_bench.leaderboard import build_board, render_markdown
+    from saliency_bench.board.leaderboard import build_board, render_markdown
 
     options = _options(tmp_path, methods=["undefined", "edge"])
     report = run_benchmark(options, log=lambda m: None)

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from saliency_bench import UserError
-from saliency_bench import runner as runner_module
-from saliency_bench.store import record_digest
-from saliency_bench.values import decode_array, decode_values, encode_array, encode_values
+from saliency_bench.run import runner as runner_module
+from saliency_bench.store.results import record_digest
+from saliency_bench.store.arrays import decode_array, decode_values, encode_array, encode_values
 
 from small_board import run, run_and_write
 

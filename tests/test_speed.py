@@ -7,10 +7,10 @@ import torch
 
 from fakes import MeanMap, load_model
 from saliency_bench import Method, UserError, hookimpl
-from saliency_bench.cli import main
-from saliency_bench.peers import peer_implementations
-from saliency_bench.runner import RunOptions, run_benchmark
-from saliency_bench.speed import Candidate, interleaved_medians, measure, variant_groups
+from saliency_bench.cli.main import main
+from saliency_bench.run.peers import peer_implementations
+from saliency_bench.run.runner import RunOptions, run_benchmark
+from saliency_bench.run.speed import Candidate, interleaved_medians, measure, variant_groups
 
 
 def test_rounds_are_interleaved_and_a_failing_candidate_is_reported_alone():
@@ -210,7 +210,7 @@ def test_speed_is_timed_again_on_another_device_or_with_other_parameters(fakes, 
 
 
 def test_a_speed_step_that_breaks_leaves_the_results_and_the_board(fakes, tmp_path, monkeypatch, capsys):
-    import saliency_bench.speed as speed
+    import saliency_bench.run.speed as speed
 
     monkeypatch.setattr(speed, "measure", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("CUDA out of memory")))
     out = tmp_path / "out"

@@ -12,7 +12,7 @@ from saliency_bench.datasets.scenes import SceneShapesDataset
 from saliency_bench.datasets.synthetic import CLASS_NAMES
 from saliency_bench.models import default_plugin
 from saliency_bench.models.tiny_vgg import CARD_FILE, WEIGHTS_FILE, TinyVGG, load_tiny_vgg, sha256_of
-from saliency_bench.training import mean_average_precision, predict
+from saliency_bench.models.training import mean_average_precision, predict
 
 
 @pytest.fixture(scope="module")

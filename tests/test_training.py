@@ -6,7 +6,7 @@ import json
 import torch
 
 from saliency_bench.models.tiny_vgg import load_tiny_vgg, sha256_of
-from saliency_bench.training import average_precision, mean_average_precision, train
+from saliency_bench.models.training import average_precision, mean_average_precision, train
 
 
 def test_average_precision_by_hand():
@@ -42,7 +42,7 @@ def test_train_is_deterministic(tmp_path):
 
 
 def test_train_command_runs_a_few_steps(tmp_path, capsys):
-    from saliency_bench.cli import main
+    from saliency_bench.cli.main import main
 
     code = main(["train", "--out", str(tmp_path), "--epochs", "1", "--n-train", "16", "--n-val", "8",
                  "--batch-size", "8"])

@@ -10,7 +10,7 @@ from torch import nn
 from torchvision.models import vgg11
 
 from saliency_bench import UserError
-from saliency_bench.loading import read_state_dict
+from saliency_bench.models.loading import read_state_dict
 from saliency_bench.models import vgg16 as vgg16_module
 from saliency_bench.models.vgg16 import HUB_FILE, build_vgg16, load_vgg16
 

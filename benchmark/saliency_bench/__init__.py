@@ -1,7 +1,7 @@
 """saliency-bench: the public API that plugins import (and nothing private beyond it)."""
 from __future__ import annotations
 
-from . import noise
+from .harness import noise
 from .checks.base import Check, MethodGroup
 from .checks.presentation import Column, Rule, read_difference, read_metric
 from .checks.params import BOOTSTRAP as BOOTSTRAP_PARAMS
@@ -10,14 +10,14 @@ from .checks.stats import bootstrap_params, finite_mean, summarize
 from .datasets.base import Dataset, DatasetSpec
 from .errors import MethodError, NotApplicable, UserError
 from .hookspecs import hookimpl
-from .loading import apply_state_dict, hookable, read_state_dict
+from .models.loading import apply_state_dict, hookable, read_state_dict
 from .methods import Method, validate_maps
 from .models.base import ModelSpec
 from .models.blocks import numbered as numbered_blocks
 from .models.blocks import trace as trace_modules
 from .models.blocks import vit_layer_indices as evenly_spaced_layers
 from .models.wrapper import ModelWrapper, derive_blocks, derive_randomization_order
-from .suite import Suite
+from .harness.suite import Suite
 
 __version__ = "0.1.0"
 

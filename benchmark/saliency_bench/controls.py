@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from . import noise
+from .harness import noise
 from .hookspecs import hookimpl
 from .methods import Method
 

@@ -8,9 +8,9 @@ import torch
 import torchvision
 
 from saliency_bench import ModelWrapper
-from saliency_bench.allocator import keep_freed_memory
-from saliency_bench.precision import Precision, default_channels_last
-from saliency_bench.speed import bench_batch
+from saliency_bench.harness.allocator import keep_freed_memory
+from saliency_bench.harness.precision import Precision, default_channels_last
+from saliency_bench.run.speed import bench_batch
 
 from bench_registry import REGISTRY
 
@@ -22,7 +22,7 @@ def timing_enabled(config) -> bool:
 
 @pytest.fixture(scope="session", autouse=True)
 def allocator(request):
-    """Time under the allocator settings the CLI uses (saliency_bench.allocator), only when timing."""
+    """Time under the allocator settings the CLI uses (saliency_bench.harness.allocator), only when timing."""
     if timing_enabled(request.config):
         keep_freed_memory()
 

@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from saliency_bench.isolation import ModelGuard
-from saliency_bench.speed import floor_pass
+from saliency_bench.harness.isolation import ModelGuard
+from saliency_bench.run.speed import floor_pass
 
 
 @pytest.mark.benchmark(group="isolation")

@@ -2,7 +2,7 @@
 import pytest
 
 from saliency_bench import MethodGroup
-from saliency_bench.speed import floor_pass, variant_groups
+from saliency_bench.run.speed import floor_pass, variant_groups
 
 from bench_registry import METHODS, REGISTRY
 

@@ -18,7 +18,7 @@ MAP_CHECKS = ("pointing_game", "restricted_pointing_game", "class_sensitivity")
 @pytest.fixture(scope="module")
 def map_checks(default_model, request):
     """A suite of the embedded data (32 images when timing) and the three map checks with their run parameters."""
-    from saliency_bench.runner import check_parameters
+    from saliency_bench.run.runner import check_parameters
 
     dataset_spec = REGISTRY.datasets[REGISTRY.models["tiny_vgg"].obj.default_dataset]
     size = 32 if timing_enabled(request.config) else 8
@@ -54,7 +54,7 @@ def test_map_checks_sharing_their_maps(benchmark, map_checks):
 
 @pytest.fixture(scope="module")
 def costly_batch(default_model, request):
-    from saliency_bench.speed import bench_batch
+    from saliency_bench.run.speed import bench_batch
 
     return bench_batch(default_model, 64 if timing_enabled(request.config) else 4, torch.device("cpu"))
 

@@ -8,15 +8,15 @@ import numpy as np
 import torch
 
 from ..errors import MethodError, NotApplicable, UserError, exception_line
-from ..isolation import ModelGuard
-from ..timeouts import MethodTimeout, time_limit
+from ..harness.isolation import ModelGuard
+from ..harness.timeouts import MethodTimeout, time_limit
 from ..methods import GroupNames, Method, validate_maps
-from ..noise import seeded_rows
+from ..harness.noise import seeded_rows
 from .stats import Statistic
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..models.wrapper import ModelWrapper
-    from ..suite import Suite
+    from ..harness.suite import Suite
 
 
 class Check:

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from ..reference import PAPER
+from .paper import PAPER
 from .presentation import Column, Rule, read_metric
 from .base import Check
 from .shared_maps import batch_logits
@@ -16,7 +16,7 @@ from .stats import bootstrap_params, finite_mean, summarize
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..models.wrapper import ModelWrapper
-    from ..suite import Suite
+    from ..harness.suite import Suite
 
 
 KEYS = ("spearman_hog", "spearman_raw", "one_constant")  # the per-image values of the check

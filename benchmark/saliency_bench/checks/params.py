@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Union
 from ..errors import UserError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..suite import Suite
+    from ..harness.suite import Suite
 
 Bound = Union[float, int, Callable[[dict, "Suite"], float], None]
 TYPE_WORDS = {int: "an integer", float: "a finite number", str: "a string", bool: "true or false", list: "a list"}

@@ -9,13 +9,13 @@ import torch
 from ..errors import UserError
 from .base import Check
 from .shared_maps import batch_logits
-from ..reference import PAPER
+from .paper import PAPER
 from .params import BOOTSTRAP, TOLERANCE_PARAM, Param
 from .presentation import Column, Rule, read_difference, read_metric
 from .stats import bootstrap_ci, bootstrap_params, metric
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..suite import Suite
+    from ..harness.suite import Suite
 
 
 TIE_RULES = ("plateau_centre", "first_index")

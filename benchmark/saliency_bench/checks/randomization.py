@@ -18,7 +18,7 @@ from .stats import bootstrap_params, crossed_mean, summarize_crossed
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..models.wrapper import ModelWrapper
-    from ..suite import Suite
+    from ..harness.suite import Suite
 
 MEASURES = ("spearman_hog", "spearman_abs", "spearman_signed", "ssim")
 SSIM_WINDOW = 7  # Adebayo et al. 2018 / skimage structural_similarity default
@@ -220,7 +220,7 @@ class CascadingRandomization(Check):
         """Spearman-on-HOG curves along the cascade, a panel per group of methods (figures/randomization.png)."""
         from pathlib import Path
 
-        from ..figures import draw_randomization_curves
+        from ..board.figures import draw_randomization_curves
 
         return ["figures/randomization.png"] if draw_randomization_curves(
             board, Path(folder) / "figures" / "randomization.png") else []

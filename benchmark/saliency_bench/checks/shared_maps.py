@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 import torch
 
-from ..noise import map_seeds
+from ..harness.noise import map_seeds
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..suite import Suite
+    from ..harness.suite import Suite
 # checks.base imports this module (``Check.run_images``), so ``Check`` and ``MethodGroup`` are named, not imported
 
 STREAM = 0  # the noise stream of maps of the unchanged model (cascading randomisation uses others)

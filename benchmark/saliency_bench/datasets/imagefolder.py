@@ -22,7 +22,7 @@ import torch
 import torchvision.transforms.functional as TF
 
 from ..errors import UserError
-from ..loading import first_line, read_rgb_image
+from ..models.loading import first_line, read_rgb_image
 from .base import Dataset
 
 NAME = "imagefolder"

@@ -33,7 +33,7 @@ import torchvision.transforms.functional as TF
 
 from ..classes import VOC_CLASSES
 from ..errors import UserError
-from ..loading import first_line, read_rgb_image
+from ..models.loading import first_line, read_rgb_image
 from .base import Dataset
 
 NAME = "voc2007"

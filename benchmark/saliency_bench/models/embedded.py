@@ -17,7 +17,7 @@ from typing import Callable
 from torch import nn
 
 from ..errors import UserError
-from ..loading import first_line, hookable, read_state_dict, weights_file
+from .loading import first_line, hookable, read_state_dict, weights_file
 from .blocks import token_layout
 from .wrapper import ModelWrapper
 

@@ -23,7 +23,7 @@ from torch import nn
 from torchvision.models import ResNet50_Weights, ViT_B_16_Weights
 
 from ..errors import UserError
-from ..loading import apply_state_dict, hookable, read_state_dict
+from .loading import apply_state_dict, hookable, read_state_dict
 from .blocks import token_layout
 from .wrapper import ModelWrapper
 

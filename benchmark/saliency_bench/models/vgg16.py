@@ -24,7 +24,7 @@ from torchvision.models import VGG16_Weights, vgg16
 
 from ..classes import VOC_CLASSES
 from ..errors import UserError
-from ..loading import apply_state_dict, read_state_dict
+from .loading import apply_state_dict, read_state_dict
 from .wrapper import ModelWrapper
 
 NAME = "vgg16"

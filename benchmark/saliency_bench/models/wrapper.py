@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from ..errors import UserError
-from ..precision import FP32, Precision
+from ..harness.precision import FP32, Precision
 from .blocks import cascade_order, chosen_blocks, derive_blocks, resolve_blocks  # noqa: F401 - derive_blocks: API
 
 

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from .errors import UserError
+from ..errors import UserError
 from .locking import FolderLock
 
 RUN_FILE = "run.json"

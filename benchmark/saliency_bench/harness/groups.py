@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .plugins import Registry
+    from ..plugins import Registry
 
 
 def group_by_shared_pass(names: list[str], registry: "Registry") -> list[list[str]]:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from tabulate import tabulate
 
-from .plugins import Registry
+from ..plugins import Registry
 
 
 def format_listing(registry: Registry) -> str:

@@ -9,13 +9,13 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from .datasets.base import Dataset
-from .errors import UserError
-from .precision import Precision, default_channels_last
-from .suite import Suite
+from ..datasets.base import Dataset
+from ..errors import UserError
+from ..harness.precision import Precision, default_channels_last
+from ..harness.suite import Suite
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .plugins import Registry
+    from ..plugins import Registry
 
 DEFAULT_MODEL = "tiny_vgg"
 

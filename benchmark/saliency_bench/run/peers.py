@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Callable, Iterator
 import torch
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .methods import Method
-    from .models.wrapper import ModelWrapper
+    from ..methods import Method
+    from ..models.wrapper import ModelWrapper
 
 Attribution = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 

@@ -18,15 +18,15 @@ from typing import Callable, Sequence
 from tabulate import tabulate
 
 from . import candidate
-from .board_values import FILE as SIDECAR
-from .board_values import image_data, read_sidecar, write_sidecar
-from .checks.stats import bootstrap_params
-from .errors import UserError
+from .values import FILE as SIDECAR
+from .values import image_data, read_sidecar, write_sidecar
+from ..checks.stats import bootstrap_params
+from ..errors import UserError
 from .paired import paired_difference, reading
-from .plugins import Registry, get_plugin_manager
-from .runner import RunOptions, run_benchmark
-from .shards import ShardStore, stored_values
-from .tasks import provenance
+from ..plugins import Registry, get_plugin_manager
+from ..run.runner import RunOptions, run_benchmark
+from ..store.shards import ShardStore, stored_values
+from ..run.tasks import provenance
 from .verdicts import judge, ordered_checks, parse_criteria
 
 
@@ -352,7 +352,7 @@ def write_added_board(board: dict, entries: dict[str, dict], folder: Path, regis
     board has them) and figures in ``folder``."""
     from .figures import draw_method_grid
     from .leaderboard import render_markdown, write_text_atomically
-    from .store import dump_json
+    from ..store.results import dump_json
 
     merged = copy.deepcopy(board)
     merged["methods"].update(copy.deepcopy(entries))
@@ -462,7 +462,7 @@ def recorded_blocks(board: dict, registry: Registry, weights: str | None = None)
 
     The model's rule is read off the model itself, loaded here on the CPU with the rerun's ``weights``.
     """
-    from .session import lookup
+    from ..run.session import lookup
 
     model_config = board["config"]["model"]
     recorded = model_config.get("blocks")

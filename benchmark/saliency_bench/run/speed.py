@@ -13,14 +13,14 @@ from typing import Callable, Sequence
 
 import torch
 
-from .checks.base import MethodGroup
-from .checks.randomization import cascade_step
-from .errors import UserError, exception_line
-from .grouping import group_by_shared_pass
-from .methods import Method
-from .models.wrapper import ModelWrapper
+from ..checks.base import MethodGroup
+from ..checks.randomization import cascade_step
+from ..errors import UserError, exception_line
+from ..harness.groups import group_by_shared_pass
+from ..methods import Method
+from ..models.wrapper import ModelWrapper
 from .peers import peer_implementations
-from .plugins import Registry
+from ..plugins import Registry
 
 FLOOR = "floor"
 

@@ -11,12 +11,12 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .datasets.scenes import SceneShapesDataset as ShapesDataset
-from .datasets.synthetic import CLASS_NAMES
-from .errors import UserError
-from .models.default_plugin import EMBEDDED
-from .models.embedded import EmbeddedModel, sha256_of
-from .models.tiny_vgg import MEAN, STD
+from ..datasets.scenes import SceneShapesDataset as ShapesDataset
+from ..datasets.synthetic import CLASS_NAMES
+from ..errors import UserError
+from .default_plugin import EMBEDDED
+from .embedded import EmbeddedModel, sha256_of
+from .tiny_vgg import MEAN, STD
 
 
 def average_precision(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from .errors import UserError
+from ..errors import UserError
 
 LOCK_NAME = ".lock"
 POLL_SECONDS = 0.1

@@ -10,20 +10,20 @@ from typing import Callable
 
 import torch
 
-from .checks.base import MethodGroup
-from .config import package_versions, plain
-from .datasets.base import Dataset
-from .errors import UserError, exception_line
-from .grouping import group_by_shared_pass
-from .isolation import ModelGuard
-from .plugins import Registry, get_plugin_manager
+from ..checks.base import MethodGroup
+from .configuration import package_versions, plain
+from ..datasets.base import Dataset
+from ..errors import UserError, exception_line
+from ..harness.groups import group_by_shared_pass
+from ..harness.isolation import ModelGuard
+from ..plugins import Registry, get_plugin_manager
 from .session import DEFAULT_MODEL, RunOptions, lookup, open_model, open_suite, resolve_device
 from . import speed
-from .shards import ShardStore, shard_ranges
-from .store import SPEED, ResultStore
-from .recording import file_sha256, merge_result, shard_size, store_result
+from ..store.shards import ShardStore, shard_ranges
+from ..store.results import SPEED, ResultStore
+from .record import file_sha256, merge_result, shard_size, store_result
 from .tasks import Task, compute, compute_whole, map_sharing, plan, plan_shared, provenance
-from .suite import Suite
+from ..harness.suite import Suite
 
 # re-exported: the CLI, regression and tests reach these through the runner
 __all__ = [
@@ -85,7 +85,7 @@ def check_parameters(check, suite: Suite, overrides: dict) -> dict:
     before anything runs or is stored; a check without a schema gets its types converted and the shared
     keys (images, ci_level, bootstrap_samples) checked, as before.
     """
-    from .checks.params import FALLBACK_SCHEMA, IMAGES, validate
+    from ..checks.params import FALLBACK_SCHEMA, IMAGES, validate
 
     declared = getattr(check, "param_schema", None)
     schema = {"images": IMAGES, **declared} if declared else FALLBACK_SCHEMA
@@ -282,7 +282,7 @@ def run_shared_checks(
 
     ``report.seconds`` gets the maps' seconds (``shared maps``) and each check's own scoring seconds.
     """
-    from .checks.shared_maps import SHARED_MAPS
+    from ..checks.shared_maps import SHARED_MAPS
 
     pending = [name for name in report.methods if any(name in pending_by_check[check] for check in check_names)]
     groups = group_by_shared_pass(pending, registry)

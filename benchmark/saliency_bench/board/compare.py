@@ -7,12 +7,12 @@ from typing import Mapping, Sequence
 import numpy as np
 from tabulate import tabulate
 
-from .board_values import FILE, read_sidecar
-from .checks.stats import bootstrap_params
-from .errors import UserError
+from .values import FILE, read_sidecar
+from ..checks.stats import bootstrap_params
+from ..errors import UserError
 from .paired import paired_difference, reading
-from .plugins import Registry
-from .regression import read_board
+from ..plugins import Registry
+from .recheck import read_board
 from .verdicts import ordered_checks
 
 PerCheck = Mapping[str, Mapping[str, np.ndarray]]  # check -> metric -> per-image data

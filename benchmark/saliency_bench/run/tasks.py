@@ -12,16 +12,16 @@ from typing import TYPE_CHECKING, Callable
 
 import torch
 
-from .checks.base import MethodGroup
-from .config import plain
-from .errors import UserError, exception_line
-from .shards import ShardStore, shard_ranges
-from .values import check_rows, concatenate
+from ..checks.base import MethodGroup
+from .configuration import plain
+from ..errors import UserError, exception_line
+from ..store.shards import ShardStore, shard_ranges
+from ..store.arrays import check_rows, concatenate
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .isolation import ModelGuard
-    from .plugins import Registry
-    from .suite import Suite
+    from ..harness.isolation import ModelGuard
+    from ..plugins import Registry
+    from ..harness.suite import Suite
 
 
 @dataclass(frozen=True)
@@ -124,7 +124,7 @@ def compute(task: Task, suite: "Suite", registry: "Registry", params: dict[str, 
     ``timings`` adds up the seconds spent (checks/shared_maps.run_shared says how a shared pass splits them).
     """
     if registry.checks[task.check].obj.shares_maps:
-        from .checks.shared_maps import run_shared
+        from ..checks.shared_maps import run_shared
 
         checks = [(registry.checks[name].obj, params[name]) for name in task.checks]
         call = lambda shard, group, _: run_shared(shard, group, checks, timings=timings)  # noqa: E731

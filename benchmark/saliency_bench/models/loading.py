@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from .errors import UserError
+from ..errors import UserError
 
 # Checkpoints often wrap the state dict in a dict of training state; these keys hold it.
 WRAPPER_KEYS = ("state_dict", "model_state_dict", "model")

@@ -32,10 +32,10 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from .errors import UserError, exception_line
+from ..errors import UserError, exception_line
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .plugins import Registry
+    from ..plugins import Registry
     from .tasks import Task
 
 MAX_RETRIES = 3  # Ray reruns a task whose worker process died this many times before the task fails
@@ -59,13 +59,13 @@ def _context(spec: dict) -> dict:
     if key in _CONTEXT:
         return _CONTEXT[key]
     _CONTEXT.clear()
-    from .allocator import keep_freed_memory
-    from .config import package_versions, plain
-    from .isolation import ModelGuard
-    from .plugins import ALLOWLIST_ENV, make_plugin_manager, parse_allowlist
-    from .recording import file_sha256
+    from ..harness.allocator import keep_freed_memory
+    from .configuration import package_versions, plain
+    from ..harness.isolation import ModelGuard
+    from ..plugins import ALLOWLIST_ENV, make_plugin_manager, parse_allowlist
+    from .record import file_sha256
     from .session import open_suite
-    from .shards import ShardStore
+    from ..store.shards import ShardStore
 
     keep_freed_memory()  # as the CLI does in the driver (speed only, never results)
     if spec["plugins"] is None:
@@ -79,7 +79,7 @@ def _context(spec: dict) -> dict:
     weights = getattr(suite.model, "weights_sha256", None) or (file_sha256(options.weights) if options.weights else None)
     config = plain({**suite.describe(), "weights_sha256": weights, "versions": package_versions()})
     if config != spec["config"]:
-        from .store import _first_difference
+        from ..store.results import _first_difference
 
         raise UserError(f"the Ray worker on {_host()} would compute under another configuration than this run "
                         f"({_first_difference(spec['config'], config)}); install the same packages, weights and data "
@@ -244,9 +244,9 @@ class _Driver:
 
     def _plan(self) -> None:
         """The tasks (as the local executor has them), each (check, group)'s members, and the shards already stored."""
-        from .grouping import group_by_shared_pass
-        from .recording import shard_size
-        from .shards import shard_ranges
+        from ..harness.groups import group_by_shared_pass
+        from .record import shard_size
+        from ..store.shards import shard_ranges
         from .tasks import Task, map_sharing, plan, plan_shared
 
         report, registry = self.report, self.registry
@@ -325,7 +325,7 @@ class _Driver:
         self.log(f"warning: {message} (the tasks wait until a node with a GPU joins)")
 
     def _spec(self, task: "Task") -> dict:
-        from .plugins import ALLOWLIST_ENV
+        from ..plugins import ALLOWLIST_ENV
         from .tasks import provenance
 
         checks = {name: self.registry.checks[name] for name in task.checks}
@@ -369,7 +369,7 @@ class _Driver:
 
     def _finish(self, task: "Task", outcome: dict) -> None:
         """Store what a finished task produced (or its failure), and merge its group once complete."""
-        from .recording import store_result
+        from .record import store_result
         from .tasks import provenance
 
         params = self.params_by_check[task.check]
@@ -398,7 +398,7 @@ class _Driver:
                 self._merge(*key)
 
     def _merge(self, check_name: str, group: int) -> None:
-        from .recording import merge_result
+        from .record import merge_result
 
         if not self.registry.checks[check_name].obj.per_image:
             return

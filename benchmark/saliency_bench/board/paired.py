@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .checks.stats import Statistic, resample_weights, rounded
+from ..checks.stats import Statistic, resample_weights, rounded
 
 
 def paired_difference(statistic: Statistic, data_a: np.ndarray, data_b: np.ndarray, *, n_boot: int = 1000,

@@ -20,13 +20,13 @@ from matplotlib.cm import ScalarMappable  # noqa: E402
 from matplotlib.colors import Normalize  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from .checks.base import MethodGroup  # noqa: E402
-from .errors import UserError  # noqa: E402
-from .session import RunOptions, open_suite  # noqa: E402
-from .suite import Suite  # noqa: E402
+from ..checks.base import MethodGroup  # noqa: E402
+from ..errors import UserError  # noqa: E402
+from ..run.session import RunOptions, open_suite  # noqa: E402
+from ..harness.suite import Suite  # noqa: E402
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .plugins import Registry
+    from ..plugins import Registry
 
 COLUMNS = 8  # methods per band of the map grid
 MAX_LINES = 7  # method curves per randomisation panel (the controls come on top)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Callable
 
-from .errors import UserError
+from ..errors import UserError
 from .session import RunOptions
-from .shards import check_shard_size, default_shard_size
+from ..store.shards import check_shard_size, default_shard_size
 from .tasks import merge
 
 

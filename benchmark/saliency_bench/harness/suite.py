@@ -7,8 +7,8 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from .datasets.base import Dataset
-from .models.wrapper import ModelWrapper
+from ..datasets.base import Dataset
+from ..models.wrapper import ModelWrapper
 from .progress import progress
 
 

@@ -8,11 +8,11 @@ from typing import Sequence
 
 from tabulate import tabulate
 
-from .board_values import FILE as SIDECAR
-from .board_values import collect, write_sidecar
-from .config import plain
-from .plugins import Registry
-from .store import SPEED, ResultStore, dump_json
+from .values import FILE as SIDECAR
+from .values import collect, write_sidecar
+from ..run.configuration import plain
+from ..plugins import Registry
+from ..store.results import SPEED, ResultStore, dump_json
 from .verdicts import OVERALL, columns_of, judge, ordered_checks, rules_of
 
 SCHEMA = 1
@@ -316,7 +316,7 @@ def board_conflict(folder: str | os.PathLike, methods: Sequence[str], checks: Se
     Allowed: no board there, or one of the same configuration (package versions aside) and checks whose rows
     are all among ``methods`` (a rerun, or the same board with rows added). ``config=None`` skips that part.
     """
-    from .store import _first_difference
+    from ..store.results import _first_difference
 
     path = Path(folder) / "leaderboard.json"
     if not path.exists():

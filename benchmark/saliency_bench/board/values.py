@@ -14,15 +14,15 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from .errors import UserError
-from .shards import ShardStore, stored_values
-from .store import DIGEST, _parse, dump_json, read_if_present, record_digest
-from .tasks import provenance
-from .values import decode_array, encode_array
+from ..errors import UserError
+from ..store.shards import ShardStore, stored_values
+from ..store.results import DIGEST, _parse, dump_json, read_if_present, record_digest
+from ..run.tasks import provenance
+from ..store.arrays import decode_array, encode_array
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .plugins import Registry
-    from .store import ResultStore
+    from ..plugins import Registry
+    from ..store.results import ResultStore
 
 FILE = "leaderboard-values.json"
 SCHEMA = 1

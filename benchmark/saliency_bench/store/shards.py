@@ -15,9 +15,9 @@ import os
 from pathlib import Path
 from typing import Callable
 
-from .errors import UserError
-from .store import DIGEST, STATUSES, UNUSABLE, _parse, _stderr, dump_json, record_digest
-from .values import ImageValues, decode_values, encode_values
+from ..errors import UserError
+from .results import DIGEST, STATUSES, UNUSABLE, _parse, _stderr, dump_json, record_digest
+from .arrays import ImageValues, decode_values, encode_values
 
 DEFAULT_SHARD_IMAGES = 256  # images per shard unless --shard-size says otherwise (rounded up to whole batches)
 
@@ -141,7 +141,7 @@ def stored_values(shards: ShardStore, method: str, check: str, images: int, para
                   plugin: dict) -> ImageValues | None:
     """``method``'s per-image values on images ``0 .. images`` of ``check`` from whatever usable ``ok`` shards tile
     them (per-image values do not depend on the sharding, so any tiling gives the same arrays); None if none does."""
-    from .values import concatenate
+    from .arrays import concatenate
 
     folder = shards.root / "results" / check / method
     starts: dict[int, list[int]] = {}

@@ -7,8 +7,8 @@ import sys
 import time
 from pathlib import Path
 
-from .allocator import keep_freed_memory
-from .errors import UserError
+from ..harness.allocator import keep_freed_memory
+from ..errors import UserError
 
 EXIT_OK, EXIT_FAILED, EXIT_USER = 0, 1, 2
 
@@ -92,11 +92,11 @@ def summarised_names(names) -> list[str]:
 def _registered(kind: str) -> str:
     """The registered names of ``kind`` for help texts ("?" if plugins cannot be loaded now)."""
     try:
-        from .plugins import get_plugin_manager
+        from ..plugins import get_plugin_manager
 
         registry = get_plugin_manager().registry()
         if kind == "criteria":
-            from .verdicts import criteria
+            from ..board.verdicts import criteria
 
             return ", ".join(criteria([r.obj for r in registry.checks.values()]))
         return ", ".join(summarised_names(getattr(registry, kind))) or "none"
@@ -301,7 +301,7 @@ def _check_output_folder(path: str | os.PathLike, option: str = "--out") -> None
 
 def _registry():
     """The registry of every loaded plugin; its load errors and name collisions are printed in every command."""
-    from .plugins import get_plugin_manager
+    from ..plugins import get_plugin_manager
 
     registry = get_plugin_manager().registry()
     for error in registry.load_errors:
@@ -336,7 +336,7 @@ def default_out(args) -> str:
 
 
 def _run_options(args):
-    from .runner import RunOptions
+    from ..run.runner import RunOptions
 
     params: dict[str, dict] = {}
     for check, key, value in args.param:
@@ -357,7 +357,7 @@ def _run_options(args):
 
 def _embedded_models() -> list[str]:
     """The embedded models, in the board's order (tiny_vgg, the default, first)."""
-    from .models.default_plugin import EMBEDDED
+    from ..models.default_plugin import EMBEDDED
 
     return list(EMBEDDED)
 
@@ -373,7 +373,7 @@ def _is_default_run(args) -> bool:
 
 def confirm_fresh(out: str, yes: bool) -> None:
     """``--fresh`` deletes stored results: say how many, and ask on a terminal (``--yes`` elsewhere)."""
-    from .store import count_results
+    from ..store.results import count_results
 
     count = count_results(out)
     if count == 0 or yes:
@@ -394,8 +394,8 @@ def _selected(args, registry) -> tuple[list[str], list[str]]:
 
 def _default_board_folder(args) -> Path:
     """Where a default run writes its board: '.' for the default model, boards/NAME for another embedded one."""
-    from .board_index import board_folder
-    from .session import DEFAULT_MODEL
+    from ..board.index import board_folder
+    from ..run.session import DEFAULT_MODEL
 
     return board_folder(args.model or DEFAULT_MODEL, DEFAULT_MODEL)
 
@@ -403,8 +403,8 @@ def _default_board_folder(args) -> Path:
 def update_board_index(args, registry, before: str, written: list[Path]) -> None:
     """Splice the default run's fresh board into the top-level leaderboard.md as its model's section; ``before``
     is that file's text before the run wrote anything (the other models' sections are kept from it)."""
-    from .board_index import as_section, read_sections, write_index
-    from .session import DEFAULT_MODEL
+    from ..board.index import as_section, read_sections, write_index
+    from ..run.session import DEFAULT_MODEL
 
     name, folder, root = args.model or DEFAULT_MODEL, _default_board_folder(args), Path(".")
     sections = read_sections(before)
@@ -418,7 +418,7 @@ def update_board_index(args, registry, before: str, written: list[Path]) -> None
 
 def board_folders(args, registry) -> list[Path]:
     """Where the run writes a board besides --out: --board-dir, or '.' for the default run; refused if unsafe."""
-    from .leaderboard import board_conflict
+    from ..board.leaderboard import board_conflict
 
     if not (args.board_dir or _is_default_run(args)):
         return []
@@ -454,9 +454,9 @@ def digest(board: dict, report) -> list[str]:
 
 
 def cmd_run(args) -> int:
-    from .leaderboard import board_conflict, write_leaderboard
-    from .runner import run_benchmark
-    from .store import count_results
+    from ..board.leaderboard import board_conflict, write_leaderboard
+    from ..run.runner import run_benchmark
+    from ..store.results import count_results
 
     options = _run_options(args)
     _check_output_folder(options.out)
@@ -484,7 +484,7 @@ def cmd_run(args) -> int:
     if _is_default_run(args):
         update_board_index(args, registry, index_before, written)
     if board is None:  # no folder took a board: the digest is still computed from the stored results
-        from .leaderboard import build_board
+        from ..board.leaderboard import build_board
 
         board = build_board(report.store, registry, report.methods, report.checks)
     total = time.perf_counter() - started
@@ -503,7 +503,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_check(args) -> int:
-    from .regression import check_against_board, format_outcome
+    from ..board.recheck import check_against_board, format_outcome
 
     if args.out is not None:
         _check_output_folder(args.out)
@@ -523,7 +523,7 @@ def cmd_check(args) -> int:
 def cmd_compare(args) -> int:
     import json
 
-    from .comparing import compare_recorded, format_pairs
+    from ..board.compare import compare_recorded, format_pairs
 
     rows = compare_recorded(args.against, args.first, args.second, _registry())
     print(json.dumps(rows, indent=1) if args.json else format_pairs(rows, args.first, args.second, args.against))
@@ -531,7 +531,7 @@ def cmd_compare(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from .training import train
+    from ..models.training import train
 
     options = {"epochs": args.epochs, "n_train": args.n_train, "n_val": args.n_val, "batch_size": args.batch_size}
     card = train(args.out, seed=args.seed, log=_stderr, model=args.model, random_labels=args.random_labels,
@@ -542,7 +542,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_figure(args) -> int:
-    from .figures import method_grid_figure
+    from ..board.figures import method_grid_figure
 
     path = method_grid_figure(
         _registry(), args.output, family=args.family, methods=args.methods, image=args.image, model=args.model,
@@ -555,8 +555,8 @@ def cmd_figure(args) -> int:
 def cmd_bench(args) -> int:
     import json
 
-    from .runner import RunOptions, open_model
-    from .speed import format_speed, measure
+    from ..run.runner import RunOptions, open_model
+    from ..run.speed import format_speed, measure
 
     registry = _registry()
     names = registry.select_methods(args.methods or ["*"])

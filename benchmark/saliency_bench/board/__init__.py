@@ -1,0 +1,1 @@
+"""The board: built from stored results, rendered, published; verdicts, figures, comparisons."""

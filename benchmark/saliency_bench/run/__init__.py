@@ -1,0 +1,1 @@
+"""One run as a pipeline: resolve, plan, execute (local or Ray), record, publish."""
