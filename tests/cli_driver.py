@@ -7,7 +7,7 @@ os.environ.setdefault("SALIENCY_BENCH_PLUGINS", "")
 
 from fakes import BrokenMethodsPlugin, FakePlugin  # noqa: E402
 
-from saliency_bench.cli.main import main  # noqa: E402
+from saliency_bench.cli import main  # noqa: E402
 from saliency_bench.plugins import get_plugin_manager  # noqa: E402
 
 pm = get_plugin_manager()

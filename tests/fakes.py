@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from saliency_bench import Check, Dataset, DatasetSpec, Method, ModelSpec, ModelWrapper, NotApplicable, hookimpl
+from saliency_bench import Check, Dataset, DatasetSpec, Method, ModelSpec, ModelWrapper, NotApplicable, Param, hookimpl
 
 SIZE = 32
 CLASSES = ["red", "green", "blue"]
@@ -67,8 +67,7 @@ class MeanMap(Check):
     name = "mean_map"
     description = "fake check for tests"
 
-    def default_params(self, suite):
-        return {"scale": 1.0}
+    parameters = {"scale": Param(float, 1.0, help="a factor on every value")}
 
     def run(self, suite, group, params):
         values: dict[str, list[float]] = {}

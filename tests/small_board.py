@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from saliency_bench.run.runner import RunOptions, run_benchmark
+from saliency_bench.run.options import RunOptions
+from saliency_bench.run.pipeline import run_benchmark
 
 SHIPPED = "saliency-bench-aggregation,saliency-bench-propagation"  # the shipped methods, no third party
 

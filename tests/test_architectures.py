@@ -18,7 +18,7 @@ from fakes import tiny_vgg
 from saliency_bench import ModelWrapper, UserError
 from saliency_bench.checks.randomization import (random_parameters, randomize_layer, restore_layers, step_parameters,
                                                  weight_scale)
-from saliency_bench.cli.main import build_parser
+from saliency_bench.cli.parser import build_parser
 from saliency_bench.models import torchvision_models as tvm
 from saliency_bench.models.blocks import ROOT, cascade_order, resolve_blocks, token_layout, vit_layer_indices
 from saliency_bench.models.real_plugin import register_models

@@ -4,7 +4,9 @@ from pathlib import Path
 import pytest
 
 from saliency_bench.board.index import as_section, board_folder, read_sections, render_index, write_index
-from saliency_bench.cli.main import _default_board_folder, _is_default_run, build_parser, update_board_index
+from saliency_bench.board.publish import Targets, default_board_folder, is_default_run, update_index
+from saliency_bench.cli import run_options
+from saliency_bench.cli.parser import build_parser
 
 ORDER = ["tiny_vgg", "tiny_resnet", "tiny_vit"]
 
@@ -20,17 +22,17 @@ def standalone(model: str, marker: str) -> str:
 
 
 def _args(*argv):
-    return build_parser().parse_args(["run", *argv])
+    return run_options(build_parser().parse_args(["run", *argv]))
 
 
 def test_a_default_run_of_each_embedded_model_writes_its_own_folder():
-    assert _is_default_run(_args("--all", "--model", "tiny_resnet"))
-    assert _is_default_run(_args("--all", "--model", "tiny_vit"))
-    assert _is_default_run(_args("--all", "--model", "tiny_vgg"))
-    assert not _is_default_run(_args("--all", "--model", "vgg16"))  # not embedded: no committed section
-    assert not _is_default_run(_args("--all", "--model", "tiny_vit", "--limit", "4"))
-    assert _default_board_folder(_args("--all")) == Path(".")
-    assert _default_board_folder(_args("--all", "--model", "tiny_vit")) == Path("boards/tiny_vit")
+    assert is_default_run(_args("--all", "--model", "tiny_resnet"))
+    assert is_default_run(_args("--all", "--model", "tiny_vit"))
+    assert is_default_run(_args("--all", "--model", "tiny_vgg"))
+    assert not is_default_run(_args("--all", "--model", "vgg16"))  # not embedded: no committed section
+    assert not is_default_run(_args("--all", "--model", "tiny_vit", "--limit", "4"))
+    assert default_board_folder(_args("--all").model) == Path(".")
+    assert default_board_folder(_args("--all", "--model", "tiny_vit").model) == Path("boards/tiny_vit")
     assert board_folder("tiny_resnet", "tiny_vgg") == Path("boards/tiny_resnet")
 
 
@@ -72,7 +74,7 @@ def test_a_models_default_run_replaces_only_its_own_section(tmp_path, monkeypatc
     from saliency_bench.plugins import make_plugin_manager
 
     registry = make_plugin_manager(allowlist=None).registry()
-    update_board_index(_args("--all", "--model", "tiny_vit"), registry, before, written)
+    update_index(Targets(index="tiny_vit", index_before=before), registry, written)
     after = read_sections(Path("leaderboard.md").read_text())
     assert after["tiny_vgg"] == vgg  # byte for byte
     assert "| `gradient` | new |" in after["tiny_vit"] and "| `gradient` | old |" not in after["tiny_vit"]

@@ -6,7 +6,7 @@ import torch
 
 from fakes import FakePlugin
 from saliency_bench import Method, hookimpl
-from saliency_bench.cli.main import main
+from saliency_bench.cli import main
 
 CHECKS = ["pointing_game", "restricted_pointing_game", "class_sensitivity", "randomization"]
 

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from saliency_bench.cli.main import main
+from saliency_bench.cli import main
 
 KEYS = {
     "pointing_game": ["tolerance", "tie_rule", "min_classes", "bootstrap_samples", "ci_level", "seed", "images"],

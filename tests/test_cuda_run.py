@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from saliency_bench import method_plugin
-from saliency_bench.run.runner import RunOptions, run_benchmark
+from saliency_bench.run.options import RunOptions
+from saliency_bench.run.pipeline import run_benchmark
 
 CHECKS = ["pointing_game", "restricted_pointing_game", "class_sensitivity", "randomization"]
 

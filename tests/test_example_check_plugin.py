@@ -13,7 +13,7 @@ import torch
 from installing import pip, renamed_copy
 from fakes import SIZE, FakePlugin, SquaresDataset, load_model
 from saliency_bench import Method, MethodGroup, Suite
-from saliency_bench.cli.main import main
+from saliency_bench.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 PLUGIN = ROOT / "plugins" / "example-check"
@@ -131,7 +131,7 @@ def test_plugin_registers_the_check_and_refuses_bad_steps(pm, tmp_path, capsys, 
         code = main(["run", "-m", "edge", "--model", "fake_vgg", "--checks", "deletion_auc", "--out",
                      str(tmp_path / "out"), "--no-progress", "--no-speed", "--param", "deletion_auc.steps=0"])
         assert code == 2
-        assert "parameter deletion_auc.steps must be an integer >= 1, got 0" in capsys.readouterr().err
+        assert "parameter deletion_auc.steps must be an integer in [1, 1024], got 0" in capsys.readouterr().err
     finally:
         pm.unregister(name="example-check")
         pm.unregister(name="fakes")

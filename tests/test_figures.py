@@ -10,10 +10,10 @@ from matplotlib.axes import Axes
 from matplotlib.colors import to_hex
 from matplotlib.image import AxesImage
 
-from saliency_bench.board.figures import (
-    CONTROL_COLOUR, DIVERGING, MAX_LINES, OKABE_ITO, SEQUENTIAL, draw_randomization_curves, map_norm,
-    method_grid_plot, randomization_plot, variant_groups, wrap_name,
-)
+from saliency_bench.board.figures import map_norm, method_grid_plot
+from saliency_bench.checks.figure_style import (CONTROL_COLOUR, DIVERGING, OKABE_ITO, SEQUENTIAL, variant_groups,
+                                                wrap_name)
+from saliency_bench.checks.randomization_figure import MAX_LINES, draw_randomization_curves, randomization_plot
 
 BOARD = Path(__file__).resolve().parents[1] / "leaderboard.json"
 LAYERS = ["classifier"] + [f"features.{i}" for i in (22, 20, 18, 15, 13, 11, 8, 6, 3, 0)]

@@ -4,7 +4,7 @@ import json
 import pytest
 
 from fakes import FakePlugin
-from saliency_bench.cli.main import main
+from saliency_bench.cli import main
 
 CHECKS = ["pointing_game", "restricted_pointing_game", "class_sensitivity", "randomization"]
 

@@ -5,7 +5,7 @@ import sys
 
 SCRIPT = """
 import resource, sys
-from saliency_bench.cli.main import main
+from saliency_bench.cli import main
 code = main(sys.argv[1:])
 print("MAXRSS", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, code)
 """

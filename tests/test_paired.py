@@ -8,7 +8,7 @@ import pytest
 
 from saliency_bench.board.values import FILE, read_sidecar, write_sidecar
 from saliency_bench.checks.stats import finite_mean, weighted_mean
-from saliency_bench.cli.main import main
+from saliency_bench.cli import main
 from saliency_bench.board.paired import paired_difference, reading
 
 from saliency_bench import plugins

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from saliency_bench import MethodGroup
-from saliency_bench.cli.main import main
+from saliency_bench.cli import main
 from saliency_bench.plugins import make_plugin_manager
 from saliency_bench.harness.precision import Precision
 from saliency_bench.run.session import RunOptions, open_suite

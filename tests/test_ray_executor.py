@@ -26,8 +26,9 @@ import ray  # noqa: F401 - a missing Ray fails this module (the README's test se
 
 from saliency_bench.run import ray_executor
 from saliency_bench.errors import UserError
-from saliency_bench.run.runner import RunOptions, run_benchmark
-from saliency_bench.run.tasks import Task
+from saliency_bench.run.options import RunOptions
+from saliency_bench.run.pipeline import run_benchmark
+from saliency_bench.run.plan import Task
 
 PLUGINS = "saliency-bench-aggregation"
 CHECKS = ["pointing_game", "restricted_pointing_game", "class_sensitivity", "randomization"]
@@ -103,7 +104,7 @@ def _cmdline(pid: int) -> str:
 
 def _start(argv: list[str], env: dict, log: Path) -> subprocess.Popen:
     with open(log, "w") as handle:
-        return subprocess.Popen([sys.executable, "-m", "saliency_bench.cli.main", *argv], env=env, stdout=handle,
+        return subprocess.Popen([sys.executable, "-m", "saliency_bench", *argv], env=env, stdout=handle,
                                 stderr=subprocess.STDOUT, start_new_session=True)
 
 
@@ -389,11 +390,11 @@ def test_a_run_whose_shards_are_all_stored_merges_them_without_a_cluster(local_f
 
 def _spec(tmp_path: Path) -> dict:
     """What the driver sends for edge on images 0-7 of pointing_game (default model, 16 images)."""
-    from saliency_bench.run.configuration import package_versions, plain
+    from saliency_bench.run.versions import package_versions
+    from saliency_bench.store.files import plain
     from saliency_bench.plugins import get_plugin_manager
-    from saliency_bench.run.runner import check_parameters
+    from saliency_bench.checks.params import check_parameters
     from saliency_bench.run.session import open_suite
-    from saliency_bench.run.tasks import provenance
 
     registry = get_plugin_manager().registry()
     options = RunOptions(limit=16, batch_size=8, progress=False, device="cpu")
@@ -405,7 +406,7 @@ def _spec(tmp_path: Path) -> dict:
                              "versions": package_versions()}),
             "plugins": os.environ.get("SALIENCY_BENCH_PLUGINS"), "whole": False,
             "check_provenance": {"pointing_game": [check.distribution, check.version]},
-            "provenance": {"edge": provenance(registry, "edge")}}
+            "provenance": {"edge": registry.provenance("edge")}}
 
 
 def test_a_worker_refuses_another_configuration_in_one_line(tmp_path):

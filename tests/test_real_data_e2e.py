@@ -5,7 +5,7 @@ import pytest
 
 from fakes import tiny_vgg
 from saliency_bench import ModelSpec, ModelWrapper, hookimpl
-from saliency_bench.cli.main import main
+from saliency_bench.cli import main
 from saliency_bench.datasets.voc2007 import VOC_CLASSES
 from voc_fixtures import make_image_folder, make_voc_tree
 

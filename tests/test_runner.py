@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from saliency_bench import UserError
-from saliency_bench.run.runner import RunOptions, run_benchmark
+from saliency_bench.run.options import RunOptions
+from saliency_bench.run.pipeline import run_benchmark
 from saliency_bench.store.results import ResultStore
 
 
@@ -102,24 +103,27 @@ def test_group_shares_one_call_per_batch(fakes, tmp_path):
         def __init__(self, name):
             self.name = name
 
-        def attribute_shared(self, model, inputs, targets, names):
-            calls.append(tuple(names))
-            return {n: torch.ones(inputs.shape[0], *inputs.shape[2:]) for n in names}
+        def attribute_shared(self, model, inputs, targets, methods):
+            calls.append(tuple(methods))
+            return {m.name: torch.ones(inputs.shape[0], *inputs.shape[2:]) for m in methods}
 
     from saliency_bench import hookimpl
+
+    registered = [Shared("s1"), Shared("s2")]
 
     class Plugin:
         @hookimpl
         def register_methods(self, register):
-            register(Shared("s1"))
-            register(Shared("s2"))
+            for method in registered:
+                register(method)
 
     fakes.register(Plugin(), name="shared")
     try:
         run_benchmark(_options(tmp_path, methods=["s*"]), log=lambda m: None)
     finally:
         fakes.unregister(name="shared")
-    assert calls == [("s1", "s2")] * 3  # 12 images / batch 4: one call per batch for both
+    assert len(calls) == 3  # 12 images / batch 4: one call per batch for both
+    assert all(len(call) == 2 and all(a is b for a, b in zip(call, registered)) for call in calls)  # the objects
 
 
 def test_a_new_plugin_version_is_recomputed(fakes, tmp_path):
@@ -137,7 +141,7 @@ def test_a_new_plugin_version_is_recomputed(fakes, tmp_path):
 def test_bad_parameters_are_refused_before_fresh_deletes_anything(fakes, tmp_path):
     first = run_benchmark(_options(tmp_path, methods=["edge"]), log=lambda m: None)
     path = first.store.path("edge", "mean_map")
-    with pytest.raises(UserError, match="expects float"):
+    with pytest.raises(UserError, match="mean_map.scale must be a finite number"):
         run_benchmark(_options(tmp_path, methods=["edge"], fresh=True, check_params={"mean_map": {"scale": "x"}}),
                       log=lambda m: None)
     assert path.exists()

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from saliency_bench import UserError
-from saliency_bench.run import runner as runner_module
+from saliency_bench.run import local as local_module
+from saliency_bench.run import pipeline as pipeline_module
 from saliency_bench.store.results import record_digest
 from saliency_bench.store.arrays import decode_array, decode_values, encode_array, encode_values
 
@@ -29,13 +30,18 @@ def one_shard(tmp_path_factory):
 def three_shards(tmp_path_factory):
     """The small board computed in shards of 8 images, in reverse order."""
     folder = tmp_path_factory.mktemp("three")
-    planned, planned_shared = runner_module.plan, runner_module.plan_shared
-    runner_module.plan = lambda *args, **kwargs: list(reversed(planned(*args, **kwargs)))
-    runner_module.plan_shared = lambda *args, **kwargs: list(reversed(planned_shared(*args, **kwargs)))
+    planned = pipeline_module.plan
+
+    def reversed_plan(*args, **kwargs):
+        found = planned(*args, **kwargs)
+        found.tasks.reverse()
+        return found
+
+    pipeline_module.plan = reversed_plan
     try:
         report = run_and_write(folder / "out", folder / "board", shard_size=8)
     finally:
-        runner_module.plan, runner_module.plan_shared = planned, planned_shared
+        pipeline_module.plan = planned
     assert report.failures == {}
     return folder
 
@@ -58,13 +64,13 @@ def sharded(three_shards, tmp_path):
 
 def _count_tasks(monkeypatch):
     computed = []
-    original = runner_module.compute
+    original = local_module.execute
 
     def counting(task, *args, **kwargs):
         computed.append((task.check, task.names, task.start))
         return original(task, *args, **kwargs)
 
-    monkeypatch.setattr(runner_module, "compute", counting)
+    monkeypatch.setattr(local_module, "execute", counting)
     return computed
 
 

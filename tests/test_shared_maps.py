@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from saliency_bench import noise
-from saliency_bench.checks.base import MethodGroup
+from saliency_bench.harness.group import MethodGroup
 from saliency_bench.checks.shared_maps import BatchMaps
 from saliency_bench.controls import RandomMap
 

@@ -7,9 +7,10 @@ import torch
 
 from fakes import MeanMap, load_model
 from saliency_bench import Method, UserError, hookimpl
-from saliency_bench.cli.main import main
+from saliency_bench.cli import main
 from saliency_bench.run.peers import peer_implementations
-from saliency_bench.run.runner import RunOptions, run_benchmark
+from saliency_bench.run.options import RunOptions
+from saliency_bench.run.pipeline import run_benchmark
 from saliency_bench.run.speed import Candidate, interleaved_medians, measure, variant_groups
 
 

@@ -9,7 +9,8 @@ import time
 import pytest
 
 from saliency_bench import UserError
-from saliency_bench.run.runner import RunOptions, run_benchmark
+from saliency_bench.run.options import RunOptions
+from saliency_bench.run.pipeline import run_benchmark
 from saliency_bench.store.results import DIGEST, ResultStore, canonical, dump_json, record_digest
 
 CONFIG = {"seed": 0}

@@ -42,7 +42,7 @@ def test_train_is_deterministic(tmp_path):
 
 
 def test_train_command_runs_a_few_steps(tmp_path, capsys):
-    from saliency_bench.cli.main import main
+    from saliency_bench.cli import main
 
     code = main(["train", "--out", str(tmp_path), "--epochs", "1", "--n-train", "16", "--n-val", "8",
                  "--batch-size", "8"])

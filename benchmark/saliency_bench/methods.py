@@ -1,4 +1,4 @@
-"""The method contract (DESIGN.md "Method contract") and validation of what a method returns."""
+"""The method contract (docs/writing-a-method.md) and validation of what a method returns."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable, ClassVar, Iterable, Sequence
@@ -11,16 +11,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from .models.wrapper import ModelWrapper
 
 FAMILIES = ("aggregation", "propagation", "baseline")
-
-
-class GroupNames(list):
-    """The names a shared call computes (a ``list`` of ``str``, as the contract says), carrying the group's own
-    method objects as ``methods[name]``: a shared pass resolves names among these, never among other live objects
-    (a third party's method of the same name, left out of the run, must not be picked up)."""
-
-    def __init__(self, methods: Sequence["Method"]):
-        super().__init__(method.name for method in methods)
-        self.methods = {method.name: method for method in methods}
 
 
 class Method:
@@ -47,12 +37,10 @@ class Method:
         raise NotImplementedError
 
     def attribute_shared(
-        self, model: "ModelWrapper", inputs: torch.Tensor, targets: torch.Tensor, names: Sequence[str]
+        self, model: "ModelWrapper", inputs: torch.Tensor, targets: torch.Tensor, methods: Sequence["Method"]
     ) -> dict[str, torch.Tensor]:
-        """Return ``{name: maps}`` for every method in ``names`` sharing this method's ``shared_key``.
-
-        The harness passes a ``GroupNames``: ``names.methods[name]`` is the registered object of each name.
-        """
+        """Return ``{method.name: maps}`` for every method object in ``methods`` (this one among them), all sharing
+        this method's ``shared_key``: the run's own registered objects, computed from one pass."""
         return {self.name: self.attribute(model, inputs, targets)}
 
     def peers(self, model: "ModelWrapper") -> "Iterable[tuple[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]]":

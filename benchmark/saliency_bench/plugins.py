@@ -60,6 +60,18 @@ class Registry:
     datasets: dict[str, Registered] = field(default_factory=dict)
     load_errors: list[str] = field(default_factory=list)
 
+    def provenance(self, name: str) -> dict:
+        """The distribution and version that provide method ``name``, and its settings: a stored result is reused
+        only under the same."""
+        registered = self.methods[name]
+        meta = {"distribution": registered.distribution, "version": registered.version}
+        settings = registered.obj.setting_values() if hasattr(registered.obj, "setting_values") else {}
+        return {**meta, "settings": settings} if settings else meta
+
+    def method_objects(self, names: Iterable[str]) -> dict[str, Any]:
+        """``{name: method object}`` of the registered methods ``names``."""
+        return {name: self.methods[name].obj for name in names}
+
     def select_methods(self, patterns: Iterable[str]) -> list[str]:
         """Method names matching each name or glob (``gradcam*``), in registry order; unknown -> UserError."""
         chosen: list[str] = []
@@ -255,7 +267,7 @@ def _tie_message(kind: str, name: str, candidates: list[Registered], top: int) -
 
 
 def _core_version() -> str:
-    from . import __version__
+    from .version import __version__
 
     return __version__
 
@@ -280,3 +292,31 @@ def get_plugin_manager() -> PluginManager:
     if _PM is None:
         _PM = make_plugin_manager()
     return _PM
+
+
+def load_registry(log) -> Registry:
+    """The process-wide registry; each plugin load error and name collision is said on one line through ``log``."""
+    registry = get_plugin_manager().registry()
+    for error in registry.load_errors:
+        log(f"warning: {error}")
+    return registry
+
+
+class MethodPlugin:
+    """A pluggy plugin that registers exactly one method: for a distribution that declares one entry point per
+    method (one entry point may as well register many: ``register_methods(register)`` calls ``register`` often)."""
+
+    def __init__(self, method):
+        self.method = method
+
+    @hookspecs.hookimpl
+    def register_methods(self, register):
+        register(self.method)
+
+    def __repr__(self) -> str:
+        return f"<MethodPlugin {self.method.name!r}>"
+
+
+def method_plugin(method) -> MethodPlugin:
+    """Wrap one method as a plugin object, the target of one entry point."""
+    return MethodPlugin(method)

@@ -18,7 +18,7 @@ MAP_CHECKS = ("pointing_game", "restricted_pointing_game", "class_sensitivity")
 @pytest.fixture(scope="module")
 def map_checks(default_model, request):
     """A suite of the embedded data (32 images when timing) and the three map checks with their run parameters."""
-    from saliency_bench.run.runner import check_parameters
+    from saliency_bench.checks.params import check_parameters
 
     dataset_spec = REGISTRY.datasets[REGISTRY.models["tiny_vgg"].obj.default_dataset]
     size = 32 if timing_enabled(request.config) else 8

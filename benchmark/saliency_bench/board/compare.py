@@ -59,8 +59,13 @@ def compare_recorded(against: str | Path, first: str, second: str, registry: Reg
     return pair_rows(checks, board["checks"], data.get(first, {}), data.get(second, {}), headlines)
 
 
-def format_pairs(rows: Sequence[dict], first: str, second: str, against: str | Path) -> str:
-    """The table ``compare`` prints: headline metrics marked *, values, difference, interval and reading."""
+def format_pairs(rows: Sequence[dict], first: str, second: str, against: str | Path, as_json: bool = False) -> str:
+    """What ``compare`` prints: a table (headline metrics marked *, values, difference, interval and reading), or
+    the rows as JSON."""
+    if as_json:
+        import json
+
+        return json.dumps(rows, indent=1)
     def num(value, sign=False):
         return "–" if value is None else (f"{value:+.4f}" if sign else f"{value:.4f}")
 

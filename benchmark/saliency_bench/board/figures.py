@@ -1,12 +1,10 @@
-"""PNG figures: maps of each method for two classes of one image (paper Fig. 1/6), randomisation curves (Fig. 4).
+"""PNG figures of the board: maps of each method for two classes of one image (paper Fig. 1/6).
 
-Both figures are drawn by pure builders (``method_grid_plot``, ``randomization_plot``) that return the Figure, so
-their layout can be checked without a model; ``draw_*`` compute the inputs and save the PNG.
+The grid is drawn by a pure builder (``method_grid_plot``) that returns the Figure, so its layout can be checked
+without a model; ``draw_method_grid`` computes the maps and saves the PNG. Each check draws its own figures.
 """
 from __future__ import annotations
 
-import math
-import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping, Sequence
 
@@ -20,74 +18,17 @@ from matplotlib.cm import ScalarMappable  # noqa: E402
 from matplotlib.colors import Normalize  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from ..checks.base import MethodGroup  # noqa: E402
+from ..checks.figure_style import DIVERGING, DPI, FONT, SEQUENTIAL, variant_groups, wrap_name  # noqa: E402
 from ..errors import UserError  # noqa: E402
-from ..run.session import RunOptions, open_suite  # noqa: E402
+from ..harness.group import MethodGroup  # noqa: E402
 from ..harness.suite import Suite  # noqa: E402
+from ..run.options import RunOptions  # noqa: E402
+from ..run.session import open_suite  # noqa: E402
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..plugins import Registry
 
 COLUMNS = 8  # methods per band of the map grid
-MAX_LINES = 7  # method curves per randomisation panel (the controls come on top)
-CONTROL_FAMILY = "baseline"  # its methods (random, edge) are the reference lines of every panel
-DPI = 100
-# Okabe & Ito (2008), colour-blind safe; yellow last (weak on white).
-OKABE_ITO = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442")
-LINESTYLES = ("-", "--", "-.", ":")
-MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
-CONTROL_COLOUR = "#777777"
-CONTROL_STYLES = ((0, (6, 2)), (0, (1, 1.5)), (0, (3, 1, 1, 1)), "-")
-SEQUENTIAL = "viridis"  # maps with no negative value: 0 .. max
-DIVERGING = "RdBu_r"  # signed maps: -max|m| .. 0 .. +max|m|
-FONT = {"font.size": 8, "axes.titlesize": 8.5, "axes.labelsize": 8, "xtick.labelsize": 7.5,
-        "ytick.labelsize": 7.5, "legend.fontsize": 7.5, "figure.titlesize": 10, "figure.labelsize": 9}
-
-
-def line_style(i: int) -> dict:
-    """Colour, marker and dash of the i-th line of a panel: the first 8 differ in all three (greyscale-safe)."""
-    return {"color": OKABE_ITO[i % len(OKABE_ITO)], "marker": MARKERS[i % len(MARKERS)],
-            "linestyle": LINESTYLES[i % len(LINESTYLES)]}
-
-
-def wrap_name(name: str, width: int = 13) -> str:
-    """``name`` on lines of at most ``width`` characters where it can, broken after '_' or before '@'."""
-    parts = [p for p in re.split(r"(?<=_)|(?=@)", name) if p]
-    lines = [""]
-    for part in parts:
-        if lines[-1] and len(lines[-1]) + len(part) > width:
-            lines.append(part)
-        else:
-            lines[-1] += part
-    return "\n".join(lines)
-
-
-def _even_chunks(items: list, limit: int) -> list[list]:
-    count = max(1, math.ceil(len(items) / limit))
-    size, extra = divmod(len(items), count)
-    chunks, start = [], 0
-    for i in range(count):
-        end = start + size + (i < extra)
-        chunks.append(items[start:end])
-        start = end
-    return chunks
-
-
-def variant_groups(names: Sequence[str], limit: int) -> list[tuple[str, list[str]]]:
-    """``names`` split into groups of at most ``limit``: the variants of one base name (the part before '@',
-    e.g. gradcam, gradcam@B1 .. gradcam@B5) stay together; bases with a single member are pooled; a group over
-    the limit is split evenly. Returns (label, names): the base name, or "" for a pool of single methods."""
-    bases: dict[str, list[str]] = {}
-    for name in names:
-        bases.setdefault(name.split("@", 1)[0], []).append(name)
-    groups: list[tuple[str, list[str]]] = []
-    for base, members in bases.items():
-        if len(members) > 1:
-            groups += [(base, chunk) for chunk in _even_chunks(members, limit)]
-    singles = [members[0] for members in bases.values() if len(members) == 1]
-    if singles:
-        groups += [("", chunk) for chunk in _even_chunks(singles, limit)]
-    return groups
 
 
 # ----------------------------------------------------------------------------------------------- method grid
@@ -215,114 +156,6 @@ def draw_method_grid(suite: Suite, registry: Registry, methods: Sequence[str], o
     title = (f"{suite.model.name} / {suite.dataset.name} image {index}: maps for two classes (rows)\n"
              f"each map scaled by its own max |value|")
     fig = method_grid_plot(picture, class_names, shown, title)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(output, dpi=DPI)
-    plt.close(fig)
-    return output
-
-
-# ----------------------------------------------------------------------------------- randomisation curves
-
-
-def randomization_curves(board: dict) -> tuple[list[str], dict[str, list[tuple[str, list]]]]:
-    """(layers, {family: [(method, values)]}) of the methods whose randomisation check has a curve."""
-    families: dict[str, list[tuple[str, list]]] = {}
-    layers: list[str] = []
-    for name, entry in board["methods"].items():
-        result = entry["results"].get("randomization") or {}
-        curve = result.get("curve") if result.get("status") == "ok" else None
-        if not curve:
-            continue
-        layers = curve["layers"]
-        values = [point.get("value") if isinstance(point, dict) else point for point in curve["spearman_hog"]]
-        families.setdefault(entry["family"], []).append((name, [math.nan if v is None else float(v) for v in values]))
-    return layers, families
-
-
-def randomization_panels(families: Mapping[str, list]) -> list[tuple[str, list]]:
-    """(title, lines) per panel: each family, split by ``variant_groups``; the controls get panels only alone."""
-    panels: list[tuple[str, list]] = []
-    for family in sorted(families):
-        if family == CONTROL_FAMILY and len(families) > 1:
-            continue
-        lines = dict(families[family])
-        groups = variant_groups(list(lines), MAX_LINES)
-        for i, (base, names) in enumerate(groups):
-            if base:
-                title = f"{family}: {base} variants"
-            elif len(groups) == 1:
-                title = family
-            elif any(b for b, _ in groups):
-                title = f"{family}: other methods"
-            else:
-                title = f"{family} ({i + 1} of {len(groups)})"
-            panels.append((title, [(n, lines[n]) for n in names]))
-    return panels
-
-
-def _curve_label(name: str, values: list, earlier: list[tuple[str, list]], tolerance: float = 0.005) -> str:
-    """``name``, flagged when its curve coincides with an earlier one of the panel (which it then hides)."""
-    for other, theirs in earlier:
-        a, b = np.asarray(values, dtype=float), np.asarray(theirs, dtype=float)
-        if a.shape == b.shape and np.array_equal(np.isnan(a), np.isnan(b)):
-            gap = np.abs(a - b)[~np.isnan(a)]
-            if gap.size and gap.max() <= tolerance:
-                return f"{name} ({'=' if gap.max() == 0 else '≈'} {other})"
-    return name
-
-
-def randomization_plot(board: dict) -> Figure | None:
-    """Small multiples of Spearman-on-HOG after each cascading randomisation step, ≤ ``MAX_LINES`` per panel,
-    the controls (family ``baseline``) as thin grey lines in every panel; None if no curve."""
-    layers, families = randomization_curves(board)
-    if not families:
-        return None
-    panels = randomization_panels(families)
-    controls = families.get(CONTROL_FAMILY, []) if len(families) > 1 else []
-    values = [v for lines in families.values() for _, vs in lines for v in vs if not math.isnan(v)]
-    bottom = min(-0.05, min(values, default=0.0) - 0.05)
-    ncols = min(4, len(panels))
-    nrows = math.ceil(len(panels) / ncols)
-    legend_rows = max(math.ceil((len(lines) + len(controls)) / 2) for _, lines in panels)
-    legend_height = 0.2 * legend_rows + 0.1
-    with plt.rc_context(FONT):
-        fig = plt.figure(figsize=(3.3 * ncols + 0.5, (2.6 + legend_height) * nrows + 1.2), dpi=DPI,
-                         layout="constrained")
-        grid = fig.add_gridspec(2 * nrows, ncols, height_ratios=[2.6, legend_height] * nrows)
-        first = None
-        for k, (title, lines) in enumerate(panels):
-            r, c = divmod(k, ncols)
-            ax = fig.add_subplot(grid[2 * r, c], sharey=first)
-            first = first or ax
-            x = range(len(layers))
-            ax.axhline(0, color="#cccccc", lw=0.6, zorder=0)
-            for j, (name, vs) in enumerate(controls):
-                ax.plot(x, vs[:len(layers)], color=CONTROL_COLOUR, lw=1.0, label=f"{name} (control)",
-                        linestyle=CONTROL_STYLES[j % len(CONTROL_STYLES)], zorder=2, gid=f"control:{name}")
-            for j, (name, vs) in enumerate(lines):
-                ax.plot(x, vs[:len(layers)], label=_curve_label(name, vs, lines[:j]), lw=1.3, markersize=4,
-                        zorder=3 + j, gid=f"method:{name}", **line_style(j))
-            ax.set_title(title)
-            ax.set_xticks(list(x), [layer or "(the rest)" for layer in layers], rotation=90)  # "": the root module
-            ax.set_ylim(bottom, 1.05)
-            ax.grid(axis="y", color="#eeeeee", lw=0.6)
-            holder = fig.add_subplot(grid[2 * r + 1, c])
-            holder.set_axis_off()
-            handles, labels = ax.get_legend_handles_labels()
-            order = list(range(len(controls), len(handles))) + list(range(len(controls)))  # methods first
-            holder.legend([handles[i] for i in order], [labels[i] for i in order], loc="upper center", ncols=2,
-                          frameon=False, handlelength=3.2, borderaxespad=0.0, columnspacing=1.0)
-        fig.suptitle("Cascading randomisation: maps of the re-initialised vs the trained model")
-        fig.supxlabel("layers re-initialised cumulatively from the logits (left: classifier only; right: all layers)")
-        fig.supylabel("Spearman on HOG vs trained model")
-    return fig
-
-
-def draw_randomization_curves(board: dict, output: Path) -> Path | None:
-    """Save ``randomization_plot(board)`` to ``output``; None (nothing written) if the board has no curve."""
-    fig = randomization_plot(board)
-    if fig is None:
-        return None
     output.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(output, dpi=DPI)
     plt.close(fig)

@@ -73,8 +73,8 @@ def render_index(sections: Mapping[str, str], order: Sequence[str]) -> str:
 
 def write_index(root: Path, sections: Mapping[str, str], order: Sequence[str]) -> Path:
     """Write ``root/leaderboard.md`` from ``sections`` atomically; return its path."""
-    from .leaderboard import write_text_atomically
+    from ..store.files import write_atomically
 
     path = Path(root) / "leaderboard.md"
-    write_text_atomically(render_index(sections, order), path)
+    write_atomically(render_index(sections, order), path)
     return path

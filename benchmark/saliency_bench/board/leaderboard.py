@@ -1,8 +1,6 @@
 """The leaderboard: leaderboard.json (every number, interval, configuration) and leaderboard.md (tabulate)."""
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 from typing import Sequence
 
@@ -10,9 +8,9 @@ from tabulate import tabulate
 
 from .values import FILE as SIDECAR
 from .values import collect, write_sidecar
-from ..run.configuration import plain
 from ..plugins import Registry
-from ..store.results import SPEED, ResultStore, dump_json
+from ..store.files import dump_json, plain, write_atomically
+from ..store.results import SPEED, ResultStore
 from .verdicts import OVERALL, columns_of, judge, ordered_checks, rules_of
 
 SCHEMA = 1
@@ -309,37 +307,6 @@ def draw_figures(board: dict, registry: Registry, folder: Path, suite=None) -> l
     return written
 
 
-def board_conflict(folder: str | os.PathLike, methods: Sequence[str], checks: Sequence[str],
-                   config: dict | None = None) -> str | None:
-    """Why writing a board of ``methods`` x ``checks`` (under ``config``) into ``folder`` would destroy another.
-
-    Allowed: no board there, or one of the same configuration (package versions aside) and checks whose rows
-    are all among ``methods`` (a rerun, or the same board with rows added). ``config=None`` skips that part.
-    """
-    from ..store.results import _first_difference
-
-    path = Path(folder) / "leaderboard.json"
-    if not path.exists():
-        return None
-    try:
-        existing = json.loads(path.read_text())
-    except (OSError, ValueError, UnicodeDecodeError):
-        return f"{path} exists and is not a readable leaderboard.json"
-    if not isinstance(existing, dict) or not isinstance(existing.get("methods"), dict):
-        return f"{path} exists and is not a saliency-bench leaderboard.json"
-    lost = sorted(set(existing["methods"]) - set(methods))
-    if lost:
-        shown = ", ".join(lost[:3]) + (", ..." if len(lost) > 3 else "")
-        return f"{path} holds {len(lost)} row(s) this run does not compute ({shown})"
-    recorded = sorted(existing.get("checks") or {})
-    if recorded and recorded != sorted(checks):
-        return f"{path} is a board of other checks ({', '.join(recorded)})"
-    if config is not None and isinstance(existing.get("config"), dict):
-        old = {k: v for k, v in existing["config"].items() if k != "versions"}
-        new = {k: v for k, v in config.items() if k != "versions"}
-        if old != new:
-            return f"{path} is a board of another configuration ({_first_difference(old, new)})"
-    return None
 
 
 def write_leaderboard(
@@ -358,7 +325,7 @@ def write_leaderboard(
     markdown = render_markdown(board, board_checks(board, registry), figures, timings, registry)  # before any replace
     dump_json(board, folder / "leaderboard.json")
     values_written = write_sidecar(board, collect(store, registry, board, methods), folder / SIDECAR)
-    write_text_atomically(markdown, folder / "leaderboard.md")
+    write_atomically(markdown, folder / "leaderboard.md")
     speed_file = folder / "leaderboard-speed.json"
     if timings is not None:
         dump_json({"schema": SCHEMA, "model": board["config"].get("model", {}).get("name"), "methods": timings},
@@ -371,10 +338,3 @@ def write_leaderboard(
         written += [speed_file] if timings is not None else []
         written += [folder / f for f in figures]
     return board
-
-
-def write_text_atomically(text: str, path: Path) -> None:
-    """Write ``text`` through a temporary file in the same folder and an atomic rename."""
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(text)
-    os.replace(partial, path)

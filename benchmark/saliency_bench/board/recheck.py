@@ -24,9 +24,9 @@ from ..checks.stats import bootstrap_params
 from ..errors import UserError
 from .paired import paired_difference, reading
 from ..plugins import Registry, get_plugin_manager
-from ..run.runner import RunOptions, run_benchmark
+from ..run.options import RunOptions
+from ..run.pipeline import run_benchmark
 from ..store.shards import ShardStore, stored_values
-from ..run.tasks import provenance
 from .verdicts import judge, ordered_checks, parse_criteria
 
 
@@ -299,8 +299,8 @@ def _split(board: dict, registry: Registry, names: Sequence[str]) -> tuple[list[
 def _add_target(add: str | Path, against: str | Path, board: dict, candidates: Sequence[str],
                 clashes: Sequence[str]) -> Path:
     """The ``--add`` folder, refused when it would overwrite ``--against``, hold two rows of one name, or replace
-    a board that is not this board plus candidates (``leaderboard.board_conflict``)."""
-    from .leaderboard import board_conflict
+    a board that is not this board plus candidates (``publish.board_conflict``)."""
+    from .publish import board_conflict
 
     target = Path(add)
     if (target / "leaderboard.json").resolve() == Path(against).resolve():
@@ -325,7 +325,7 @@ class RerunData:
         check_object, params = self.registry.checks[check].obj, self.board["checks"][check]
         if not check_object.per_image:
             return None
-        values = stored_values(self.shards, name, check, int(params["images"]), params, provenance(self.registry, name))
+        values = stored_values(self.shards, name, check, int(params["images"]), params, self.registry.provenance(name))
         return None if values is None else image_data(check_object, values, params)
 
     def all_data(self, name: str) -> dict:
@@ -351,8 +351,8 @@ def write_added_board(board: dict, entries: dict[str, dict], folder: Path, regis
     """``board`` with the candidates' rows added, as leaderboard.json/.md (and the per-image values beside, when the
     board has them) and figures in ``folder``."""
     from .figures import draw_method_grid
-    from .leaderboard import render_markdown, write_text_atomically
-    from ..store.results import dump_json
+    from ..store.files import dump_json, write_atomically
+    from .leaderboard import render_markdown
 
     merged = copy.deepcopy(board)
     merged["methods"].update(copy.deepcopy(entries))
@@ -370,7 +370,7 @@ def write_added_board(board: dict, entries: dict[str, dict], folder: Path, regis
     dump_json(merged, folder / "leaderboard.json")
     values = {**(recorded_data or {}), **{n: d for n, d in (added_data or {}).items() if d}} if recorded_data else {}
     values_written = write_sidecar(merged, values, folder / SIDECAR)  # none: an older board's stays unpaired
-    write_text_atomically(markdown, folder / "leaderboard.md")
+    write_atomically(markdown, folder / "leaderboard.md")
     (folder / "leaderboard-speed.json").unlink(missing_ok=True)  # no timings of another board beside this one
     return [folder / "leaderboard.md", folder / "leaderboard.json", *([folder / SIDECAR] if values_written else []),
             *(folder / f for f in figures)]
@@ -383,6 +383,11 @@ def check_against_board(
     log: Callable[[str], None] | None = None, registry: Registry | None = None, blocks: Sequence[str] | None = None,
 ) -> CheckOutcome:
     """Rerun ``methods`` with the board's model, dataset, images, seed and check parameters; compare or judge."""
+    from ..store.files import check_folder
+
+    for folder, option in ((out, "--out"), (add, "--add")):
+        if folder is not None:
+            check_folder(folder, option)
     board = read_board(against)
     registry = registry or get_plugin_manager().registry()
     names = registry.select_methods(methods)

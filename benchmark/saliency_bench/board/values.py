@@ -16,8 +16,8 @@ import numpy as np
 
 from ..errors import UserError
 from ..store.shards import ShardStore, stored_values
-from ..store.results import DIGEST, _parse, dump_json, read_if_present, record_digest
-from ..run.tasks import provenance
+from ..store.files import dump_json, parse_json, read_if_present
+from ..store.results import DIGEST, record_digest
 from ..store.arrays import decode_array, encode_array
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -51,7 +51,7 @@ def collect(store: "ResultStore", registry: "Registry", board: dict, methods: Se
         for name in methods:
             if board["methods"].get(name, {}).get("results", {}).get(check_name, {}).get("status") != "ok":
                 continue
-            values = stored_values(shards, name, check_name, int(params["images"]), params, provenance(registry, name))
+            values = stored_values(shards, name, check_name, int(params["images"]), params, registry.provenance(name))
             if values is not None:
                 data.setdefault(name, {})[check_name] = image_data(check, values, params)
     return data
@@ -79,7 +79,7 @@ def read_sidecar(board: dict, board_path: str | Path) -> PairedData | None:
     if raw is None:
         return None
     try:
-        document = _parse(raw)
+        document = parse_json(raw)
     except ValueError as exc:
         raise UserError(f"{path}: not JSON ({exc}); restore it from the board's commit") from None
     if not isinstance(document, dict) or document.get(DIGEST) != record_digest(document):

@@ -6,11 +6,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from .base import SharedMapsCheck
 from .paper import PAPER
+from .params import BOOTSTRAP, HOG, hog_cell
 from .presentation import Column, Rule, read_metric
-from .base import Check
 from .shared_maps import batch_logits
-from .params import BOOTSTRAP, HOG
 from .similarity import constant_pair, hog_spearman, map_range, spearman
 from .stats import bootstrap_params, finite_mean, summarize
 
@@ -20,11 +20,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 KEYS = ("spearman_hog", "spearman_raw", "one_constant")  # the per-image values of the check
-
-
-def hog_cell(input_size: int) -> int:
-    """HOG cell of 16 px at 224 px (Adebayo et al. 2018), scaled with the input size, at least 2 px."""
-    return max(2, int(round(16.0 * input_size / 224.0)))
 
 
 def hog_params(model: "ModelWrapper") -> dict:
@@ -37,7 +32,7 @@ def hog_args(params: dict) -> dict:
     return {"cell": int(params["hog_cell"]), "block": int(params["hog_block"]), "orientations": int(params["hog_orientations"])}
 
 
-class ClassSensitivity(Check):
+class ClassSensitivity(SharedMapsCheck):
     """Similarity of the maps for the max- and min-logit classes; lower = more class-sensitive.
 
     Constant maps follow the rule of ``similarity.py``: against a non-constant map the similarity is 0
@@ -60,11 +55,7 @@ class ClassSensitivity(Check):
     paper = {method: values[2] for method, values in PAPER.items()}
     paper_key, paper_label = "class_sensitivity", "paper C (VGG-16/ImageNet)"
     description = "Class sensitivity (Rebuffi et al. 2020): Spearman on HOG between max- and min-logit class maps"
-    param_schema = {**HOG, **BOOTSTRAP}
-
-    def default_params(self, suite: "Suite") -> dict:
-        """HOG cell scaled with the input size; bootstrap over images."""
-        return {**hog_params(suite.model), "bootstrap_samples": 1000, "ci_level": 0.95, "seed": int(suite.seed)}
+    parameters = {**HOG, **BOOTSTRAP}
 
     def map_targets(self, suite: "Suite", batch: dict, params: dict) -> torch.Tensor:
         """The maps of the max- and the min-logit class of every image."""

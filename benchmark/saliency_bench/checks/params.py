@@ -1,11 +1,10 @@
-"""Check parameters declared in one place: each check's ``param_schema`` maps every key to a ``Param``.
+"""Check parameters, declared once: ``Param`` holds a parameter's default, type and range (docs/writing-a-check.md).
 
-The runner converts a ``--param CHECK.KEY=VALUE`` to the type of the default, then ``validate`` refuses
-what the check cannot use (a NaN tolerance, an even SSIM window, an unknown tie rule...) with one line
-naming the parameter, what it must be and what it got, before anything runs or is stored. A bound may
-depend on the model (``maximum=lambda params, suite: ...``): those are checked once the fixed ranges hold.
-Checks without a schema (third-party plugins) keep the runner's former checks: type conversion (no NaN or
-infinite floats) and the ranges of the shared keys (images, bootstrap_samples, ci_level), in FALLBACK_SCHEMA.
+A check's ``parameters`` maps every key to a ``Param``; the harness adds ``images``. ``check_parameters`` takes the
+defaults for the run's suite, applies the user's ``--param CHECK.KEY=VALUE`` (converted to the parameter's type),
+and refuses what the check cannot use (a NaN tolerance, an even SSIM window, an unknown tie rule, more images
+than the run has...) with one line naming the parameter, what it must be and what it got, before anything runs
+or is stored. A default or a bound may depend on the model (``suite -> value``; ``(params, suite) -> bound``).
 """
 from __future__ import annotations
 
@@ -20,20 +19,23 @@ if TYPE_CHECKING:  # pragma: no cover
 
 Bound = Union[float, int, Callable[[dict, "Suite"], float], None]
 TYPE_WORDS = {int: "an integer", float: "a finite number", str: "a string", bool: "true or false", list: "a list"}
+MAX_COUNT = 10**6  # bootstrap samples, draws, steps: beyond this a run would not end
 
 
 @dataclass(frozen=True)
 class Param:
-    """What one check parameter may be.
+    """One check parameter: its ``default`` (a value, or ``suite -> value`` for one derived from the model) and
+    what it may be.
 
     ``type``: int, float, str, bool or list (a float accepts an int; bool is never an int). ``minimum`` /
     ``maximum`` with ``*_inclusive`` flags; a callable bound ``(params, suite) -> number`` is derived from
     the model (its reason in ``bound_note``, formatted with ``input_size``). ``finite``: refuse NaN and
     infinities (floats). ``odd``: an odd integer. ``choices``: the allowed values. ``settable``: False for
-    values that cannot come from the command line (lists).
+    values that cannot come from the command line (lists). ``help``: one line for the documentation.
     """
 
     type: type
+    default: object = None
     minimum: Bound = None
     maximum: Bound = None
     min_inclusive: bool = True
@@ -43,6 +45,11 @@ class Param:
     choices: tuple | None = None
     settable: bool = True
     bound_note: str = ""
+    help: str = ""
+
+    def default_for(self, suite: "Suite") -> object:
+        """The default on ``suite`` (a derived default is computed from it)."""
+        return self.default(suite) if callable(self.default) else self.default
 
     def describe(self, minimum: Bound = None, maximum: Bound = None) -> str:
         """The requirement in words: "a finite number >= 0", "an odd integer in [3, 95]", "one of a, b"."""
@@ -68,15 +75,7 @@ class Param:
         """Whether ``value`` meets the type, finiteness, parity, choices and the given (or fixed) bounds."""
         if self.choices is not None:
             return isinstance(value, self.type) and value in self.choices
-        if self.type is float:
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                return False
-            if self.finite and not math.isfinite(value):
-                return False
-        elif self.type is int:
-            if isinstance(value, bool) or not isinstance(value, int):
-                return False
-        elif not isinstance(value, self.type):
+        if not self._typed(value):
             return False
         if self.odd and value % 2 != 1:
             return False
@@ -89,6 +88,35 @@ class Param:
                 return False
         return True
 
+    def _typed(self, value: object) -> bool:
+        """Whether ``value`` has the parameter's type (an int is a float; a bool is never a number)."""
+        if self.type is float:
+            return (not isinstance(value, bool) and isinstance(value, (int, float))
+                    and (not self.finite or math.isfinite(value)))
+        if self.type is int:
+            return not isinstance(value, bool) and isinstance(value, int)
+        return isinstance(value, self.type)
+
+    def convert(self, check: str, key: str, value: object) -> object:
+        """A ``--param`` value (a string) as the parameter's type; a value already typed (a recorded configuration
+        replayed by ``check``) as it is; a bad value is a one-line UserError."""
+        if self._typed(value) or (self.type is float and isinstance(value, float)):
+            return value
+        if not self.settable or self.type in (list, dict):
+            raise UserError(f"parameter {check}.{key} is a {self.type.__name__} and cannot be set from the command line")
+        if not isinstance(value, str):
+            raise UserError(f"parameter {check}.{key} must be {self.describe()}, got {_shown(value)}")
+        if self.type is bool:
+            if value.lower() not in ("true", "false", "1", "0"):
+                raise UserError(f"parameter {check}.{key} expects true or false, got {value!r}")
+            return value.lower() in ("true", "1")
+        if self.type in (int, float):
+            try:
+                return self.type(value) if len(value) < 40 else self.type("x")
+            except (ValueError, OverflowError):
+                raise UserError(f"parameter {check}.{key} must be {self.describe()}, got {value[:40]!r}") from None
+        return value
+
 
 def _number(value: float) -> str:
     """A bound as written: ``0``, ``0.5``, ``135.8``."""
@@ -100,14 +128,44 @@ def _shown(value: object) -> str:
     return repr(value) if isinstance(value, str) else str(value)
 
 
+def default_values(parameters: Mapping[str, Param], suite: "Suite") -> dict:
+    """``{key: default}`` of every declared parameter on ``suite``."""
+    return {key: spec.default_for(suite) for key, spec in parameters.items()}
+
+
+# The ``images`` every check has: at most the run's images (``--limit``), by default the dataset's choice.
+IMAGES = Param(int, minimum=1, maximum=lambda params, suite: suite.num_images, bound_note="the run's images, --limit",
+               help="images the check scores (default: the dataset's choice for the check, at most the run's)")
+
+
+def check_parameters(check, suite: "Suite", overrides: Mapping[str, object]) -> dict:
+    """The check's parameters on ``suite``: its defaults, the user's overrides (converted, validated), ``images``.
+
+    An unknown key, a value of the wrong type or out of its range is a one-line UserError before anything runs.
+    ``images`` defaults to the dataset's choice for the check (``Dataset.images_per_check``), capped at the run's.
+    """
+    from ..datasets.base import Dataset
+    from ..store.files import plain
+
+    schema = {"images": IMAGES, **check.parameters}
+    params = dict(check.default_params(suite))
+    asked = getattr(suite.dataset, "images_per_check", Dataset.images_per_check)  # a duck-typed dataset: the default
+    params.setdefault("images", min(int(asked.get(check.name, suite.num_images)), suite.num_images))
+    for key, value in overrides.items():
+        if key not in schema:
+            raise UserError(f"check '{check.name}' has no parameter {key!r} (has: {', '.join(sorted(schema))})")
+        params[key] = schema[key].convert(check.name, key, value)
+    validate(check.name, params, schema, suite, first=list(overrides))
+    return plain(params)
+
+
 def validate(check_name: str, params: Mapping, schema: Mapping[str, Param], suite: "Suite | None" = None,
              first: Iterable[str] = ()) -> None:
     """Raise a one-line UserError for the first parameter in ``params`` that its ``schema`` entry refuses.
 
-    Keys without an entry are not checked. Fixed ranges are checked first for every key, so a model-derived
-    bound (given a ``suite``) may rely on the other parameters being valid. Keys in ``first`` (those the user
-    set) are checked before the others, so that of two parameters that do not fit together (HOG cell and
-    block) the one the user changed is named.
+    Fixed ranges are checked first for every key, so a model-derived bound (given a ``suite``) may rely on the
+    other parameters being valid. Keys in ``first`` (those the user set) are checked before the others, so that
+    of two parameters that do not fit together (HOG cell and block) the one the user changed is named.
     """
     first = [key for key in first if key in schema]
     order = first + [key for key in schema if key not in first]
@@ -133,19 +191,30 @@ def validate(check_name: str, params: Mapping, schema: Mapping[str, Param], suit
         raise UserError(next((text for empty, text in refusals if not empty), refusals[0][1]))
 
 
-# Shared by every built-in check (the runner adds ``images``; the bootstrap keys are in each schema).
-IMAGES = Param(int, minimum=1)
+# Shared by the built-in checks (and public, for plugins: ``saliency_bench.BOOTSTRAP_PARAMS``).
 BOOTSTRAP = {
-    "bootstrap_samples": Param(int, minimum=1),
-    "ci_level": Param(float, minimum=0.0, maximum=1.0, min_inclusive=False, max_inclusive=False),
-    "seed": Param(int, minimum=0),  # numpy's generators take no negative seed
+    "bootstrap_samples": Param(int, 1000, minimum=1, maximum=MAX_COUNT, help="bootstrap resamples of the images"),
+    "ci_level": Param(float, 0.95, minimum=0.0, maximum=1.0, min_inclusive=False, max_inclusive=False,
+                      help="the level of every confidence interval"),
+    "seed": Param(int, lambda suite: int(suite.seed), minimum=0, maximum=2**32 - 1,  # numpy takes no negative seed
+                  help="the bootstrap's seed (default: the run's)"),
 }
+
+
+def hog_cell(input_size: int) -> int:
+    """HOG cell of 16 px at 224 px (Adebayo et al. 2018), scaled with the input size, at least 2 px."""
+    return max(2, int(round(16.0 * input_size / 224.0)))
+
+
 HOG = {
-    "hog_cell": Param(int, minimum=1, maximum=lambda params, suite: suite.model.input_size // params["hog_block"],
-                      bound_note="HOG blocks of {hog_block} cells must fit the {input_size} px maps"),
-    "hog_block": Param(int, minimum=1, maximum=lambda params, suite: suite.model.input_size // params["hog_cell"],
-                       bound_note="HOG blocks of cells of {hog_cell} px must fit the {input_size} px maps"),
-    "hog_orientations": Param(int, minimum=1),
+    "hog_cell": Param(int, lambda suite: hog_cell(suite.model.input_size), minimum=1,
+                      maximum=lambda params, suite: suite.model.input_size // params["hog_block"],
+                      bound_note="HOG blocks of {hog_block} cells must fit the {input_size} px maps",
+                      help="HOG cell in pixels: 16 px at 224 px, scaled with the input size"),
+    "hog_block": Param(int, 3, minimum=1, maximum=lambda params, suite: suite.model.input_size // params["hog_cell"],
+                       bound_note="HOG blocks of cells of {hog_cell} px must fit the {input_size} px maps",
+                       help="HOG block in cells (skimage's default)"),
+    "hog_orientations": Param(int, 9, minimum=1, maximum=360, help="HOG orientation bins (skimage's default)"),
 }
 
 
@@ -153,16 +222,11 @@ def _largest_odd_at_most(limit: int) -> int:
     return limit if limit % 2 else limit - 1
 
 
-SSIM_WINDOW_PARAM = Param(int, minimum=3, odd=True,
+SSIM_WINDOW_PARAM = Param(int, 7, minimum=3, odd=True,
                           maximum=lambda params, suite: _largest_odd_at_most(suite.model.input_size),
-                          bound_note="the SSIM window must fit the {input_size} px maps")
-TOLERANCE_PARAM = Param(float, minimum=0.0,
+                          bound_note="the SSIM window must fit the {input_size} px maps",
+                          help="SSIM window (skimage's default, as Adebayo et al. 2018)")
+TOLERANCE_PARAM = Param(float, lambda suite: round(15.0 * suite.model.input_size / 224.0, 6), minimum=0.0,
                         maximum=lambda params, suite: round(math.sqrt(2) * suite.model.input_size, 3),
-                        bound_note="the diagonal of the {input_size} px maps, beyond which every point is a hit")
-
-# A check without a schema (a third-party plugin): only the keys the runner has always checked, leniently typed.
-FALLBACK_SCHEMA = {
-    "images": Param(float, minimum=1),
-    "bootstrap_samples": Param(float, minimum=1),
-    "ci_level": BOOTSTRAP["ci_level"],
-}
+                        bound_note="the diagonal of the {input_size} px maps, beyond which every point is a hit",
+                        help="pixels from the mask that still count as a hit: 15 px at 224 px (TorchRay), scaled")

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from ..errors import UserError
-from .base import Check
+from .base import SharedMapsCheck
 from .shared_maps import batch_logits
 from .paper import PAPER
 from .params import BOOTSTRAP, TOLERANCE_PARAM, Param
@@ -113,27 +113,16 @@ def pointing_metrics(hits: np.ndarray, trials: np.ndarray, class_names: list[str
     return {"metrics": metrics, "headline": "accuracy", "per_class": per_class}
 
 
-class _PointingBase(Check):
+class _PointingBase(SharedMapsCheck):
     """Shared protocol: multi-class images, tolerance scaled with the input size, per-image hit/trial counts."""
 
     requires_masks = True
-    param_schema = {
+    parameters = {
         "tolerance": TOLERANCE_PARAM,
-        "tie_rule": Param(str, choices=TIE_RULES),
-        "min_classes": Param(int, minimum=1),
+        "tie_rule": Param(str, TIE_RULES[0], choices=TIE_RULES, help="which pixel of a flat maximum is the peak"),
+        "min_classes": Param(int, 2, minimum=1, maximum=10_000, help="the classes an image needs to be scored"),
         **BOOTSTRAP,
     }
-
-    def default_params(self, suite: "Suite") -> dict:
-        """Tolerance 15 px at 224 px (TorchRay), scaled with the input size; images with >= 2 classes."""
-        return {
-            "tolerance": round(15.0 * suite.model.input_size / 224.0, 6),
-            "tie_rule": TIE_RULES[0],
-            "min_classes": 2,
-            "bootstrap_samples": 1000,
-            "ci_level": 0.95,
-            "seed": int(suite.seed),
-        }
 
     def game_trials(self, batch: dict, params: dict) -> torch.Tensor:
         """``[B, K]`` bool: the trial classes of the images the game scores (>= ``min_classes`` classes, a trial)."""

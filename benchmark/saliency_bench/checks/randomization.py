@@ -8,17 +8,18 @@ import numpy as np
 import torch
 
 from ..errors import UserError
-from .presentation import Column, Rule, read_metric
-from .base import Check, MethodGroup
+from .base import PerImageCheck
 from .class_sensitivity import hog_args, hog_params
-from .params import BOOTSTRAP, HOG, SSIM_WINDOW_PARAM, Param
+from .params import BOOTSTRAP, HOG, MAX_COUNT, SSIM_WINDOW_PARAM, Param
+from .presentation import Column, Rule, read_metric
 from .similarity import (SsimStats, constant_pair, constant_rule, hog, map_range, minmax, rank_correlation, ranked,
                          ssim_of_stats, ssim_stats)
 from .stats import bootstrap_params, crossed_mean, summarize_crossed
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..models.wrapper import ModelWrapper
+    from ..harness.group import MethodGroup
     from ..harness.suite import Suite
+    from ..models.wrapper import ModelWrapper
 
 MEASURES = ("spearman_hog", "spearman_abs", "spearman_signed", "ssim")
 SSIM_WINDOW = 7  # Adebayo et al. 2018 / skimage structural_similarity default
@@ -171,7 +172,7 @@ def curve_metrics(data: np.ndarray, vanished: np.ndarray, boot: dict) -> dict:
     return {"mean": mean, "final": curve[-1], "curve": curve}
 
 
-def cascade_step(model: "ModelWrapper", group: MethodGroup, inputs: torch.Tensor, targets: torch.Tensor):
+def cascade_step(model: "ModelWrapper", group: "MethodGroup", inputs: torch.Tensor, targets: torch.Tensor):
     """A callable doing one cascade step as the check does: maps on a model copy plus all four similarities.
 
     Public, for timing (``saliency-bench bench``, speed.py; tests/benchmarks): ``step()`` computes ``group``'s
@@ -193,7 +194,7 @@ def cascade_step(model: "ModelWrapper", group: MethodGroup, inputs: torch.Tensor
     return step
 
 
-class CascadingRandomization(Check):
+class CascadingRandomization(PerImageCheck):
     """Similarity of each map with the original model's map as layers are re-initialised from the top down."""
 
     name = "randomization"
@@ -220,38 +221,26 @@ class CascadingRandomization(Check):
         """Spearman-on-HOG curves along the cascade, a panel per group of methods (figures/randomization.png)."""
         from pathlib import Path
 
-        from ..board.figures import draw_randomization_curves
+        from .randomization_figure import draw_randomization_curves
 
         return ["figures/randomization.png"] if draw_randomization_curves(
-            board, Path(folder) / "figures" / "randomization.png") else []
+            board, Path(folder) / "figures" / "randomization.png", self.name) else []
+
     description = "Cascading parameter randomisation (Adebayo et al. 2018): similarity to the original map per layer"
-    param_schema = {
-        "order": Param(list, settable=False),
-        "init": Param(str, choices=INITS),
-        "init_std": Param(float, minimum=0.0, min_inclusive=False),
-        "init_bias": Param(float),
-        "draws": Param(int, minimum=1),
+    parameters = {
+        "order": Param(list, lambda suite: list(suite.model.randomization_order), settable=False,
+                       help="the cascade's steps, from the logits down (the model's randomisation order)"),
+        "init": Param(str, "layer_std", choices=INITS, help="weights drawn at each tensor's trained scale, or fixed"),
+        "init_std": Param(float, 0.01, minimum=0.0, min_inclusive=False, maximum=1e6,
+                          help="the std of the fixed init (and of tensors without a trained scale)"),
+        "init_bias": Param(float, 0.0, minimum=-1e6, maximum=1e6, help="the value biases are set to"),
+        "draws": Param(int, 3, minimum=1, maximum=MAX_COUNT, help="independent weight draws per image"),
         **HOG,
         "ssim_window": SSIM_WINDOW_PARAM,
         **BOOTSTRAP,
     }
 
-    def default_params(self, suite: "Suite") -> dict:
-        """The model's randomisation order, weights at each layer's trained scale, zero biases, 3 draws, HOG/SSIM."""
-        return {
-            "order": list(suite.model.randomization_order),
-            "init": "layer_std",
-            "init_std": 0.01,
-            "init_bias": 0.0,
-            "draws": 3,
-            **hog_params(suite.model),
-            "ssim_window": SSIM_WINDOW,
-            "bootstrap_samples": 1000,
-            "ci_level": 0.95,
-            "seed": int(suite.seed),
-        }
-
-    def run_images(self, suite: "Suite", group: MethodGroup, params: dict) -> dict[str, dict[str, np.ndarray]]:
+    def run_images(self, suite: "Suite", group: "MethodGroup", params: dict) -> dict[str, dict[str, np.ndarray]]:
         """Stream the suite once; per batch and weight draw restore the copy, then randomise it layer by layer.
 
         Per image, ``[draws, layers]`` values of every measure and whether the map vanished at that step.

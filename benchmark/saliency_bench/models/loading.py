@@ -137,3 +137,14 @@ def hookable(network: nn.Module) -> nn.Module:
         if isinstance(getattr(module, "inplace", None), bool):
             module.inplace = False
     return network
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a weights file (results depend on its bytes, not on its path); unreadable: a one-line UserError."""
+    import hashlib
+
+    try:
+        with open(path, "rb") as handle:
+            return hashlib.file_digest(handle, "sha256").hexdigest()
+    except OSError as exc:
+        raise UserError(f"weights file {path}: {exc.strerror}") from None

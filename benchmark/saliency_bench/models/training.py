@@ -65,6 +65,9 @@ def evaluate(network: nn.Module, dataset: ShapesDataset, mean=MEAN, std=STD) -> 
 RANDOM_LABEL_SUFFIX = "_random_labels"
 RANDOM_LABEL_DATA = ("one fixed set of n_train train-split images, reused every epoch, their label vectors permuted "
                      "among them (Adebayo et al. 2018, data randomisation)")
+# The twin sees as many batches as the trained model, and more (100 epochs of 2,000 images against 14 of 10,000):
+# random labels can only be memorised, and a set it can memorise in that budget is a small, fixed one.
+RANDOM_LABEL_RECIPE = {"n_train": 2_000, "epochs": 100}
 
 
 def permuted_labels(labels: torch.Tensor, seed: int) -> torch.Tensor:
@@ -134,7 +137,7 @@ def train(
     out_dir: str | Path,
     seed: int = 0,
     epochs: int | None = None,
-    n_train: int = 10_000,
+    n_train: int | None = None,
     n_val: int = 1_000,
     batch_size: int | None = None,
     lr: float | None = None,
@@ -156,8 +159,9 @@ def train(
     held-out figures.
     """
     spec = embedded_model(model)
-    defaults = spec.recipe
+    defaults = {**spec.recipe, **(RANDOM_LABEL_RECIPE if random_labels else {})}
     epochs = defaults.get("epochs", 14) if epochs is None else epochs
+    n_train = defaults.get("n_train", 10_000) if n_train is None else n_train
     batch_size = batch_size or defaults.get("batch_size", 32)
     lr = lr or defaults.get("lr", 1e-3)
     optimizer_name, weight_decay = defaults.get("optimizer", "Adam"), defaults.get("weight_decay", 0.0)
@@ -229,3 +233,16 @@ def train(
         card = save_weights(network, out_dir, card)
     log(f"wrote {out_dir / (card['name'] + '.pt')} (sha256 {card['sha256'][:12]}...) in {card['seconds']:.0f} s")
     return card
+
+
+def train_command(out: str, *, model: str, seed: int, epochs: int | None, n_train: int | None, n_val: int | None,
+                  batch_size: int | None, random_labels: bool, log: Callable[[str], None]) -> str:
+    """``saliency-bench train``: train, write the weights and card into ``out``; the line that says where."""
+    from ..store.files import check_folder
+
+    check_folder(out)
+    options = {"epochs": epochs, "n_train": n_train, "n_val": n_val, "batch_size": batch_size}
+    card = train(out, seed=seed, log=log, model=model, random_labels=random_labels,
+                 **{key: value for key, value in options.items() if value is not None})
+    return (f"weights: {Path(out) / (card['name'] + '.pt')} (sha256 {card['sha256'][:12]}..., val mAP "
+            f"{card['val']['map']:.4f}, {card['seconds']:.0f}s); use them with --weights")

@@ -1,10 +1,6 @@
-"""What a command opens before it runs anything: the options naming a model and dataset, the device, the suite.
-
-Below the runner and the figures (both open suites here); it imports neither.
-"""
+"""What a command opens before it runs anything: the device, the model, the suite; the configuration they make."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import torch
@@ -13,50 +9,10 @@ from ..datasets.base import Dataset
 from ..errors import UserError
 from ..harness.precision import Precision, default_channels_last
 from ..harness.suite import Suite
+from .options import DEFAULT_MODEL, RunOptions
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..plugins import Registry
-
-DEFAULT_MODEL = "tiny_vgg"
-
-
-@dataclass
-class RunOptions:
-    """Everything ``saliency-bench run`` accepts; ``None`` means the model's or dataset's default.
-
-    ``open_model`` / ``open_suite`` read the model, dataset and data fields; the runner reads the rest.
-    """
-
-    methods: list[str] | None = None
-    checks: list[str] | None = None
-    model: str | None = None
-    dataset: str | None = None
-    device: str = "auto"
-    limit: int | None = None
-    batch_size: int = 32
-    seed: int = 0
-    out: str = "runs/default"
-    fresh: bool = False
-    data_root: str | None = None
-    split: str | None = None
-    data_seed: int | None = None  # another sample of a generated dataset (recorded in the configuration)
-    weights: str | None = None
-    allow_download: bool = False
-    blocks: list[str] | None = None  # module names to use as B1..Bn (--blocks); None: the architecture's rule
-    num_workers: int = 0
-    check_params: dict[str, dict] = field(default_factory=dict)
-    wait: bool = False  # wait for another run holding --out instead of refusing
-    method_timeout: float | None = None  # seconds per method and check shard; over it the method fails as timed out
-    progress: bool = True
-    speed: bool = False  # also time every method against the floor (stored beside, never in, the results)
-    speed_batch_size: int = 64
-    speed_rounds: int = 3
-    precision: str = "fp32"  # fp32 | tf32 | bf16 (precision.py); other than fp32 it is part of the configuration
-    channels_last: bool | None = None  # None: precision.default_channels_last (the model and device decide)
-    executor: str = "local"  # local | ray (ray_executor.py): where the (group, check, shard) tasks run
-    ray_address: str | None = None  # a running Ray cluster (None: start a local one)
-    shard_size: int | None = None  # images per shard (a multiple of batch_size); None: shards.default_shard_size
-    gpus_per_task: float | None = None  # Ray: GPUs a task asks for (None: 1 where the run uses CUDA, else 0)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -118,3 +74,14 @@ def open_suite(options: RunOptions, registry: Registry) -> Suite:
         model=model, dataset=dataset, device=model.device, seed=options.seed, batch_size=options.batch_size,
         limit=limit, num_workers=options.num_workers, progress=options.progress,
     )
+
+
+def run_configuration(suite: Suite, options: RunOptions) -> dict:
+    """What results depend on, recorded in the run folder and every result: the suite, the weights' SHA-256 and
+    the package versions (a Ray worker computes only under its driver's)."""
+    from ..models.loading import file_sha256
+    from ..store.files import plain
+    from .versions import package_versions
+
+    weights = getattr(suite.model, "weights_sha256", None) or (file_sha256(options.weights) if options.weights else None)
+    return plain({**suite.describe(), "weights_sha256": weights, "versions": package_versions()})

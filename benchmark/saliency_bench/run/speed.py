@@ -13,14 +13,14 @@ from typing import Callable, Sequence
 
 import torch
 
-from ..checks.base import MethodGroup
 from ..checks.randomization import cascade_step
 from ..errors import UserError, exception_line
-from ..harness.groups import group_by_shared_pass
+from ..harness.group import MethodGroup, group_by_shared_pass
 from ..methods import Method
 from ..models.wrapper import ModelWrapper
 from .peers import peer_implementations
 from ..plugins import Registry
+from ..store.results import SPEED
 
 FLOOR = "floor"
 
@@ -117,7 +117,7 @@ def variant_groups(names: Sequence[str], registry: Registry) -> dict[str, list[s
     or more methods, and within it the methods of one class read at several layers (``layer``: block variants).
     """
     groups: dict[str, list[str]] = {}
-    for members in group_by_shared_pass(list(names), registry):
+    for members in group_by_shared_pass(list(names), registry.method_objects(names)):
         if len(members) < 2:  # a method alone, or the only one of its shared pass
             continue
         methods = [registry.methods[name].obj for name in members]
@@ -237,3 +237,71 @@ def format_speed(result: dict) -> str:
             f"{result['rounds']} interleaved rounds; floor (forward + backward to the input): "
             f"{floor:.2f} ms/image = {1000.0 / floor:.0f} images/s")
     return head + "\n" + tabulate(rows, headers=["name", "kind", "peer of", "ms/image", "images/s", "vs floor"])
+
+
+def bench_command(registry: Registry, methods, *, model: str | None, weights: str | None, blocks, device: str,
+                  batch_size: int, rounds: int, peers: bool, precision: str, channels_last: bool | None,
+                  as_json: bool) -> str:
+    """What ``saliency-bench bench`` prints: each method's ms per image and ratio to the floor (and its peers)."""
+    import json
+
+    from .options import RunOptions
+    from .session import open_model
+
+    names = registry.select_methods(methods or ["*"])
+    opened = open_model(RunOptions(model=model, weights=weights, blocks=blocks, device=device, precision=precision,
+                                   channels_last=channels_last), registry)
+    result = measure(registry, names, opened, batch_size=batch_size, rounds=rounds, peers=peers)
+    return json.dumps(result, indent=1) if as_json else format_speed(result)
+
+
+def measure_speed(report, registry: Registry, options, log) -> None:
+    """A run's speed step: time every method not yet timed here (ms per image, ratio to the floor of the same
+    process); store each row.
+
+    Speed records live in the run folder beside the results (``results/speed/``) and feed leaderboard.md,
+    never leaderboard.json: they depend on the machine, the results do not. A row is reused only from the
+    same device and timing parameters. Timing never fails the run: its errors are logged and stored.
+    """
+    model = report.suite.model
+    params = {"batch_size": options.speed_batch_size, "rounds": options.speed_rounds}
+    pending = untimed(report, registry, params, describe_device(model.device))
+    if not pending:
+        return
+    log(f"speed: timing {len(pending)} method(s) against the forward+backward floor "
+        f"(batch {options.speed_batch_size}, {options.speed_rounds} rounds)")
+    started = time.perf_counter()
+    torch.manual_seed(options.seed)
+    try:
+        result = measure(registry, pending, model, batch_size=options.speed_batch_size,
+                         rounds=options.speed_rounds, peers=False, seed=options.seed, extras=False)
+    except Exception as exc:  # out of memory at batch 64, a broken floor: the board is written without speed
+        log(f"speed: not measured ({exception_line(exc)}); the board has no speed figures for these methods")
+        return
+    for row in result["rows"]:
+        meta = registry.provenance(row["name"])
+        if "error" in row:
+            record = {"status": "failed", "error": row["error"], "plugin": meta}
+        else:
+            record = {"status": "ok", "plugin": meta, "device": result["device"],
+                      "floor_ms_per_image": result["floor_ms_per_image"],
+                      "ms_per_image": row["ms_per_image"], "ratio_to_floor": row["ratio_to_floor"]}
+        report.store.put(row["name"], SPEED, record, params)
+        report.computed.append((row["name"], SPEED))
+    report.seconds[SPEED] = time.perf_counter() - started
+
+
+def untimed(report, registry: Registry, params: dict, device: str) -> list[str]:
+    """The methods to time: not failed, not n/a anywhere, and with no ``ok`` speed record of this device, timing
+    parameters and plugin (those are reused, noted in ``report``)."""
+    pending = []
+    for name in report.methods:
+        if name in report.failures or report.not_applicable.get(name):  # failed (hung, changed the model) or n/a
+            continue
+        stored = report.store.get(name, SPEED)
+        if (stored is not None and stored.get("status") == "ok" and stored.get("params") == params
+                and stored.get("device") == device and stored.get("plugin") == registry.provenance(name)):
+            report.reused.append((name, SPEED))
+        else:
+            pending.append(name)
+    return pending

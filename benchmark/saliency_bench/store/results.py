@@ -10,13 +10,12 @@ import hashlib
 import json
 import math
 import os
-import secrets
 import shutil
-import sys
 from pathlib import Path
 from typing import Callable
 
 from ..errors import UserError
+from .files import dump_json, first_difference, json_kind, parse_json, read_if_present, stderr
 from .locking import FolderLock
 
 RUN_FILE = "run.json"
@@ -27,39 +26,10 @@ SPEED_NUMBERS = ("floor_ms_per_image", "ms_per_image", "ratio_to_floor")
 UNUSABLE = object()  # what _read returns for a file that is absent or unreadable (JSON null is a value)
 
 
-def _temporary(path: Path) -> tuple[int, str]:
-    """A new hidden file beside ``path``, created like any other file: mode 0666 less the umask."""
-    while True:
-        tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
-        try:
-            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), str(tmp)
-        except FileExistsError:
-            continue
 
 
-def dump_json(data: dict, path: Path) -> None:
-    """Write ``data`` as stable, sorted JSON through a temporary file and an atomic rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = _temporary(path)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(data, handle, indent=1, sort_keys=True, allow_nan=False)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
-def _first_difference(old: object, new: object, path: str = "") -> str:
-    """A dotted path to the first place two configurations differ, for the refusal message."""
-    if isinstance(old, dict) and isinstance(new, dict):
-        for key in sorted(set(old) | set(new)):
-            if old.get(key) != new.get(key):
-                return _first_difference(old.get(key), new.get(key), f"{path}.{key}" if path else str(key))
-    return f"{path or 'configuration'}: {json.dumps(old)} != {json.dumps(new)}"
 
 
 def canonical(record: dict) -> str:
@@ -72,14 +42,6 @@ def record_digest(record: dict) -> str:
     return hashlib.sha256(canonical({k: v for k, v in record.items() if k != DIGEST}).encode()).hexdigest()
 
 
-def _kind(value: object) -> str:
-    """The JSON type name of a parsed value, for messages."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    names = {dict: "object", list: "array", str: "string", int: "number", float: "number"}
-    return names.get(type(value), type(value).__name__)
 
 
 def _show(name: object) -> str:
@@ -100,12 +62,12 @@ def _is_number(value: object, null: bool = True) -> bool:
 def _metric_problem(name: str, entry: object) -> str | None:
     """What is wrong with one metric entry ``{"value", "n", "ci_low"?, "ci_high"?}``, or None."""
     if not isinstance(entry, dict):
-        return f"metric {_show(name)} is a {_kind(entry)}, not an object"
+        return f"metric {_show(name)} is a {json_kind(entry)}, not an object"
     if "value" not in entry or not _is_number(entry["value"]):
         return f"metric {_show(name)} has no number or null 'value'"
     for key in ("ci_low", "ci_high"):
         if key in entry and not _is_number(entry[key]):
-            return f"metric {_show(name)} has a {_kind(entry[key])} '{key}'"
+            return f"metric {_show(name)} has a {json_kind(entry[key])} '{key}'"
     n = entry.get("n")
     if not (isinstance(n, int) and not isinstance(n, bool) and n >= 0):
         return f"metric {_show(name)} has no count 'n'"
@@ -121,7 +83,7 @@ def _ok_problem(record: dict, check: str) -> str | None:
         return f"no number '{bad[0]}'" if bad else None
     metrics = record.get("metrics")
     if not isinstance(metrics, dict):
-        return f"'metrics' is a {_kind(metrics)}, not an object"
+        return f"'metrics' is a {json_kind(metrics)}, not an object"
     for name, entry in metrics.items():
         problem = _metric_problem(name, entry)
         if problem:
@@ -132,15 +94,15 @@ def _ok_problem(record: dict, check: str) -> str | None:
 def record_problem(record: object, method: str, check: str) -> str | None:
     """What makes ``record`` unusable as the result of ``method`` on ``check`` (short, one line), or None."""
     if not isinstance(record, dict):
-        return f"a JSON {_kind(record)}, not an object"
+        return f"a JSON {json_kind(record)}, not an object"
     status = record.get("status")
     if status not in STATUSES:
         return f"status {_show(status)} is not one of {', '.join(STATUSES)}"
     for key in ("config", "params"):
         if not isinstance(record.get(key), dict):
-            return f"'{key}' is a {_kind(record.get(key))}, not an object"
+            return f"'{key}' is a {json_kind(record.get(key))}, not an object"
     if "plugin" in record and not isinstance(record["plugin"], dict):
-        return f"'plugin' is a {_kind(record['plugin'])}, not an object"
+        return f"'plugin' is a {json_kind(record['plugin'])}, not an object"
     if record.get("method") != method or record.get("check") != check:
         return f"recorded for {_show(record.get('method'))} on {_show(record.get('check'))}"
     if status == "failed" and not isinstance(record.get("error"), str):
@@ -152,17 +114,8 @@ def record_problem(record: object, method: str, check: str) -> str | None:
     return None
 
 
-def _reject_constant(name: str) -> None:
-    """``json.loads`` hook: NaN and Infinity are never written, so never read."""
-    raise ValueError(f"non-finite number {name}")
 
 
-def _parse(raw: bytes) -> object:
-    """Strict JSON from bytes; ValueError (bad UTF-8, bad JSON, NaN, too deep) on anything else."""
-    try:
-        return json.loads(raw, parse_constant=_reject_constant)
-    except RecursionError:
-        raise ValueError("nested too deeply") from None
 
 
 def _clear_way(path: Path) -> None:
@@ -173,20 +126,8 @@ def _clear_way(path: Path) -> None:
         shutil.rmtree(path)
 
 
-def _stderr(message: str) -> None:
-    """The default log: one line on stderr."""
-    print(message, file=sys.stderr)
 
 
-def read_if_present(path: Path, what: str, advice: str = "") -> bytes | None:
-    """The bytes of the file at ``path``; None if there is none; a one-line UserError naming ``what`` (and
-    ``advice``) if it cannot be read."""
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read {what} ({exc.strerror}){advice}") from None
 
 
 def read_run_config(run_file: Path) -> dict | None:
@@ -197,7 +138,7 @@ def read_run_config(run_file: Path) -> dict | None:
     if raw is None:
         return None
     try:
-        data = _parse(raw)
+        data = parse_json(raw)
     except ValueError:
         data = None
     if not isinstance(data, dict) or not isinstance(data.get("config"), dict):
@@ -222,7 +163,7 @@ class ResultStore:
                  log: Callable[[str], None] | None = None):
         self.root = Path(out_dir)
         self.config = config
-        self.log = log or _stderr
+        self.log = log or stderr
         self._make_root()
         self.lock = FolderLock(self.root, wait=wait, log=self.log)
         try:
@@ -255,7 +196,7 @@ class ResultStore:
             if recorded is not None and recorded != self.config:
                 raise UserError(
                     f"{self.root} holds results of another configuration "
-                    f"({_first_difference(recorded, self.config)}); choose another --out to keep them"
+                    f"({first_difference(recorded, self.config)}); choose another --out to keep them"
                     f" (or delete its {count_results(self.root)} stored result(s) with --fresh --yes)"
                 )
         dump_json({"config": self.config}, run_file)
@@ -301,7 +242,7 @@ class ResultStore:
             self._warn(path, "unreadable", f"{type(exc).__name__}: {exc.strerror}")
             return UNUSABLE
         try:
-            return _parse(raw)
+            return parse_json(raw)
         except ValueError as exc:
             self._warn(path, "unreadable", f"not JSON: {exc}")
             return UNUSABLE
@@ -331,7 +272,7 @@ class ResultStore:
         if params is not None and record["params"] != params:
             raise UserError(
                 f"{self.path(method, check)} was computed with other {check} parameters "
-                f"({_first_difference(record['params'], params)}); choose another --out to keep it"
+                f"({first_difference(record['params'], params)}); choose another --out to keep it"
                 f" (or delete the folder's {count_results(self.root)} stored result(s) with --fresh --yes)"
             )
         return record

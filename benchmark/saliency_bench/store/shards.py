@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import UserError
-from .results import DIGEST, STATUSES, UNUSABLE, _parse, _stderr, dump_json, record_digest
+from .files import dump_json, parse_json, stderr
+from .results import DIGEST, STATUSES, UNUSABLE, record_digest
 from .arrays import ImageValues, decode_values, encode_values
 
 DEFAULT_SHARD_IMAGES = 256  # images per shard unless --shard-size says otherwise (rounded up to whole batches)
@@ -51,7 +52,7 @@ class ShardStore:
     def __init__(self, root: str | os.PathLike, config: dict, log: Callable[[str], None] | None = None):
         self.root = Path(root)
         self.config = config
-        self.log = log or _stderr
+        self.log = log or stderr
 
     def path(self, method: str, check: str, start: int, stop: int) -> Path:
         """Where ``method``'s values on images ``[start, stop)`` of ``check`` are kept."""
@@ -100,7 +101,7 @@ class ShardStore:
             self.log(f"warning: {path}: unreadable shard ({type(exc).__name__}); recomputing")
             return UNUSABLE
         try:
-            return _parse(raw)
+            return parse_json(raw)
         except ValueError as exc:
             self.log(" ".join(f"warning: {path}: torn shard (not JSON: {exc}); recomputing".splitlines()))
             return UNUSABLE

@@ -1,6 +1,6 @@
 """A complete, minimal saliency-bench check plugin: the deletion AUC (Petsiuk et al. 2018, RISE).
 
-Written against the public API only (``from saliency_bench import ...``): a ``Check`` subclass, its board
+Written against the public API only (``from saliency_bench import ...``): a ``PerImageCheck`` subclass, its board
 presentation (one ``Column``, one ``Rule``), and the plugin object its entry point names.
 """
 from __future__ import annotations
@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from saliency_bench import (BOOTSTRAP_PARAMS, Check, Column, Param, Rule, finite_mean, hookimpl, read_metric,
-                            summarize)
+from saliency_bench import (BOOTSTRAP_PARAMS, Column, Param, PerImageCheck, Rule, finite_mean, hookimpl,
+                            read_metric, summarize)
 
 NAME = "deletion_auc"
 METRIC = "deletion_auc"
@@ -80,7 +80,7 @@ def normalised_auc(fractions: np.ndarray, probabilities: np.ndarray) -> np.ndarr
     return ((probabilities[:, 1:] + probabilities[:, :-1]) / 2.0 * widths).sum(axis=1)
 
 
-class DeletionAUC(Check):
+class DeletionAUC(PerImageCheck):
     """Deletion AUC (Petsiuk et al. 2018, "RISE"): lower = better.
 
     For each image, the top (max-logit) class, and each method's map for that class: the pixels are deleted
@@ -113,12 +113,9 @@ class DeletionAUC(Check):
                    "probability and ends at a uniform image's, whatever the map: compare methods, not values.")
     combine = "mean over images of the area under each image's deletion curve"
 
-    # Every parameter's type and range: a bad --param value is refused before any check runs.
-    param_schema = {"steps": Param(int, minimum=1), **BOOTSTRAP_PARAMS}
-
-    def default_params(self, suite) -> dict:
-        """8 deletion steps (8 forwards of each batch per method), bootstrap over images, the suite's seed."""
-        return {"steps": 8, "bootstrap_samples": 1000, "ci_level": 0.95, "seed": int(suite.seed)}
+    # Every parameter once, with its default, type and range: a bad --param value is refused before any check runs.
+    parameters = {"steps": Param(int, 8, minimum=1, maximum=1024, help="deletion steps (a forward of the batch each)"),
+                  **BOOTSTRAP_PARAMS}
 
     def run_images(self, suite, group, params: dict) -> dict[str, dict[str, np.ndarray]]:
         """Stream the suite once (one group call per batch, then ``steps`` forwards per method): per image the

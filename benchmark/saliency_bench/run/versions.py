@@ -1,8 +1,7 @@
-"""The run configuration: what a result depends on (recorded in every result file) and package versions."""
+"""The versions of the packages a result depends on (recorded in the configuration of every result)."""
 from __future__ import annotations
 
 import importlib.metadata
-import json
 import platform
 
 PACKAGES = ("saliency-bench", "torch", "torchvision", "numpy", "scikit-image", "pluggy")
@@ -19,7 +18,3 @@ def package_versions(extra: tuple[str, ...] = ()) -> dict[str, str]:
     versions["python"] = platform.python_version()
     return versions
 
-
-def plain(data: object) -> object:
-    """The JSON round trip of ``data`` (tuples become lists), so recorded and fresh values compare equal."""
-    return json.loads(json.dumps(data, sort_keys=True))

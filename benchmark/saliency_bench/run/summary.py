@@ -1,0 +1,56 @@
+"""What ``saliency-bench run`` says around a run: the ``--fresh`` question, and the summary after it."""
+from __future__ import annotations
+
+import sys
+
+from ..errors import UserError
+from .record import RunReport
+
+
+def confirm_fresh(out: str, yes: bool) -> None:
+    """``--fresh`` deletes stored results: say how many, and ask on a terminal (``--yes`` elsewhere)."""
+    from ..store.results import count_results
+
+    count = count_results(out)
+    if count == 0 or yes:
+        return
+    question = f"--fresh deletes the {count} result(s) stored in {out}"
+    if not sys.stdin.isatty():
+        raise UserError(f"{question}; add --yes to confirm (or choose another --out to keep them)")
+    answer = input(f"{question}; delete them? [y/N] ").strip().lower()
+    if answer not in ("y", "yes"):
+        raise UserError(f"nothing deleted; choose another --out to start a new run beside {out}")
+
+
+def summary_lines(report: RunReport) -> list[str]:
+    """The end of a run: time per check, what was written, which methods pass overall, which fail and why."""
+    from ..store.results import count_results
+
+    per_check = ", ".join(f"{name} {seconds:.1f}s" for name, seconds in report.seconds.items())
+    if report.options.executor == "ray":  # summed over the workers' tasks: may exceed the wall time
+        per_check = f"task time summed over Ray workers: {per_check}"
+    out = report.store.root
+    lines = [f"done in {report.wall_seconds:.1f}s on {report.suite.device} ({per_check}); "
+             f"{len(report.computed)} results computed, {len(report.reused)} reused",
+             f"wrote: {out}/results ({count_results(out)} result files)"
+             + "".join(f", {path}" for path in report.written)]
+    return lines + (verdict_lines(report.board, report.failures) if report.board is not None else [])
+
+
+def verdict_lines(board: dict, failures: dict[str, str]) -> list[str]:
+    """Which methods pass overall, which fail (with the failing verdicts), which are undecided, which failed to run."""
+    by_verdict: dict[str, list[str]] = {}
+    for name, entry in board["methods"].items():
+        if entry["status"] != "failed":
+            by_verdict.setdefault(entry.get("verdicts", {}).get("overall", "–"), []).append(name)
+
+    def failing(name: str) -> str:
+        verdicts = board["methods"][name].get("verdicts", {})
+        return f"{name} ({', '.join(k for k, v in verdicts.items() if v == 'fail' and k != 'overall')})"
+
+    failed = [failing(name) for name in by_verdict.get("fail", [])]
+    lines = [f"pass overall ({len(by_verdict.get('pass', []))}): {', '.join(by_verdict.get('pass', [])) or 'none'}",
+             f"fail overall ({len(failed)}), with the failing verdicts: {'; '.join(failed) or 'none'}"]
+    if by_verdict.get("–"):
+        lines.append(f"undecided (n/a or a check not run) ({len(by_verdict['–'])}): {', '.join(by_verdict['–'])}")
+    return lines + [f"FAILED {name}: {error}" for name, error in sorted(failures.items())]
