@@ -1,9 +1,11 @@
 """Tests of the saliency-bench-aggregation plugin (plugins/aggregation): formulas vs peers and references,
-FullGrad completeness, the single shared pass, entry points, and that the model is left unchanged."""
+FullGrad completeness, the single shared pass, its one entry point, and that the model is left unchanged."""
 from __future__ import annotations
 
 import copy
 import importlib.metadata
+import importlib.util
+from pathlib import Path
 
 import numpy as np
 import pluggy
@@ -15,11 +17,15 @@ from torch import nn
 import saliency_bench
 from saliency_bench import MethodGroup, ModelWrapper
 from saliency_bench.methods import check_method_declaration
+from saliency_bench.plugins import make_plugin_manager
 
+import saliency_bench_aggregation
 import saliency_bench_aggregation.capture as capture_module
 import saliency_bench_aggregation.formulas as formulas_module
 from saliency_bench_aggregation import FullGrad, GradCAM, GradMid, fullgrad_decomposition, fullgrad_map
 from saliency_bench_aggregation.formulas import gradcampp_weights
+
+from test_import_graph import find_cycle, import_graph
 
 BLOCKS = ["B1", "B2", "B3", "B4", "B5"]
 BLOCK_FORMULAS = ["gradcam", "gradcam_pos", "gradcampp", "gradmid"]
@@ -29,6 +35,7 @@ ALL_NAMES = (
     + ["cumulative_gradcam", "cumulative_gradmid", "fullgrad"]
 )
 SIZE = 48
+DISTRIBUTION = "saliency-bench-aggregation"
 
 
 class TinyVGG(nn.Module):
@@ -84,18 +91,31 @@ def vgg16():
     inputs = torch.randn(2, 3, 48, 48, generator=torch.Generator().manual_seed(2))
     targets = torch.tensor([2, 5])
     before = network_snapshot(network, inputs, copy_params=False)  # 138M parameters: the output stands for them
-    maps = GradCAM().attribute_shared(model, inputs, targets, ALL_NAMES)
+    maps = GradCAM().attribute_shared(model, inputs, targets, ALL_METHODS)
     assert_unchanged(network, inputs, before)
     return model, inputs, targets, maps
 
 
+def distribution_entry_points() -> list[importlib.metadata.EntryPoint]:
+    """The installed distribution's entry points in the group ``saliency_bench``."""
+    return [ep for ep in importlib.metadata.entry_points(group="saliency_bench") if ep.dist.name == DISTRIBUTION]
+
+
 def methods_by_name() -> dict:
-    """Every method of the installed distribution, collected through its entry points."""
-    found = {}
-    for entry_point in importlib.metadata.entry_points(group="saliency_bench"):
-        if entry_point.value.startswith("saliency_bench_aggregation."):
-            found[entry_point.name] = entry_point.load().method
-    return found
+    """Every method of the installed distribution, collected through its one entry point's hook."""
+    [entry_point] = distribution_entry_points()
+    registered = []
+    entry_point.load().register_methods(registered.append)
+    return {method.name: method for method in registered}
+
+
+METHODS = methods_by_name()  # the plugin's own objects, as the registry hands them to a run
+ALL_METHODS = [METHODS[name] for name in ALL_NAMES]
+
+
+def pick(*names: str) -> list:
+    """The plugin's method objects called ``names`` (what the harness hands ``attribute_shared``)."""
+    return [METHODS[name] for name in names]
 
 
 def relative_error(ours: torch.Tensor, reference: torch.Tensor) -> float:
@@ -132,35 +152,51 @@ def assert_unchanged(network: nn.Module, inputs: torch.Tensor, before: dict) -> 
 # -- entry points and declarations ----------------------------------------------------------------------------
 
 
-def test_entry_points_register_every_method():
-    entry_points = {ep.name: ep for ep in importlib.metadata.entry_points(group="saliency_bench")}
-    assert set(ALL_NAMES) <= set(entry_points)
+def test_one_entry_point_registers_every_method():
+    [entry_point] = distribution_entry_points()  # one entry point for the whole distribution
+    assert (entry_point.name, entry_point.value) == ("aggregation", "saliency_bench_aggregation.plugin")
+    assert importlib.util.find_spec("saliency_bench_aggregation.entry_points") is None
+    plugin = entry_point.load()
+    assert hasattr(plugin.register_methods, "saliency_bench_impl")
     manager = pluggy.PluginManager("saliency_bench")
     from saliency_bench import hookspecs
 
     manager.add_hookspecs(hookspecs)
-    plugins = [entry_points[name].load() for name in ALL_NAMES]
-    assert len({id(plugin) for plugin in plugins}) == len(ALL_NAMES)  # a distinct object per entry point
-    for plugin in plugins:
-        assert isinstance(plugin, saliency_bench.MethodPlugin)
-        assert hasattr(plugin.register_methods, "saliency_bench_impl")
-        manager.register(plugin)
+    manager.register(plugin)
     registered = []
     manager.hook.register_methods(register=registered.append)
     assert sorted(m.name for m in registered) == sorted(ALL_NAMES)
+    assert len({id(method) for method in registered}) == len(ALL_NAMES)  # a distinct object per method
     for method in registered:
         check_method_declaration(method)
-        assert entry_points[method.name].load().method is method
+        assert METHODS[method.name] is method  # the same objects every time the hook runs
+    registry = make_plugin_manager(allowlist=[DISTRIBUTION]).registry()  # the allowlist names the distribution
+    assert not registry.load_errors
+    for name in ALL_NAMES:
+        provided = registry.methods[name]
+        assert provided.obj is METHODS[name]
+        assert (provided.plugin, provided.distribution) == (f"{DISTRIBUTION}:aggregation", DISTRIBUTION)
+        assert provided.version == importlib.metadata.version(DISTRIBUTION) == saliency_bench_aggregation.__version__
+    assert make_plugin_manager(allowlist=["aggregation"]).registry().methods.keys() == registry.methods.keys()
 
 
 def test_declarations():
     methods = methods_by_name()
+    assert set(methods) == set(ALL_NAMES)
     for name, method in methods.items():
         assert method.family == "aggregation"
         assert method.shared_key == "aggregation.single_pass"
         assert method.positive is (not name.startswith("gradcam@") and name != "gradcam")
         expected_layer = name.split("@")[1] if "@" in name else ("B5" if name == "gradcam" else None)
         assert method.layer == expected_layer
+
+
+def test_the_plugin_has_no_import_cycle():
+    """base -> shared, never back: the shared pass knows no method class (a TYPE_CHECKING import counts too)."""
+    graph = import_graph(Path(saliency_bench_aggregation.__file__).parent)
+    assert find_cycle(graph) is None, "import cycle: " + " -> ".join(find_cycle(graph))
+    assert graph["saliency_bench_aggregation.shared"] == {
+        "saliency_bench_aggregation.capture", "saliency_bench_aggregation.formulas", "saliency_bench_aggregation.fullgrad"}
 
 
 # -- GradCAM vs captum ------------------------------------------------------------------------------------
@@ -176,7 +212,7 @@ def captum_gradcam(network: nn.Module, layer: nn.Module, inputs, targets) -> tor
 
 def test_gradcam_matches_captum(tiny, batch):
     inputs, targets = batch
-    ours = GradCAM().attribute_shared(tiny, inputs, targets, [f"gradcam@{b}" for b in BLOCKS] + ["gradcam"])
+    ours = GradCAM().attribute_shared(tiny, inputs, targets, pick(*[f"gradcam@{b}" for b in BLOCKS], "gradcam"))
     for block in BLOCKS:
         reference = captum_gradcam(tiny.network, tiny.blocks[block], inputs, targets)
         assert reference.abs().max() > 0
@@ -220,7 +256,7 @@ def test_gradcampp_matches_grad_cam(tiny, batch):
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
     inputs, targets = batch
-    ours = GradCAM().attribute_shared(tiny, inputs, targets, [f"gradcampp@{b}" for b in BLOCKS])
+    ours = GradCAM().attribute_shared(tiny, inputs, targets, pick(*[f"gradcampp@{b}" for b in BLOCKS]))
     network = copy.deepcopy(tiny.network)  # grad-cam calls backward(): keep .grad off the model under test
     modules = dict(network.named_modules())
     for block in ("B2", "B4", "B5"):
@@ -280,7 +316,7 @@ def slow_reference(model: ModelWrapper, inputs, targets) -> dict:
 def test_gradmid_gradcam_pos_cumulative_match_slow_reference(tiny, batch):
     inputs, targets = batch
     reference = slow_reference(tiny, inputs, targets)
-    ours = GradCAM().attribute_shared(tiny, inputs, targets, list(reference))
+    ours = GradCAM().attribute_shared(tiny, inputs, targets, pick(*reference))
     for name, expected in reference.items():
         assert expected.abs().max() > 0
         assert relative_error(ours[name], expected) < 1e-4, name
@@ -333,7 +369,7 @@ def test_gradmid_is_not_applicable_at_a_block_before_a_gap_head(batch):
     inputs = torch.randn(4, 3, 96, 96, generator=torch.Generator().manual_seed(1))  # B5 6x6: 3x3 pool windows
     torch.manual_seed(0)
     model = ModelWrapper(HeadedVGG("gap"), name="gap", class_names=[f"c{i}" for i in range(6)], input_size=96)
-    methods = methods_by_name()
+    methods = METHODS
     names = ["gradmid@B4", "gradmid@B5", "cumulative_gradmid", "gradcam"]
     group = MethodGroup([methods[n] for n in names], model)
     maps = group(inputs, targets)
@@ -442,9 +478,9 @@ def test_inplace_relu_gives_the_same_maps(tiny, batch):
     twin.load_state_dict(tiny.network.state_dict())
     inplace_model = ModelWrapper(twin, name="inplace", class_names=tiny.class_names, input_size=SIZE)
     before = network_snapshot(twin, inputs)
-    inplace_maps = GradCAM().attribute_shared(inplace_model, inputs, targets, ALL_NAMES)
+    inplace_maps = GradCAM().attribute_shared(inplace_model, inputs, targets, ALL_METHODS)
     assert_unchanged(twin, inputs, before)
-    plain_maps = GradCAM().attribute_shared(tiny, inputs, targets, ALL_NAMES)
+    plain_maps = GradCAM().attribute_shared(tiny, inputs, targets, ALL_METHODS)
     for name in ALL_NAMES:
         assert plain_maps[name].abs().max() > 0, name
         torch.testing.assert_close(inplace_maps[name], plain_maps[name], rtol=1e-5, atol=1e-7, msg=name)
@@ -466,7 +502,7 @@ class CountingForward:
 
 def test_shared_pass_equals_single_methods_with_one_forward_and_backward(tiny, batch, monkeypatch):
     inputs, targets = batch
-    methods = methods_by_name()
+    methods = METHODS
     alone = {name: methods[name].attribute(tiny, inputs, targets) for name in ALL_NAMES}
 
     grad_calls = []
@@ -478,7 +514,7 @@ def test_shared_pass_equals_single_methods_with_one_forward_and_backward(tiny, b
         shared = group(inputs, targets)
         assert (counter.calls, len(grad_calls)) == (1, 1)
         assert not group.failures
-        blocks_only = methods["gradmid@B2"].attribute_shared(tiny, inputs, targets, ALL_NAMES[:-1])
+        blocks_only = methods["gradmid@B2"].attribute_shared(tiny, inputs, targets, ALL_METHODS[:-1])
         assert (counter.calls, len(grad_calls)) == (2, 2)
     finally:
         counter.handle.remove()
@@ -495,7 +531,7 @@ def test_backward_stops_at_the_lowest_block_unless_fullgrad(tiny, batch):
     calls = []
     handle = first_conv.register_full_backward_hook(lambda m, gi, go: calls.append(1))
     try:
-        GradCAM().attribute_shared(tiny, inputs, targets, ALL_NAMES[:-1])
+        GradCAM().attribute_shared(tiny, inputs, targets, ALL_METHODS[:-1])
         assert calls == []  # B1 is the ReLU after features[0]: nothing below it is differentiated
         FullGrad().attribute(tiny, inputs, targets)
         assert calls == [1]
@@ -508,9 +544,9 @@ def test_backward_stops_at_the_lowest_block_unless_fullgrad(tiny, batch):
 
 def test_model_unchanged_after_every_call(tiny, batch):
     inputs, targets = batch
-    methods = methods_by_name()
+    methods = METHODS
     before = network_snapshot(tiny.network, inputs)
-    shared = GradCAM().attribute_shared(tiny, inputs, targets, ALL_NAMES)
+    shared = GradCAM().attribute_shared(tiny, inputs, targets, ALL_METHODS)
     assert_unchanged(tiny.network, inputs, before)
     for name in ("gradcam@B1", "cumulative_gradmid", "fullgrad"):
         methods[name].attribute(tiny, inputs, targets)
@@ -520,7 +556,7 @@ def test_model_unchanged_after_every_call(tiny, batch):
         parameter.requires_grad_(False)
     frozen = network_snapshot(tiny.network, inputs)
     with torch.no_grad():  # also from a no-grad context
-        frozen_maps = GradCAM().attribute_shared(tiny, inputs, targets, ALL_NAMES)
+        frozen_maps = GradCAM().attribute_shared(tiny, inputs, targets, ALL_METHODS)
     assert_unchanged(tiny.network, inputs, frozen)
     for name in ALL_NAMES:
         torch.testing.assert_close(frozen_maps[name], shared[name], msg=name)
@@ -530,7 +566,7 @@ def test_model_unchanged_when_a_method_raises(tiny, batch, monkeypatch):
     inputs, targets = batch
     before = network_snapshot(tiny.network, inputs)
     with pytest.raises(ValueError, match="out of range"):  # raised after the forward, hooks in place
-        GradCAM().attribute_shared(tiny, inputs, torch.tensor([0, 1, 2, 6]), ALL_NAMES)
+        GradCAM().attribute_shared(tiny, inputs, torch.tensor([0, 1, 2, 6]), ALL_METHODS)
     assert_unchanged(tiny.network, inputs, before)
 
     def failing_grad(*args, **kwargs):
@@ -546,7 +582,7 @@ def test_model_unchanged_when_a_method_raises(tiny, batch, monkeypatch):
         raise RuntimeError("injected formula failure")
 
     monkeypatch.setattr(GradMid, "formula", failing_formula)
-    group = MethodGroup(list(methods_by_name().values()), tiny)
+    group = MethodGroup(list(METHODS.values()), tiny)
     maps = group(inputs, targets)
     assert maps == {} and set(group.failures) == set(ALL_NAMES)  # the whole shared pass failed, recorded
     assert_unchanged(tiny.network, inputs, before)
@@ -562,7 +598,7 @@ def test_missing_block_is_a_clear_error_and_gradcam_uses_the_last_block(batch):
     assert list(model.block_names) == ["B1", "B2", "B3", "B4"]
     with pytest.raises(ValueError, match="no block B5"):
         GradCAM("B5").attribute(model, inputs, targets)
-    maps = GradCAM().attribute_shared(model, inputs, targets, ["gradcam", "gradcam@B4", "cumulative_gradcam"])
+    maps = GradCAM().attribute_shared(model, inputs, targets, pick("gradcam", "gradcam@B4", "cumulative_gradcam"))
     assert torch.equal(maps["gradcam"], maps["gradcam@B4"])
     assert float(maps["cumulative_gradcam"].max()) <= 4.0 + 1e-5  # four blocks, each min-max map in [0,1]
 
@@ -571,10 +607,10 @@ def test_missing_block_is_a_clear_error_and_gradcam_uses_the_last_block(batch):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no GPU")
 def test_cuda_maps_match_cpu(tiny, batch):
     inputs, targets = batch
-    on_cpu = GradCAM().attribute_shared(tiny, inputs, targets, ALL_NAMES)
+    on_cpu = GradCAM().attribute_shared(tiny, inputs, targets, ALL_METHODS)
     tiny.to("cuda")
     try:
-        on_gpu = GradCAM().attribute_shared(tiny, inputs.cuda(), targets.cuda(), ALL_NAMES)
+        on_gpu = GradCAM().attribute_shared(tiny, inputs.cuda(), targets.cuda(), ALL_METHODS)
     finally:
         tiny.to("cpu")
     for name in ALL_NAMES:

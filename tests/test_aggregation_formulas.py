@@ -5,8 +5,11 @@ class, runs in the same forward and backward as its siblings, and methods built 
 """
 from __future__ import annotations
 
-import gc
 import importlib.util
+import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -15,9 +18,11 @@ import torch.nn.functional as F
 
 from saliency_bench import MethodGroup, ModelWrapper
 
+import saliency_bench_aggregation.base as base_module
 import saliency_bench_aggregation.peers as peers_module
 from saliency_bench_aggregation import (
     LAST_BLOCK,
+    AggregationMethod,
     BlockMethod,
     CAMMethod,
     CumulativeGradCAM,
@@ -115,6 +120,88 @@ def test_a_new_variant_class_runs_in_the_shared_pass_with_its_siblings(tiny, bat
     torch.testing.assert_close(maps["their_gradcampp@B4"], maps["gradcampp@B4"], rtol=0, atol=0)
 
 
+NEW_VARIANT = '''"""A new variant: one class in one file of the variants package."""
+import torch
+
+from ..base import CAMMethod
+from .gradcam import GradCAM  # imported, not defined here: never registered a second time
+
+
+class SquaredGradCAM(CAMMethod):
+    """ReLU(sum_k w_k A^k) with w_k = mean_ij (df/dA^k_ij)^2."""
+
+    stem = "squared_gradcam"
+    positive = False
+
+    def weights(self, activations: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
+        return grads.pow(2).mean(dim=(2, 3), keepdim=True)
+'''
+
+THIRD_PARTY = """
+import json, sys
+
+import saliency_bench_aggregation.variants as variants
+from saliency_bench_aggregation import GradCAM
+
+variants.__path__.append(sys.argv[1])  # the new file, as if it had been added to the package
+
+
+class TheirGradCAM(GradCAM):  # a third party's subclass, defined outside the package
+    stem = "their_gradcam"
+    positive = False
+
+
+from saliency_bench.plugins import make_plugin_manager
+
+registry = make_plugin_manager(allowlist=["saliency-bench-aggregation"]).registry()
+print(json.dumps({"names": list(registry.methods), "errors": registry.load_errors,
+                  "module": type(registry.methods["squared_gradcam@B3"].obj).__module__}))
+"""
+
+
+@pytest.fixture
+def new_variant_file(tmp_path, monkeypatch):
+    """A new variant module in a folder on the variants package's search path (removed after the test)."""
+    import saliency_bench_aggregation.variants as variants
+
+    (tmp_path / "sb_test_squared_gradcam.py").write_text(NEW_VARIANT)
+    monkeypatch.setattr(variants, "__path__", [*variants.__path__, str(tmp_path)])
+    yield tmp_path
+    sys.modules.pop(f"{variants.__name__}.sb_test_squared_gradcam", None)
+
+
+def test_a_new_variant_file_is_all_it_takes_to_register_it_at_every_block(new_variant_file, tiny, batch):
+    from saliency_bench_aggregation.plugin import METHODS, shipped_methods
+
+    methods = {m.name: m for m in shipped_methods()}
+    added = [f"squared_gradcam@B{n}" for n in range(1, 6)]
+    assert set(methods) == {m.name for m in METHODS} | set(added)  # nothing else changes; no plain "squared_gradcam"
+    assert type(methods["squared_gradcam@B3"]).__module__ == "saliency_bench_aggregation.variants.sb_test_squared_gradcam"
+    assert [m.name for m in shipped_methods() if type(m) is GradCAM] == ["gradcam", *[f"gradcam@B{n}" for n in range(1, 6)]]
+    inputs, targets = batch
+    maps = MethodGroup([methods["squared_gradcam@B3"], methods["gradcam@B3"]], tiny)(inputs, targets)
+    torch.testing.assert_close(maps["squared_gradcam@B3"], SquaredGradCAM("B3").attribute(tiny, inputs, targets),
+                               rtol=0, atol=0)  # the test's own class of the same formula: the same map
+    # classes defined outside the package (this module's) are never discovered, whatever they subclass
+    from saliency_bench_aggregation.variants import variant_classes
+
+    assert all(cls.__module__.startswith("saliency_bench_aggregation.variants.") for cls in variant_classes())
+    assert not {"their_gradcampp@B4", "a_times_g@B3"} & set(methods)
+
+
+def test_the_registry_picks_up_a_new_variant_file_but_no_third_party_subclass(new_variant_file):
+    """Through the installed entry point and the core's registry, in a fresh process."""
+    done = subprocess.run([sys.executable, "-c", THIRD_PARTY, str(new_variant_file)], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "SALIENCY_BENCH_PLUGINS": ""})
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    assert found["errors"] == []
+    assert found["module"] == "saliency_bench_aggregation.variants.sb_test_squared_gradcam"
+    assert {f"squared_gradcam@B{n}" for n in range(1, 6)} <= set(found["names"])
+    assert not [name for name in found["names"] if name.startswith("their_gradcam")]
+    assert len(found["names"]) == 2 + 24 + 5  # the core's controls, the shipped 24 and the new variant's 5
+
+
 def test_methods_built_directly_work_with_default_arguments(tiny, batch):
     inputs, targets = batch
     for method, block_name in ((GradCAMPos(), "gradcam_pos@B5"), (GradMid(), "gradmid@B5"), (GradCAM(), "gradcam@B5")):
@@ -128,11 +215,14 @@ def test_methods_built_directly_work_with_default_arguments(tiny, batch):
 
 
 def test_names_are_never_decoded(tiny, batch):
-    """The module that parsed names is gone; a name stands for the live object carrying it, compared whole."""
+    """The module that parsed names and the registry of live objects are gone: the shared pass computes what the
+    objects it is handed compute, and an object's formula, never its name, decides its map."""
     inputs, targets = batch
     assert importlib.util.find_spec("saliency_bench_aggregation.names") is None
-    with pytest.raises(ValueError, match="names no aggregation method object"):
-        GradCAM().attribute_shared(tiny, inputs, targets, ["gradcam@B9"])
+    assert importlib.util.find_spec("saliency_bench_aggregation.methods") is None
+    assert not hasattr(AggregationMethod, "members") and not hasattr(AggregationMethod, "computes_like")
+    assert "__new__" not in vars(AggregationMethod)  # objects are no longer recorded when built
+    assert not hasattr(base_module, "_LIVE")
 
     class OtherGradCAM(CAMMethod):
         """A different formula that takes a shipped method's name."""
@@ -143,20 +233,16 @@ def test_names_are_never_decoded(tiny, batch):
             return -grads.mean(dim=(2, 3), keepdim=True)
 
     shipped, other = GradCAM("B3"), OtherGradCAM("B3")
-    try:
-        with pytest.raises(ValueError, match="compute different maps") as info:
-            GradMid("B2").attribute_shared(tiny, inputs, targets, ["gradmid@B2", "gradcam@B3"])
-        del info
-        # objects passed themselves are never ambiguous; each computes its own formula
-        assert torch.equal(GradMid("B2").attribute_shared(tiny, inputs, targets, [other])["gradcam@B3"],
-                           other.attribute(tiny, inputs, targets))
-        assert other.attribute(tiny, inputs, targets).max() > 0
-        assert not torch.equal(other.attribute(tiny, inputs, targets), shipped.attribute(tiny, inputs, targets))
-    finally:
-        del other
-        gc.collect()
-    maps = GradMid("B2").attribute_shared(tiny, inputs, targets, ["gradmid@B2", "gradcam@B3"])
+    assert other.name == shipped.name == "gradcam@B3"
+    # each object computes its own formula, whatever other object of that name is alive
+    mine = GradMid("B2").attribute_shared(tiny, inputs, targets, [GradMid("B2"), other])
+    assert set(mine) == {"gradmid@B2", "gradcam@B3"}
+    assert torch.equal(mine["gradcam@B3"], other.attribute(tiny, inputs, targets))
+    assert other.attribute(tiny, inputs, targets).max() > 0
+    assert not torch.equal(other.attribute(tiny, inputs, targets), shipped.attribute(tiny, inputs, targets))
+    maps = GradMid("B2").attribute_shared(tiny, inputs, targets, [GradMid("B2"), shipped])
     assert torch.equal(maps["gradcam@B3"], shipped.attribute(tiny, inputs, targets))
+    assert torch.equal(maps["gradmid@B2"], mine["gradmid@B2"])
 
 
 # -- peers ------------------------------------------------------------------------------------------------

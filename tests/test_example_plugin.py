@@ -18,7 +18,7 @@ def _copy_example(tmp_path: Path) -> Path:
 def test_install_list_run_uninstall(tmp_path):
     source = _copy_example(tmp_path)
     env = {**os.environ, "SALIENCY_BENCH_PLUGINS": "saliency-bench-example-copy", "TQDM_DISABLE": "1"}
-    cli = [sys.executable, "-m", "saliency_bench.cli.main"]
+    cli = [sys.executable, "-m", "saliency_bench"]
     installed = pip("install", "--no-deps", "--no-build-isolation", str(source))
     assert installed.returncode == 0, installed.stderr
     try:

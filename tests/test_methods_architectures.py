@@ -59,7 +59,7 @@ def relative_error(ours: torch.Tensor, reference: torch.Tensor) -> float:
     return float((ours - reference).abs().max() / reference.abs().max().clamp(min=1e-30))
 
 
-def randomise_batch_norms(network: nn.Module, seed: int = 0) -> nn.Module:
+def randomize_batch_norms(network: nn.Module, seed: int = 0) -> nn.Module:
     """Non-trivial eval statistics and affine parameters, so BatchNorm is neither identity nor bias-free."""
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
@@ -76,7 +76,7 @@ def randomise_batch_norms(network: nn.Module, seed: int = 0) -> nn.Module:
 def resnet(depth: int = 50) -> ModelWrapper:
     torch.manual_seed(0)
     network = getattr(torchvision.models, f"resnet{depth}")(num_classes=CLASSES)
-    return ModelWrapper(randomise_batch_norms(network), name=f"resnet{depth}", class_names=[str(i) for i in range(CLASSES)],
+    return ModelWrapper(randomize_batch_norms(network), name=f"resnet{depth}", class_names=[str(i) for i in range(CLASSES)],
                         input_size=SIZE, blocks=RESNET_BLOCKS, randomization_order=["fc"])
 
 

@@ -9,11 +9,12 @@ import torch
 from fakes import MeanMap
 from saliency_bench import Method, hookimpl
 from saliency_bench import plugins
-from saliency_bench.cli.main import main
+from saliency_bench.cli import main
 from saliency_bench.plugins import SHIPPED_DISTRIBUTIONS, make_plugin_manager
 
 MODULE = "sb_identity_plugins"
 AGGREGATION = "saliency-bench-aggregation"
+SHIPPED_ENTRY_POINT = "aggregation"  # the shipped distribution's one entry point registers all its methods
 
 
 def _method(method_name: str) -> type:
@@ -55,7 +56,13 @@ def _install(monkeypatch, entries):
         setattr(module, f"plugin_{i}", plugin)
         ep = importlib.metadata.EntryPoint(name=name, value=f"{MODULE}:plugin_{i}", group="saliency_bench")
         eps.append(ep._for(types.SimpleNamespace(name=dist, version="1.0")))
-    monkeypatch.setattr(importlib.metadata, "entry_points", lambda group=None: eps if group == "saliency_bench" else [])
+    real = importlib.metadata.entry_points
+
+    def entry_points(**params):
+        """Ours for the group ``saliency_bench``; any other lookup (triton's backends, on first import) as installed."""
+        return eps if params.get("group") == "saliency_bench" else real(**params)
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", entry_points)
 
 
 def _lines(registry, name: str) -> list[str]:
@@ -68,14 +75,13 @@ def test_shipped_distributions():
 
 
 def test_third_party_entry_point_named_like_a_shipped_one_keeps_the_shipped_method(monkeypatch):
-    shipped, third = _plugin("gradcam"), _plugin("gradcam")
-    _install(monkeypatch, [("my-dist", "gradcam", third), (AGGREGATION, "gradcam", shipped),
-                           ("my-dist", "my_other", _plugin("my_other")),
-                           (AGGREGATION, "fullgrad", _plugin("fullgrad"))])
+    shipped, third = _plugin("gradcam", "fullgrad"), _plugin("gradcam")
+    _install(monkeypatch, [("my-dist", "gradcam", third), (AGGREGATION, SHIPPED_ENTRY_POINT, shipped),
+                           ("my-dist", "my_other", _plugin("my_other"))])
     registry = make_plugin_manager(allowlist=None).registry()
     kept = registry.methods["gradcam"]
     assert kept.obj is shipped.registered[0]
-    assert (kept.distribution, kept.plugin) == (AGGREGATION, f"{AGGREGATION}:gradcam")
+    assert (kept.distribution, kept.plugin) == (AGGREGATION, f"{AGGREGATION}:{SHIPPED_ENTRY_POINT}")
     assert registry.methods["my_other"].distribution == "my-dist"  # the third party's other methods load
     assert registry.methods["fullgrad"].distribution == AGGREGATION
     [line] = _lines(registry, "gradcam")
@@ -84,14 +90,14 @@ def test_third_party_entry_point_named_like_a_shipped_one_keeps_the_shipped_meth
 
 
 def test_method_name_collision_under_another_entry_point_name(monkeypatch):
-    _install(monkeypatch, [(AGGREGATION, "gradcam", _plugin("gradcam")),
+    _install(monkeypatch, [(AGGREGATION, SHIPPED_ENTRY_POINT, _plugin("gradcam")),
                            ("my-dist", "better_cams", _plugin("gradcam", "better_cam", "random"))])
     registry = make_plugin_manager(allowlist=None).registry()  # used to raise DuplicateNameError
     assert registry.methods["gradcam"].distribution == AGGREGATION
     assert registry.methods["random"].distribution == "saliency-bench"  # the core's control is shipped too
     assert registry.methods["better_cam"].distribution == "my-dist"
     [line] = _lines(registry, "gradcam")
-    assert f"plugin '{AGGREGATION}:gradcam'" in line and "plugin 'my-dist:better_cams'" in line
+    assert f"plugin '{AGGREGATION}:{SHIPPED_ENTRY_POINT}'" in line and "plugin 'my-dist:better_cams'" in line
     [line] = _lines(registry, "random")
     assert "saliency_bench.controls" in line and "my-dist:better_cams" in line
 
@@ -107,9 +113,8 @@ def test_same_rule_for_checks(monkeypatch):
 
 
 def test_provider_qualified_allowlist_item_lets_the_third_party_win(monkeypatch):
-    shipped, third = _plugin("gradcam"), _plugin("gradcam")
-    _install(monkeypatch, [(AGGREGATION, "gradcam", shipped), ("my-dist", "gradcam", third),
-                           (AGGREGATION, "fullgrad", _plugin("fullgrad"))])
+    shipped, third = _plugin("gradcam", "fullgrad"), _plugin("gradcam")
+    _install(monkeypatch, [(AGGREGATION, SHIPPED_ENTRY_POINT, shipped), ("my-dist", "gradcam", third)])
     monkeypatch.setenv("SALIENCY_BENCH_PLUGINS", "*,my-dist:gradcam")
     registry = make_plugin_manager().registry()
     assert registry.methods["gradcam"].obj is third.registered[0]

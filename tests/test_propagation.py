@@ -1,9 +1,11 @@
 """Tests of the propagation plugin (plugins/propagation): oracles captum/zennit, LRP properties, RectGrad
-thresholds by hand, model left unchanged (also on errors), entry points."""
+thresholds by hand, model left unchanged (also on errors), the one entry point."""
 from __future__ import annotations
 
 import copy
-from importlib.metadata import entry_points
+import importlib.metadata
+import importlib.util
+from pathlib import Path
 
 import captum.attr as captum_attr
 import pytest
@@ -16,7 +18,11 @@ from zennit.rules import Epsilon, Norm, Pass, ZPlus
 from zennit.types import Activation, AvgPool, Convolution, Linear
 
 import saliency_bench
-from saliency_bench import MethodPlugin, ModelWrapper, validate_maps
+from saliency_bench import ModelWrapper, validate_maps
+from saliency_bench.methods import check_method_declaration
+from saliency_bench.plugins import make_plugin_manager
+
+import saliency_bench_propagation
 from saliency_bench_propagation import (
     LRP0,
     Deconvnet,
@@ -33,6 +39,8 @@ from saliency_bench_propagation import (
     methods,
     rules,
 )
+
+from test_import_graph import find_cycle, import_graph
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:captum")
 TOLERANCE = 1e-4
@@ -321,8 +329,8 @@ def test_above_percentile_is_the_mask_of_the_interpolated_percentile():
             assert torch.equal(rules.above_percentile(values, q), values > tau), q
     assert not rules.above_percentile(continuous, 100.0).any()
     # exact arithmetic: tau = 1 + 0.9 ulp lies below the next float, which passes (numpy's rounded tau says no)
-    neighbours = torch.tensor([[1.0, float(torch.nextafter(torch.tensor(1.0), torch.tensor(2.0)))]])
-    assert rules.above_percentile(neighbours, 90.0).tolist() == [[False, True]]
+    neighbors = torch.tensor([[1.0, float(torch.nextafter(torch.tensor(1.0), torch.tensor(2.0)))]])
+    assert rules.above_percentile(neighbors, 90.0).tolist() == [[False, True]]
     assert rules.above_percentile(continuous, 0.0).flatten(1).sum(1).tolist() == [209] * 3  # all but the minimum
     with pytest.raises(ValueError):
         RectGrad(q=101)
@@ -345,7 +353,7 @@ def model_state(model: ModelWrapper) -> dict:
 
 
 @pytest.mark.parametrize("name", METHOD_NAMES)
-def test_method_leaves_model_unchanged_and_honours_contract(name):
+def test_method_leaves_model_unchanged_and_honors_contract(name):
     model = make_tiny(inplace=True)
     model.network.features[0].weight.requires_grad_(False)  # a mixed requires_grad pattern must survive too
     inputs, targets = make_inputs(32)
@@ -435,20 +443,34 @@ def test_methods_on_cuda_match_cpu():
             assert relative_error(maps.cpu(), cpu[name]) < 1e-3, name
 
 
-def test_entry_points_register_every_method():
-    found = {ep.name: ep for ep in entry_points(group="saliency_bench") if ep.name in METHOD_NAMES}
-    assert set(found) == set(METHOD_NAMES)
-    plugins = []
-    for name, ep in found.items():
-        assert ep.dist.name == "saliency-bench-propagation"
-        plugin = ep.load()
-        assert isinstance(plugin, MethodPlugin)
-        assert hasattr(plugin.register_methods, "saliency_bench_impl")
-        registered = []
-        plugin.register_methods(register=registered.append)
-        assert [m.name for m in registered] == [name]
-        plugins.append(plugin)
-    assert len({id(p) for p in plugins}) == len(METHOD_NAMES)
+def test_one_entry_point_registers_every_method():
+    distribution = "saliency-bench-propagation"
+    [entry_point] = [ep for ep in importlib.metadata.entry_points(group="saliency_bench")
+                     if ep.dist.name == distribution]  # one entry point for the whole distribution
+    assert (entry_point.name, entry_point.value) == ("propagation", "saliency_bench_propagation.plugin")
+    assert importlib.util.find_spec("saliency_bench_propagation.entry_points") is None
+    plugin = entry_point.load()
+    assert hasattr(plugin.register_methods, "saliency_bench_impl")
+    registered = []
+    plugin.register_methods(register=registered.append)
+    assert sorted(m.name for m in registered) == sorted(METHOD_NAMES)
+    assert len({id(m) for m in registered}) == len(METHOD_NAMES)  # a distinct object per method
+    again = []
+    plugin.register_methods(register=again.append)
+    assert all(a is b for a, b in zip(registered, again))  # the same objects every time the hook runs
+    registry = make_plugin_manager(allowlist=[distribution]).registry()  # the allowlist names the distribution
+    assert not registry.load_errors
+    for method in registered:
+        check_method_declaration(method)
+        provided = registry.methods[method.name]
+        assert provided.obj is method and provided.plugin == f"{distribution}:propagation"
+        assert provided.version == importlib.metadata.version(distribution) == saliency_bench_propagation.__version__
+    assert make_plugin_manager(allowlist=["propagation"]).registry().methods.keys() == registry.methods.keys()
+
+
+def test_the_plugin_has_no_import_cycle():
+    graph = import_graph(Path(saliency_bench_propagation.__file__).parent)
+    assert find_cycle(graph) is None, "import cycle: " + " -> ".join(find_cycle(graph))
 
 
 @pytest.mark.parametrize("model_name", ["tiny_vgg", "tiny_resnet", "tiny_vit"])
@@ -458,12 +480,13 @@ def test_registered_smoothgrad_noise_is_the_calibrated_level_for_each_shipped_mo
     from saliency_bench.datasets.scenes import SceneShapesDataset
     from saliency_bench.models.default_plugin import EMBEDDED
     from saliency_bench.models.embedded import load_embedded
-    from saliency_bench_propagation.entry_points import SMOOTHGRAD_NOISE_LEVEL, SMOOTHGRAD_NOISE_LEVELS, smoothgrad
+    from saliency_bench_propagation.plugin import METHODS, SMOOTHGRAD_NOISE_LEVEL, SMOOTHGRAD_NOISE_LEVELS
     from saliency_bench_propagation.path import NOISE_LEVELS, top1_kept
 
     model = load_embedded(EMBEDDED[model_name])
     level = SMOOTHGRAD_NOISE_LEVELS[model_name]
-    assert smoothgrad.method.level_for(model) == level and smoothgrad.method.noise_level == SMOOTHGRAD_NOISE_LEVEL
+    [smoothgrad] = [method for method in METHODS if method.name == "smoothgrad"]
+    assert smoothgrad.level_for(model) == level and smoothgrad.noise_level == SMOOTHGRAD_NOISE_LEVEL
     data = SceneShapesDataset(model.input_size, "val", 256)
     inputs = model.normalize(torch.stack([data[i]["image"] for i in range(len(data))]))
     assert top1_kept(model, inputs, level, n_samples=16, seed=0) >= 0.95

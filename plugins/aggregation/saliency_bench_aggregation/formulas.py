@@ -1,8 +1,9 @@
 """The per-block aggregation formulas, batched, on activations A and gradients g = df/dA ``[B,K,h,w]``.
 
-Notation of DESIGN.md "Methods": f = target logit, A^k = channel k of a block's activation,
-g^k = df/dA^k, w_k = the channel weight of a CAM method. The method classes (methods.py) combine these
-into their block maps ``[B,h,w]``; :func:`upsample` brings them to input size. No per-image loops, no NumPy.
+Notation of docs/protocol.md and the plugin README ("Methods"): f = target logit, A^k = channel k of a
+block's activation, g^k = df/dA^k, w_k = the channel weight of a CAM method. The method classes (``base.py``,
+``variants/``) combine these into their block maps ``[B,h,w]``; :func:`upsample` brings them to input size.
+No per-image loops, no NumPy.
 """
 from __future__ import annotations
 
@@ -78,7 +79,7 @@ def patches_unreached(grads: torch.Tensor, prefix_tokens: int) -> bool:
 
 
 def upsample(maps: torch.Tensor, size: tuple[int, int], align_corners: bool = False) -> torch.Tensor:
-    """up(): bilinear interpolation of ``[B,h,w]`` maps to ``size`` (DESIGN.md notation)."""
+    """up(): bilinear interpolation of ``[B,h,w]`` maps to ``size`` (docs/protocol.md notation)."""
     if tuple(maps.shape[-2:]) == tuple(size):
         return maps
     return F.interpolate(maps.unsqueeze(1), size=size, mode="bilinear", align_corners=align_corners).squeeze(1)

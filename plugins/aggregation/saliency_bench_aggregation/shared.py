@@ -4,11 +4,13 @@ The pass asks each method object what to capture (``blocks_read(model)``: the bl
 them for a cumulative method; ``needs_fullgrad_terms``: every bias layer plus the input gradient), runs
 one capture of their union, then lets each object compute its map from it (``compute(shared)``).
 Low-resolution block maps are computed once per (formula, block) and reused: ``cumulative_gradcam``
-reuses ``gradcam_pos@Bn``. Nothing here reads a method's name except to key the result.
+reuses ``gradcam_pos@Bn``. Nothing here reads a method's name except to key the result, and nothing here
+knows a method class: a member is anything with the attributes of :class:`PassMember` (a per-block
+formula those of :class:`BlockFormula`).
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from typing import Protocol, Sequence
 
 import torch
 
@@ -18,8 +20,27 @@ from .capture import Capture, forward_backward
 from .formulas import patches_unreached, spatially_constant_flag, upsample
 from .fullgrad import FullGradDecomposition, bias_layers, decomposition_from_capture
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .methods import AggregationMethod, BlockMethod
+
+class BlockFormula(Protocol):
+    """What :meth:`SharedPass.block_map` reads of a per-block method: its stem, settings and formula."""
+
+    stem: str
+    undefined_where_gradient_is_constant: bool
+
+    def setting_values(self) -> dict: ...
+
+    def formula(self, activations: torch.Tensor, grads: torch.Tensor) -> torch.Tensor: ...
+
+
+class PassMember(Protocol):
+    """What :func:`compute_maps` reads of a method: its name, what to capture, and how its map follows."""
+
+    name: str
+    needs_fullgrad_terms: bool
+
+    def blocks_read(self, model: ModelWrapper) -> tuple[str, ...]: ...
+
+    def compute(self, shared: "SharedPass") -> torch.Tensor: ...
 
 
 class SharedPass:
@@ -48,7 +69,7 @@ class SharedPass:
         """up(): block maps ``[B,h,w]`` to input size."""
         return upsample(maps, self.size)
 
-    def block_map(self, method: "BlockMethod", block: str) -> torch.Tensor:
+    def block_map(self, method: BlockFormula, block: str) -> torch.Tensor:
         """``method``'s formula at ``block`` ``[B,h,w]``, A and df/dA read through ``model.to_grid``; NotApplicable
         where it is undefined.
 
@@ -75,7 +96,7 @@ class SharedPass:
             raise value
         return value
 
-    def defined(self, method: "BlockMethod", block: str) -> bool:
+    def defined(self, method: BlockFormula, block: str) -> bool:
         """Whether ``method``'s formula has a map at ``block`` (see :meth:`block_map`)."""
         try:
             self.block_map(method, block)
@@ -91,7 +112,7 @@ class SharedPass:
 
 
 def compute_maps(
-    model: ModelWrapper, inputs: torch.Tensor, targets: torch.Tensor, methods: Sequence["AggregationMethod"]
+    model: ModelWrapper, inputs: torch.Tensor, targets: torch.Tensor, methods: Sequence[PassMember]
 ) -> dict[str, torch.Tensor | NotApplicable]:
     """``{method.name: maps [B,H,W]}`` for every aggregation method object, from one forward + one backward.
 

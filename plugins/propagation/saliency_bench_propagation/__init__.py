@@ -1,7 +1,7 @@
 """saliency-bench-propagation: propagation saliency methods (gradient, guided backprop, RectGrad, LRP, ...).
 
-Each method is a ``saliency_bench.Method`` reached through one entry point in the ``saliency_bench`` group
-(see ``entry_points.py``). Backward rules act only during a method's own call (``hooks.py``, ``rules.py``,
+Each method is a ``saliency_bench.Method``; the distribution's one entry point in the ``saliency_bench`` group,
+``plugin.py``, registers them all. Backward rules act only during a method's own call (``hooks.py``, ``rules.py``,
 ``lrp.py``) and leave the model exactly as they found it.
 """
 from .methods import (
@@ -18,7 +18,7 @@ from .methods import (
 )
 from .path import IntegratedGradients, SmoothGrad
 
-__version__ = "0.1.0"
+__version__ = "0.3.0"
 
 __all__ = [
     "Deconvnet",

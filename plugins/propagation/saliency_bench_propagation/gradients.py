@@ -1,4 +1,4 @@
-"""The one backward pass every propagation method shares, and the channel reductions of DESIGN.md."""
+"""The one backward pass every propagation method shares, and the channel reductions (docs/protocol.md)."""
 from __future__ import annotations
 
 import torch
