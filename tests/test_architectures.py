@@ -16,7 +16,7 @@ from torchvision.models.vision_transformer import VisionTransformer
 
 from fakes import tiny_vgg
 from saliency_bench import ModelWrapper, UserError
-from saliency_bench.checks.randomization import (random_parameters, randomize_layer, restore_layers, step_parameters,
+from saliency_bench.checks.cascade import (random_parameters, randomize_layer, restore_layers, step_parameters,
                                                  weight_scale)
 from saliency_bench.cli.parser import build_parser
 from saliency_bench.models import torchvision_models as tvm
@@ -453,7 +453,7 @@ def test_biases_and_degenerate_scales():
 
 def old_random_parameters(model, order, std, bias, seed, init, draw):
     """The previous formula: own parameters per layer, weights N(0, trained std or std), biases = bias."""
-    from saliency_bench.checks.randomization import draw_seed
+    from saliency_bench.checks.cascade import draw_seed
 
     generator = torch.Generator().manual_seed(draw_seed(seed, draw))
     layers = []

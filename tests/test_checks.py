@@ -246,7 +246,7 @@ def test_default_params_scale_with_the_input_size(suite):
     assert (pointing["bootstrap_samples"], pointing["ci_level"], pointing["seed"]) == (1000, 0.95, 0)
     assert ClassSensitivity().default_params(suite)["hog_cell"] == 2  # round(16 * 32/224) = round(2.29)
     randomization = CascadingRandomization().default_params(suite)
-    assert randomization["order"] == suite.model.randomization_order == ["head.2", "features.6", "features.3", "features.0"]
+    assert randomization["layers"] == suite.model.randomization_order == ["head.2", "features.6", "features.3", "features.0"]
     assert (randomization["init_std"], randomization["init_bias"]) == (0.01, 0.0)
 
 

@@ -64,7 +64,9 @@ def test_every_default_parameter_is_declared_and_valid(check):
     ("randomization", "ssim_window", "1", "must be an odd integer >= 3, got 1"),
     ("randomization", "draws", "0", "parameter randomization.draws must be an integer in [1, 1000000], got 0"),
     ("randomization", "init", "xavier", "parameter randomization.init must be one of layer_std, fixed, got 'xavier'"),
-    ("randomization", "order", "a,b", "cannot be set from the command line"),
+    ("randomization", "layers", "a,b", "cannot be set from the command line"),
+    ("randomization", "order", "sideways", "parameter randomization.order must be one of top_down, bottom_up, got 'sideways'"),
+    ("randomization", "mode", "all", "parameter randomization.mode must be one of cascading, independent, got 'all'"),
     ("randomization", "hog_orientations", "0", "hog_orientations must be an integer in [1, 360]"),
 ])
 def test_values_a_check_cannot_use_are_one_line_user_errors(check, key, value, message):

@@ -16,7 +16,8 @@ from saliency_bench.checks.pointing import (
     peak_points,
     within_tolerance,
 )
-from saliency_bench.checks.randomization import CascadingRandomization, random_parameters
+from saliency_bench.checks.cascade import random_parameters
+from saliency_bench.checks.randomization import CascadingRandomization
 from saliency_bench.checks.stats import summarize_crossed
 from test_checks import LAYOUT, MULTI, SIZE, Edge, Gradient, PeakAtTarget, images_of, make_suite, run, value
 

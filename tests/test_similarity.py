@@ -10,7 +10,7 @@ from skimage.feature import hog as skimage_hog
 from skimage.metrics import structural_similarity
 
 from saliency_bench.checks import similarity
-from saliency_bench.checks.randomization import MapProfile
+from saliency_bench.checks.similarity import MapProfile
 from saliency_bench.checks.ranking import average_ranks_numpy, average_ranks_torch
 from saliency_bench.checks.similarity import average_ranks, hog, hog_spearman, minmax, spearman, ssim, ssim_minmax
 

@@ -12,6 +12,7 @@ from .version import __version__  # noqa: F401
 
 _EXPORTS = {  # public name -> (module, attribute); a module itself where the attribute is None
     "BOOTSTRAP_PARAMS": ("checks.params", "BOOTSTRAP"),
+    "Cascade": ("checks.cascade", "Cascade"),
     "Check": ("checks.base", "Check"),
     "Column": ("checks.presentation", "Column"),
     "Dataset": ("datasets.base", "Dataset"),
@@ -22,6 +23,7 @@ _EXPORTS = {  # public name -> (module, attribute); a module itself where the at
     "MethodPlugin": ("plugins", "MethodPlugin"),
     "ModelSpec": ("models.base", "ModelSpec"),
     "ModelWrapper": ("models.wrapper", "ModelWrapper"),
+    "SIMILARITY_PARAMS": ("checks.params", "SIMILARITY"),
     "NotApplicable": ("errors", "NotApplicable"),
     "Param": ("checks.params", "Param"),
     "PerImageCheck": ("checks.base", "PerImageCheck"),
@@ -37,11 +39,13 @@ _EXPORTS = {  # public name -> (module, attribute); a module itself where the at
     "finite_mean": ("checks.stats", "finite_mean"),
     "hookable": ("models.loading", "hookable"),
     "hookimpl": ("hookspecs", "hookimpl"),
+    "map_similarities": ("checks.similarity", "map_similarities"),
     "method_plugin": ("plugins", "method_plugin"),
     "noise": ("harness.noise", None),
     "numbered_blocks": ("models.blocks", "numbered"),
     "read_difference": ("checks.presentation", "read_difference"),
     "read_metric": ("checks.presentation", "read_metric"),
+    "randomized_copy": ("checks.cascade", "randomized_copy"),
     "read_state_dict": ("models.loading", "read_state_dict"),
     "summarize": ("checks.stats", "summarize"),
     "trace_modules": ("models.blocks", "trace"),
@@ -68,6 +72,9 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # pragma: no cover - what static analysis sees
     from .checks.base import Check, PerImageCheck, SharedMapsCheck  # noqa: F401
+    from .checks.cascade import Cascade, randomized_copy  # noqa: F401
+    from .checks.params import SIMILARITY as SIMILARITY_PARAMS  # noqa: F401
+    from .checks.similarity import map_similarities  # noqa: F401
     from .checks.params import BOOTSTRAP as BOOTSTRAP_PARAMS  # noqa: F401
     from .checks.params import Param  # noqa: F401
     from .checks.presentation import Column, Rule, read_difference, read_metric  # noqa: F401

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from saliency_bench.checks.randomization import random_parameters, randomize_layer, restore_layers
+from saliency_bench.checks.cascade import random_parameters, randomize_layer, restore_layers
 from saliency_bench.checks.similarity import hog_spearman, spearman, ssim_minmax
 from saliency_bench.checks.stats import bootstrap_ci
 from saliency_bench import MethodGroup

@@ -8,7 +8,7 @@ import torch
 
 from .base import SharedMapsCheck
 from .paper import PAPER
-from .params import BOOTSTRAP, HOG, hog_cell
+from .params import BOOTSTRAP, HOG, hog_args
 from .presentation import Column, Rule, read_metric
 from .shared_maps import batch_logits
 from .similarity import constant_pair, hog_spearman, map_range, spearman
@@ -20,16 +20,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 KEYS = ("spearman_hog", "spearman_raw", "one_constant")  # the per-image values of the check
-
-
-def hog_params(model: "ModelWrapper") -> dict:
-    """The HOG parameters recorded with a result (skimage ``hog`` defaults apart from the scaled cell)."""
-    return {"hog_cell": hog_cell(model.input_size), "hog_block": 3, "hog_orientations": 9}
-
-
-def hog_args(params: dict) -> dict:
-    """Keyword arguments of ``hog_spearman`` from a check's parameters."""
-    return {"cell": int(params["hog_cell"]), "block": int(params["hog_block"]), "orientations": int(params["hog_orientations"])}
 
 
 class ClassSensitivity(SharedMapsCheck):

@@ -16,6 +16,7 @@ from ..errors import UserError
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..harness.suite import Suite
+    from ..models.wrapper import ModelWrapper
 
 Bound = Union[float, int, Callable[[dict, "Suite"], float], None]
 TYPE_WORDS = {int: "an integer", float: "a finite number", str: "a string", bool: "true or false", list: "a list"}
@@ -206,6 +207,16 @@ def hog_cell(input_size: int) -> int:
     return max(2, int(round(16.0 * input_size / 224.0)))
 
 
+def hog_params(model: "ModelWrapper") -> dict:
+    """The HOG parameters recorded with a result (skimage ``hog`` defaults apart from the scaled cell)."""
+    return {"hog_cell": hog_cell(model.input_size), "hog_block": 3, "hog_orientations": 9}
+
+
+def hog_args(params: dict) -> dict:
+    """Keyword arguments of ``hog_spearman`` from a check's parameters."""
+    return {"cell": int(params["hog_cell"]), "block": int(params["hog_block"]), "orientations": int(params["hog_orientations"])}
+
+
 HOG = {
     "hog_cell": Param(int, lambda suite: hog_cell(suite.model.input_size), minimum=1,
                       maximum=lambda params, suite: suite.model.input_size // params["hog_block"],
@@ -226,6 +237,9 @@ SSIM_WINDOW_PARAM = Param(int, 7, minimum=3, odd=True,
                           maximum=lambda params, suite: _largest_odd_at_most(suite.model.input_size),
                           bound_note="the SSIM window must fit the {input_size} px maps",
                           help="SSIM window (skimage's default, as Adebayo et al. 2018)")
+# What the four similarities of the randomisation checks read (``similarity.map_similarities``).
+SIMILARITY = {**HOG, "ssim_window": SSIM_WINDOW_PARAM}
+
 TOLERANCE_PARAM = Param(float, lambda suite: round(15.0 * suite.model.input_size / 224.0, 6), minimum=0.0,
                         maximum=lambda params, suite: round(math.sqrt(2) * suite.model.input_size, 3),
                         bound_note="the diagonal of the {input_size} px maps, beyond which every point is a hit",

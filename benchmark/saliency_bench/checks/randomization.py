@@ -1,7 +1,10 @@
-"""Cascading parameter randomisation (Adebayo et al. 2018) on a copy of the model, never the user's."""
+"""Cascading parameter randomisation (Adebayo et al. 2018) on a copy of the model, never the user's.
+
+The cascade (checks/cascade.py) goes top down (from the logits, the default) or bottom up (Binder et al. 2023), and
+cumulatively (the default) or one layer at a time (``independent``, Adebayo et al. 2018 section 3).
+"""
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -9,11 +12,10 @@ import torch
 
 from ..errors import UserError
 from .base import PerImageCheck
-from .class_sensitivity import hog_args, hog_params
-from .params import BOOTSTRAP, HOG, MAX_COUNT, SSIM_WINDOW_PARAM, Param
+from .cascade import INITS, MODES, ORDERS, Cascade
+from .params import BOOTSTRAP, MAX_COUNT, SIMILARITY, Param, hog_params
 from .presentation import Column, Rule, read_metric
-from .similarity import (SsimStats, constant_pair, constant_rule, hog, map_range, minmax, rank_correlation, ranked,
-                         ssim_of_stats, ssim_stats)
+from .similarity import MapProfile
 from .stats import bootstrap_params, crossed_mean, summarize_crossed
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -23,127 +25,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 MEASURES = ("spearman_hog", "spearman_abs", "spearman_signed", "ssim")
 SSIM_WINDOW = 7  # Adebayo et al. 2018 / skimage structural_similarity default
-
-
-INITS = ("layer_std", "fixed")
-
-
-def draw_seed(seed: int, draw: int) -> int:
-    """The generator seed of weight draw ``draw`` of a run seeded ``seed`` (independent streams per draw)."""
-    return int(np.random.SeedSequence([int(seed), int(draw)]).generate_state(1, dtype=np.uint64)[0] >> 1)
-
-
-def is_bias(name: str) -> bool:
-    """A bias by name: the leaf is ``bias`` or ends in ``_bias`` (``nn.MultiheadAttention.in_proj_bias``)."""
-    leaf = name.rsplit(".", 1)[-1]
-    return leaf == "bias" or leaf.endswith("_bias")
-
-
-def step_parameters(model: "ModelWrapper", order: list[str]) -> list[list[tuple[str, torch.nn.Parameter]]]:
-    """Per cascade step, ``(name in the step's module, parameter)`` of its subtree that no earlier step took."""
-    from ..models.blocks import subtree_parameters
-
-    taken: set[int] = set()
-    return [subtree_parameters(model.module(layer), taken) for layer in order]
-
-
-def weight_scale(param: torch.Tensor, init: str, std: float) -> float:
-    """``layer_std``: the std of the tensor's trained values; ``fixed``, one element or a std of 0/NaN: ``std``."""
-    if init != "layer_std" or param.numel() <= 1:
-        return float(std)
-    trained = float(param.detach().cpu().double().std())  # on the CPU: the same scale whatever the device
-    return trained if math.isfinite(trained) and trained > 0 else float(std)
-
-
-def random_parameters(
-    model: "ModelWrapper", order: list[str], std: float, bias: float, seed: int, init: str = "fixed", draw: int = 0
-) -> list[dict]:
-    """Per cascade step in ``order``, ``{param_name: new value}`` for every parameter of the step's module subtree
-    that no earlier step took: weights ~ N(0, s^2), biases = ``bias``; seeded per draw.
-
-    ``init="layer_std"``: s = the standard deviation of the tensor's own trained values, so the re-initialised
-    tensor keeps the scale the network was trained at (Adebayo et al. 2018 re-draw from the training
-    initialiser; the trained scale is what this harness can know of any model). ``init="fixed"``: s = ``std``.
-    A tensor of one element or whose trained values are all equal (std 0, e.g. a LayerNorm weight still at its
-    initial ones) is drawn with s = ``std`` too. Biases are parameters whose name is ``bias`` or ends in ``_bias``
-    (attention ``in_proj_bias``); every other parameter, normalisation scales, class token and position embedding
-    included, is a weight. Buffers (batch-norm running statistics) are left as trained.
-    Drawn on the CPU from one ``torch.Generator`` in a fixed order (steps, then parameters in definition order),
-    so every device gets the same values.
-    """
-    if init not in INITS:
-        raise UserError(f"randomization init must be one of {', '.join(INITS)}, got {init!r}")
-    generator = torch.Generator().manual_seed(draw_seed(seed, draw))
-    layers = []
-    for params in step_parameters(model, order):
-        new = {}
-        for pname, param in params:
-            if is_bias(pname):
-                value = torch.full(param.shape, float(bias))
-            else:
-                value = torch.randn(param.shape, generator=generator) * weight_scale(param, init, std)
-            new[pname] = value.to(device=param.device, dtype=param.dtype)
-        layers.append(new)
-    return layers
-
-
-@torch.no_grad()
-def restore_layers(copy: "ModelWrapper", original: "ModelWrapper", order: list[str]) -> None:
-    """Copy the original parameters of every cascade step in ``order`` (their module subtrees) back into the copy."""
-    for layer, params in zip(order, step_parameters(copy, order)):
-        source = dict(original.module(layer).named_parameters())
-        for pname, param in params:
-            param.copy_(source[pname])
-
-
-@torch.no_grad()
-def randomize_layer(copy: "ModelWrapper", layer: str, values: dict) -> None:
-    """Overwrite one cascade step of the copy (the parameters named in ``values``) with its pre-drawn values."""
-    params = dict(copy.module(layer).named_parameters())
-    for pname, value in values.items():
-        params[pname].copy_(value)
-
-
-class MapProfile:
-    """What the four similarities of Adebayo et al. 2018 need from a batch of maps, computed once.
-
-    The reference (original model) profile of a batch is reused for every randomisation step, its SSIM window
-    statistics included (computed at the first comparison, per window size).
-    """
-
-    def __init__(self, maps: torch.Tensor, params: dict):
-        self.normalised, self.valid = minmax(maps)  # valid = not exactly constant
-        self.range = map_range(maps)
-        self.hog = ranked(hog(self.normalised, **hog_args(params)), undefined=~self.valid)  # = hog_ranked(maps)
-        self.signed = ranked(maps.flatten(1))
-        # on the CPU skip a second ranking when |map| = map; on a GPU ranking is cheaper than the host sync
-        nonnegative = maps.device.type == "cpu" and bool((maps >= 0).all())
-        self.abs = self.signed if nonnegative else ranked(maps.abs().flatten(1))
-        self._ssim: dict[int, SsimStats] = {}
-
-    def ssim_stats(self, window: int) -> SsimStats:
-        """The SSIM statistics of the min-max maps for ``window`` (similarity.ssim_stats), computed once."""
-        if window not in self._ssim:
-            self._ssim[window] = ssim_stats(self.normalised, window)
-        return self._ssim[window]
-
-    def compare(self, other: "MapProfile", ssim_window: int) -> dict[str, torch.Tensor]:
-        """Spearman on HOG, of |map| and of the signed map, and SSIM of min-max maps, per image (NaN if undefined).
-
-        The values stay on the maps' device; the check moves a batch's whole cascade to the host at once.
-        """
-        constant = self.constant_against(other)
-        return {
-            "spearman_hog": rank_correlation(self.hog, other.hog, constant),
-            "spearman_abs": rank_correlation(self.abs, other.abs, constant),
-            "spearman_signed": rank_correlation(self.signed, other.signed, constant),
-            "ssim": constant_rule(ssim_of_stats(self.ssim_stats(ssim_window), other.ssim_stats(ssim_window), 1.0),
-                                  ~self.valid | constant[0], ~other.valid | constant[1]),
-        }
-
-    def constant_against(self, other: "MapProfile") -> tuple[torch.Tensor, torch.Tensor]:
-        """Which maps of each pair are constant (similarity.constant_pair)."""
-        return constant_pair(self.range, other.range)
 
 
 def layer_mean(data: np.ndarray) -> np.ndarray:
@@ -170,6 +51,12 @@ def curve_metrics(data: np.ndarray, vanished: np.ndarray, boot: dict) -> dict:
                                maps=int(vanished[..., step].size)) for step in range(data.shape[-1])]
     mean = summarize_crossed(layer_mean(data), **boot, vanished=int(vanished.sum()), maps=int(vanished.size))
     return {"mean": mean, "final": curve[-1], "curve": curve}
+
+
+def visited_layers(params: dict) -> list[str]:
+    """The cascade's steps in the order the check visits them (the curve's x axis)."""
+    layers = list(params["layers"])
+    return layers[::-1] if params.get("order") == "bottom_up" else layers
 
 
 def cascade_step(model: "ModelWrapper", group: "MethodGroup", inputs: torch.Tensor, targets: torch.Tensor):
@@ -228,83 +115,77 @@ class CascadingRandomization(PerImageCheck):
 
     description = "Cascading parameter randomisation (Adebayo et al. 2018): similarity to the original map per layer"
     parameters = {
-        "order": Param(list, lambda suite: list(suite.model.randomization_order), settable=False,
-                       help="the cascade's steps, from the logits down (the model's randomisation order)"),
+        "layers": Param(list, lambda suite: list(suite.model.randomization_order), settable=False,
+                        help="the cascade's steps, from the logits down (the model's randomisation order)"),
+        "order": Param(str, ORDERS[0], choices=ORDERS, help="visit the steps from the logits down, or from the input up"),
+        "mode": Param(str, MODES[0], choices=MODES,
+                      help="cascading: the steps accumulate; independent: one step randomised at a time"),
         "init": Param(str, "layer_std", choices=INITS, help="weights drawn at each tensor's trained scale, or fixed"),
         "init_std": Param(float, 0.01, minimum=0.0, min_inclusive=False, maximum=1e6,
                           help="the std of the fixed init (and of tensors without a trained scale)"),
         "init_bias": Param(float, 0.0, minimum=-1e6, maximum=1e6, help="the value biases are set to"),
         "draws": Param(int, 3, minimum=1, maximum=MAX_COUNT, help="independent weight draws per image"),
-        **HOG,
-        "ssim_window": SSIM_WINDOW_PARAM,
+        **SIMILARITY,
         **BOOTSTRAP,
     }
 
+    @staticmethod
+    def upgrade_params(recorded: dict) -> dict:
+        """A board recorded before ``order`` named the direction held the steps' list there: now ``layers``."""
+        if isinstance(recorded.get("order"), list):
+            recorded = {**recorded, "layers": recorded["order"], "order": ORDERS[0], "mode": MODES[0]}
+        return recorded
+
     def run_images(self, suite: "Suite", group: "MethodGroup", params: dict) -> dict[str, dict[str, np.ndarray]]:
-        """Stream the suite once; per batch and weight draw restore the copy, then randomise it layer by layer.
+        """Stream the suite once; per batch and weight draw walk the cascade on one copy of the model.
 
-        Per image, ``[draws, layers]`` values of every measure and whether the map vanished at that step.
-
-        Memory: the user's model, one copy, and each draw's random values (drawn once, no copy per step).
+        Per image, ``[draws, steps]`` values of every measure and whether the map vanished at that step. Memory: the
+        user's model, one copy, and each draw's random values (drawn once, no copy per step).
         """
-        original = suite.model
-        order = list(params["order"])
-        missing = [layer for layer in order if layer not in dict(original.network.named_modules())]
-        if missing or not order:
-            raise UserError(f"randomization order names no layer or unknown layers {missing} of model '{original.name}'")
-        draws = int(params["draws"])
-        if draws < 1:
-            raise UserError("parameter randomization.draws must be at least 1")
-        copy = original.copy()
-        random_draws = [
-            random_parameters(copy, order, float(params["init_std"]), float(params["init_bias"]), params["seed"],
-                              init=str(params["init"]), draw=draw)
-            for draw in range(draws)
-        ]
-        values = {name: {m: [] for m in MEASURES} for name in group.active}
-        vanished = {name: [] for name in group.active}
+        layers = list(params["layers"])
+        missing = [layer for layer in layers if layer not in dict(suite.model.network.named_modules())]
+        if missing or not layers:
+            raise UserError(f"randomization layers name no layer or unknown layers {missing} of model '{suite.model.name}'")
+        copy = suite.model.copy()
+        cascades = [Cascade(suite.model, copy, layers, params, draw) for draw in range(int(params["draws"]))]
+        values = {name: {m: [] for m in (*MEASURES, "vanished")} for name in group.active}
         for batch in suite.batches(desc=self.name):
-            inputs = batch["inputs"]
-            with torch.no_grad():
-                targets = original(inputs).argmax(1)
-            reference = {name: MapProfile(maps, params) for name, maps in group(inputs, targets, model=original).items()}
-            steps = {name: {m: [] for m in MEASURES} for name in reference}  # per draw, then per layer
-            gone = {name: [] for name in reference}
-            for random_layers in random_draws:
-                restore_layers(copy, original, order)
-                group.accept_changes(copy)
-                draw_steps = {name: {m: [] for m in MEASURES} for name in reference}
-                draw_gone = {name: [] for name in reference}
-                for layer, layer_values in zip(order, random_layers):
-                    randomize_layer(copy, layer, layer_values)
-                    group.accept_changes(copy)  # the check's own change; a method's change is caught
-                    for name, maps in group(inputs, targets, model=copy).items():
-                        profile = MapProfile(maps, params)
-                        compared = reference[name].compare(profile, int(params["ssim_window"]))
-                        for measure, value in compared.items():
-                            draw_steps[name][measure].append(value)
-                        original_constant, now_constant = reference[name].constant_against(profile)
-                        draw_gone[name].append(now_constant & ~original_constant)
-                for name in draw_steps:
-                    if len(draw_gone[name]) == len(order):  # the method did not fail during this draw
-                        for measure in MEASURES:
-                            steps[name][measure].append(torch.stack(draw_steps[name][measure], dim=1))
-                        gone[name].append(torch.stack(draw_gone[name], dim=1))
-            for name in group.active:
-                if name in values and len(gone.get(name, [])) == draws:
-                    for measure in MEASURES:  # [B, D, L], moved to the host once per batch
-                        values[name][measure].append(torch.stack(steps[name][measure], dim=1).cpu().numpy())
-                    vanished[name].append(torch.stack(gone[name], dim=1).cpu().numpy())
-        shape = (0, draws, len(order))
-        return {name: {**{measure: np.concatenate(values[name][measure]) if values[name][measure] else np.zeros(shape)
-                          for measure in MEASURES},
-                       "vanished": np.concatenate(vanished[name]) if vanished[name] else np.zeros(shape, dtype=bool)}
-                for name in group.active}
+            for name, found in self._batch(suite, group, params, batch, cascades).items():
+                for key, array in found.items():  # [B, D, L], moved to the host once per batch
+                    values[name][key].append(array)
+        shape = (0, len(cascades), len(layers))
+        return {name: {key: np.concatenate(parts) if parts else np.zeros(shape, dtype=bool if key == "vanished" else float)
+                       for key, parts in values[name].items()}
+                for name in group.active if name in values}
+
+    @staticmethod
+    def _batch(suite: "Suite", group: "MethodGroup", params: dict, batch: dict, cascades: list[Cascade]) -> dict:
+        """``{method: {measure or "vanished": [B, draws, steps]}}`` of one batch, for the methods that never failed."""
+        inputs = batch["inputs"]
+        with torch.no_grad():
+            targets = suite.model(inputs).argmax(1)
+        reference = {name: MapProfile(maps, params) for name, maps in group(inputs, targets, model=suite.model).items()}
+        per_draw: dict[str, list[dict]] = {name: [] for name in reference}
+        for cascade in cascades:
+            steps = {name: {m: [] for m in (*MEASURES, "vanished")} for name in reference}
+            for _ in cascade.states(group):
+                for name, maps in group(inputs, targets, model=cascade.copy).items():
+                    profile = MapProfile(maps, params)
+                    for measure, value in reference[name].compare(profile, int(params["ssim_window"])).items():
+                        steps[name][measure].append(value)
+                    was_constant, now_constant = reference[name].constant_against(profile)
+                    steps[name]["vanished"].append(now_constant & ~was_constant)
+            for name, found in steps.items():
+                if len(found["vanished"]) == len(cascade.steps):  # the method did not fail during this draw
+                    per_draw[name].append({key: torch.stack(value, dim=1) for key, value in found.items()})
+        return {name: {key: torch.stack([draw[key] for draw in draws], dim=1).cpu().numpy() for key in draws[0]}
+                for name, draws in per_draw.items()
+                if name in group.active and len(draws) == len(cascades)}
 
     def summarize(self, values: dict[str, np.ndarray], params: dict, suite: "Suite") -> dict:
         """The curves and their summaries from the per-image values of every image."""
         return self.result({measure: [values[measure]] for measure in MEASURES}, [values["vanished"]],
-                           list(params["order"]), int(params["draws"]), bootstrap_params(params))
+                           visited_layers(params), int(params["draws"]), bootstrap_params(params))
 
     statistics = {f"{measure}_{step}": draw_mean for measure in MEASURES for step in ("mean", "final")}
 

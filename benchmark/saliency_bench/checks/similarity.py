@@ -14,6 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .params import hog_args
 from .ranking import average_ranks  # public here too: ranks used to live in this module
 
 
@@ -253,3 +254,52 @@ def ssim_minmax(a: torch.Tensor, b: torch.Tensor, win_size: int = 7) -> torch.Te
     (a_norm, a_valid), (b_norm, b_valid) = minmax(a), minmax(b)
     a_constant, b_constant = constant_pair(map_range(a), map_range(b))
     return constant_rule(ssim(a_norm, b_norm, 1.0, win_size), ~a_valid | a_constant, ~b_valid | b_constant)
+
+
+class MapProfile:
+    """What the four similarities of Adebayo et al. 2018 need from a batch of maps, computed once.
+
+    The reference (original model) profile of a batch is reused for every randomisation step, its SSIM window
+    statistics included (computed at the first comparison, per window size).
+    """
+
+    def __init__(self, maps: torch.Tensor, params: dict):
+        self.normalised, self.valid = minmax(maps)  # valid = not exactly constant
+        self.range = map_range(maps)
+        self.hog = ranked(hog(self.normalised, **hog_args(params)), undefined=~self.valid)  # = hog_ranked(maps)
+        self.signed = ranked(maps.flatten(1))
+        # on the CPU skip a second ranking when |map| = map; on a GPU ranking is cheaper than the host sync
+        nonnegative = maps.device.type == "cpu" and bool((maps >= 0).all())
+        self.abs = self.signed if nonnegative else ranked(maps.abs().flatten(1))
+        self._ssim: dict[int, SsimStats] = {}
+
+    def ssim_stats(self, window: int) -> SsimStats:
+        """The SSIM statistics of the min-max maps for ``window`` (similarity.ssim_stats), computed once."""
+        if window not in self._ssim:
+            self._ssim[window] = ssim_stats(self.normalised, window)
+        return self._ssim[window]
+
+    def compare(self, other: "MapProfile", ssim_window: int) -> dict[str, torch.Tensor]:
+        """Spearman on HOG, of |map| and of the signed map, and SSIM of min-max maps, per image (NaN if undefined).
+
+        The values stay on the maps' device; the check moves a batch's whole cascade to the host at once.
+        """
+        constant = self.constant_against(other)
+        return {
+            "spearman_hog": rank_correlation(self.hog, other.hog, constant),
+            "spearman_abs": rank_correlation(self.abs, other.abs, constant),
+            "spearman_signed": rank_correlation(self.signed, other.signed, constant),
+            "ssim": constant_rule(ssim_of_stats(self.ssim_stats(ssim_window), other.ssim_stats(ssim_window), 1.0),
+                                  ~self.valid | constant[0], ~other.valid | constant[1]),
+        }
+
+    def constant_against(self, other: "MapProfile") -> tuple[torch.Tensor, torch.Tensor]:
+        """Which maps of each pair are constant (similarity.constant_pair)."""
+        return constant_pair(self.range, other.range)
+
+
+def map_similarities(reference: torch.Tensor, maps: torch.Tensor, params: dict) -> dict[str, torch.Tensor]:
+    """Adebayo et al. 2018's four similarities of each map ``[B,H,W]`` with its reference, per image: Spearman on HOG,
+    Spearman of |map| and of the signed map, SSIM of the min-max maps (the constant-map rule applied); ``params``
+    holds ``hog_cell``, ``hog_block``, ``hog_orientations`` and ``ssim_window`` (``SIMILARITY`` declares them)."""
+    return MapProfile(reference, params).compare(MapProfile(maps, params), int(params["ssim_window"]))
