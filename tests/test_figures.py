@@ -209,7 +209,7 @@ def panels(fig) -> list[Axes]:
 
 @pytest.mark.parametrize("board", boards())
 def test_curves_are_small_multiples_with_the_controls_in_every_panel(board):
-    fig = randomization_plot(board)
+    fig = randomization_plot(board, "randomization")
     try:
         axes = panels(fig)
         assert len(axes) >= 2
@@ -231,7 +231,7 @@ def test_curves_are_small_multiples_with_the_controls_in_every_panel(board):
 
 @pytest.mark.parametrize("board", boards())
 def test_lines_of_a_panel_differ_in_colour_and_in_marker_and_use_the_okabe_ito_palette(board):
-    fig = randomization_plot(board)
+    fig = randomization_plot(board, "randomization")
     try:
         for ax in panels(fig):
             methods = [line for line in ax.lines if (line.get_gid() or "").startswith("method:")]
@@ -246,7 +246,7 @@ def test_lines_of_a_panel_differ_in_colour_and_in_marker_and_use_the_okabe_ito_p
 
 @pytest.mark.parametrize("board", boards())
 def test_curve_legends_sit_outside_the_plots_and_no_text_overlaps(board):
-    fig = randomization_plot(board)
+    fig = randomization_plot(board, "randomization")
     try:
         assert_nothing_overlaps(fig)
         renderer = fig.canvas.get_renderer()
@@ -265,7 +265,7 @@ def test_curve_legends_sit_outside_the_plots_and_no_text_overlaps(board):
 
 def test_a_curve_that_hides_another_says_so():
     board = fake_board()
-    fig = randomization_plot(board)
+    fig = randomization_plot(board, "randomization")
     try:
         texts = [t.get_text() for t in visible_texts(fig)]
         assert "gradcam@B5 (= gradcam)" in texts
@@ -274,7 +274,7 @@ def test_a_curve_that_hides_another_says_so():
 
 
 def test_draw_randomization_curves_writes_the_png_or_nothing(tmp_path):
-    out = draw_randomization_curves(fake_board(), tmp_path / "sub" / "randomization.png")
+    out = draw_randomization_curves(fake_board(), tmp_path / "sub" / "randomization.png", "randomization")
     assert out is not None and out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert draw_randomization_curves({"methods": {}}, tmp_path / "none.png") is None
+    assert draw_randomization_curves({"methods": {}}, tmp_path / "none.png", "randomization") is None
     assert not (tmp_path / "none.png").exists()

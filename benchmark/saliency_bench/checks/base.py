@@ -35,6 +35,9 @@ class Check:
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
     requires_masks: ClassVar[bool] = False
+    # Runs every method many times per image (once per cascade step and weight draw, say): the dataset may give it
+    # fewer images by default (``Dataset.images_for_costly_checks``).
+    costly: ClassVar[bool] = False
     per_image: ClassVar[bool] = False  # PerImageCheck: sharded, stored image by image, paired
     shares_maps: ClassVar[bool] = False  # SharedMapsCheck: its maps computed once with other such checks'
     # Every parameter with its default (a value, or ``suite -> value``), type and range (checks/params.py); the
@@ -68,6 +71,24 @@ class Check:
     def draw_figures(self, board: dict, folder) -> list[str]:
         """Figures of this check drawn from the board alone, as paths relative to ``folder`` (default: none)."""
         return []
+
+    def picture(self, view, image: int, row, score: float, worst: bool) -> dict | None:
+        """How the board's site shows one of the images where a method does worst or best on this check (default:
+        not pictured): ``{"caption", "tiles"}``, each tile ``view.tile(view.ask(image, class), label, masks, peak)``.
+        ``view`` (board/site/evidence.py) also gives ``logits(image)``, ``mask(image)`` and ``names(classes)``;
+        ``row`` is the image's per-image data of the metric its verdict reads."""
+        return None
+
+    def picture_model(self, suite: "Suite", params: dict):
+        """The model whose maps ``picture`` shows beside the trained one's (``view.ask(..., other=True)``; default
+        none): the randomisation check's fully randomised model, say."""
+        return None
+
+    def picture_rows(self, params: dict, labels, trials, rows: int):
+        """The dataset index of each of the check's per-image rows (default: rows are images 0 .. rows-1)."""
+        import numpy
+
+        return numpy.arange(rows)
 
 
 class PerImageCheck(Check):

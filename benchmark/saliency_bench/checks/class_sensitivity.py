@@ -47,6 +47,14 @@ class ClassSensitivity(SharedMapsCheck):
     description = "Class sensitivity (Rebuffi et al. 2020): Spearman on HOG between max- and min-logit class maps"
     parameters = {**HOG, **BOOTSTRAP}
 
+    def picture(self, view, image, row, score, worst):
+        """The maps of the top and the bottom class."""
+        logits = view.logits(image)
+        top, bottom = int(np.argmax(logits)), int(np.argmin(logits))
+        return {"caption": f"spearman_hog {score:.3f}",
+                "tiles": [view.tile(view.ask(image, top), f"top: {view.names([top])}"),
+                          view.tile(view.ask(image, bottom), f"bottom: {view.names([bottom])}")]}
+
     def map_targets(self, suite: "Suite", batch: dict, params: dict) -> torch.Tensor:
         """The maps of the max- and the min-logit class of every image."""
         logits = batch_logits(suite, batch)

@@ -143,15 +143,15 @@ def check_parameters(check, suite: "Suite", overrides: Mapping[str, object]) -> 
     """The check's parameters on ``suite``: its defaults, the user's overrides (converted, validated), ``images``.
 
     An unknown key, a value of the wrong type or out of its range is a one-line UserError before anything runs.
-    ``images`` defaults to the dataset's choice for the check (``Dataset.images_per_check``), capped at the run's.
+    ``images`` defaults to the run's images, or for a costly check (``Check.costly``) to the dataset's choice
+    (``Dataset.images_for_costly_checks``), capped at the run's.
     """
-    from ..datasets.base import Dataset
     from ..store.files import plain
 
     schema = {"images": IMAGES, **check.parameters}
     params = dict(check.default_params(suite))
-    asked = getattr(suite.dataset, "images_per_check", Dataset.images_per_check)  # a duck-typed dataset: the default
-    params.setdefault("images", min(int(asked.get(check.name, suite.num_images)), suite.num_images))
+    costly = getattr(suite.dataset, "images_for_costly_checks", None) if getattr(check, "costly", False) else None
+    params.setdefault("images", min(int(costly or suite.num_images), suite.num_images))
     for key, value in overrides.items():
         if key not in schema:
             raise UserError(f"check '{check.name}' has no parameter {key!r} (has: {', '.join(sorted(schema))})")

@@ -165,6 +165,13 @@ class _PointingBase(SharedMapsCheck):
 
     references: tuple[str, ...] = ()  # the dataset's own reference scores this game reports beside every method
 
+    def picture_rows(self, params: dict, labels, trials, rows: int):
+        """The game scores the images with ``min_classes`` classes and a trial: its rows are those images."""
+        images = int(params["images"])
+        keep = ((np.asarray(labels[:images]) > 0).sum(1) >= int(params["min_classes"])) & \
+            np.asarray(trials[:images], dtype=bool).any(1)
+        return np.flatnonzero(keep)
+
     def reference_points(self, suite: "Suite", batch: dict, trials: torch.Tensor, params: dict) -> dict[str, torch.Tensor]:
         """``{reference: hits [B, K] bool}`` of the pointers named in ``references`` (none by default)."""
         return {}
@@ -199,6 +206,16 @@ class PointingGame(_PointingBase):
     def map_targets(self, suite, batch, params):
         """A map per trial class of every scored image."""
         return self.game_trials(batch, params)
+
+    def picture(self, view, image, row, score, worst):
+        """The missed (worst) or hit (best) classes' maps, each with its peak, the tolerance and the class's mask."""
+        hits, trials = np.asarray(row[0]) > 0, np.asarray(row[1]) > 0
+        masks = view.mask(image)
+        shown = np.flatnonzero(trials & (~hits if worst else hits))[:2]
+        tiles = [view.tile(view.ask(image, c), f"{view.names([c])}: {'miss' if worst else 'hit'}", [masks[c]], True)
+                 for c in shown]
+        return {"caption": f"hit {int(hits.sum())} of {int(trials.sum())} classes ({view.names(np.flatnonzero(trials))})",
+                "tiles": tiles}
 
     def score_batch(self, suite, batch, maps, trials, params):
         """Each trial map's peak tested against its own class's mask."""
@@ -251,6 +268,16 @@ class RestrictedPointingGame(_PointingBase):
     paper_key, paper_label, paper_scale = "restricted", "paper R (VGG-16/VOC07)", 0.01
     description = "Restricted pointing game (Khakzar et al. 2020): the max-logit map scored against every present class"
     references = ("top_object_oracle", "best_single_point")
+
+    def picture(self, view, image, row, score, worst):
+        """The top class's map with its peak, and the masks of every class present."""
+        hits, trials = np.asarray(row[0]) > 0, np.asarray(row[1]) > 0
+        top = int(np.argmax(view.logits(image)))
+        masks = view.mask(image)
+        tile = view.tile(view.ask(image, top), f"top class: {view.names([top])}",
+                         [masks[c] for c in np.flatnonzero(trials)], True)
+        return {"caption": f"the top class's map hits {int(hits.sum())} of {int(trials.sum())} classes present "
+                           f"({view.names(np.flatnonzero(hits)) or 'none'})", "tiles": [tile]}
 
     def map_targets(self, suite, batch, params):
         """The max-logit class's map of every scored image."""

@@ -86,6 +86,7 @@ class CascadingRandomization(PerImageCheck):
 
     name = "randomization"
     requires_masks = False
+    costly = True  # every method once per cascade step and weight draw
     better = {f"{measure}_{step}": "lower" for measure in ("spearman_hog", "spearman_abs", "spearman_signed", "ssim")
               for step in ("mean", "final")}
     order = 40
@@ -128,6 +129,21 @@ class CascadingRandomization(PerImageCheck):
         **SIMILARITY,
         **BOOTSTRAP,
     }
+
+    def picture(self, view, image, row, score, worst):
+        """The top class's map of the trained model and of the fully randomised one (weight draw 1)."""
+        top = int(np.argmax(view.logits(image)))
+        draws = row.shape[-1] if np.ndim(row) else 1
+        return {"caption": f"spearman_hog_final {score:.3f} (mean of {draws} draws; class {view.names([top])})",
+                "tiles": [view.tile(view.ask(image, top), "trained"),
+                          view.tile(view.ask(image, top, other=True), "randomised (draw 1)")]}
+
+    def picture_model(self, suite: "Suite", params: dict):
+        """The fully randomised model (the cascade's final state, weight draw 1), pictured beside the trained one."""
+        from .cascade import randomized_copy
+
+        return randomized_copy(suite.model, int(params["seed"]), 0, init=str(params["init"]),
+                               std=float(params["init_std"]), bias=float(params["init_bias"]))
 
     @staticmethod
     def upgrade_params(recorded: dict) -> dict:

@@ -64,7 +64,7 @@ def _curve_label(name: str, values: list, earlier: list[tuple[str, list]], toler
     return name
 
 
-def randomization_plot(board: dict, check: str = "randomization") -> Figure | None:
+def randomization_plot(board: dict, check: str) -> Figure | None:
     """Small multiples of Spearman-on-HOG after each cascading randomisation step, ≤ ``MAX_LINES`` per panel,
     the controls (family ``baseline``) as thin grey lines in every panel; None if no curve."""
     layers, families = randomization_curves(board, check)
@@ -111,7 +111,7 @@ def randomization_plot(board: dict, check: str = "randomization") -> Figure | No
     return fig
 
 
-def draw_randomization_curves(board: dict, output: Path, check: str = "randomization") -> Path | None:
+def draw_randomization_curves(board: dict, output: Path, check: str) -> Path | None:
     """Save ``randomization_plot(board, check)`` to ``output``; None (nothing written) if the board has no curve."""
     fig = randomization_plot(board, check)
     if fig is None:

@@ -163,7 +163,7 @@ def _run(run: argparse.ArgumentParser) -> None:
                      help="module names read as blocks B1..Bn (default: the architecture's rule)")
     run.add_argument("--workers", type=integer(0, 256), default=0, help="DataLoader workers (default: 0)")
     run.add_argument("--param", type=check_param, action="append", default=[], metavar="CHECK.KEY=VALUE",
-                     help="set a check parameter, e.g. pointing_game.tolerance=10 (repeatable)")
+                     help="set a check parameter (repeatable); each check's parameters: docs/command-line.md")
     run.add_argument("--method-timeout", type=number(0, MAX_SECONDS, above=True), default=None, metavar="SECONDS",
                      help="fail a method running longer than this on one image shard of a check")
     run.add_argument("--no-speed", action="store_true", help="skip timing each method against the floor")

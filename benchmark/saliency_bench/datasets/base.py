@@ -2,8 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from types import MappingProxyType
-from typing import TYPE_CHECKING, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import torch
 
@@ -29,11 +28,12 @@ class Dataset(torch.utils.data.Dataset):
     # How many images `saliency-bench run` takes when --limit is not given (None: all of them). A generated
     # dataset can be unbounded in principle; this is the size its results are meant to be read at.
     default_limit: int | None = None
-    # Fewer images for named checks when --param CHECK.images is not given: {check name: images}. A check's cost
-    # per image differs by orders of magnitude (randomisation runs every method once per layer and weight draw),
-    # and only the dataset knows how many of its images keep each check's intervals useful at a bearable run
-    # time. Checks not named here take every image of the run (``suite.num_images``). Read-only; default: none.
-    images_per_check: Mapping[str, int] = MappingProxyType({})
+    # Fewer images for the costly checks (``Check.costly``: those that run every method many times per image, once
+    # per cascade step and weight draw, say) when --param CHECK.images is not given. A check's cost per image
+    # differs by orders of magnitude, and only the dataset knows how many of its images keep such a check's
+    # intervals useful at a bearable run time. None: every image of the run (``suite.num_images``), as every
+    # other check takes.
+    images_for_costly_checks: int | None = None
 
     def describe(self) -> dict:
         """The configuration this dataset contributes to a result's fingerprint."""

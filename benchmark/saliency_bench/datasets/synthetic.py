@@ -1,7 +1,6 @@
 """Synthetic shapes: drawing primitives, and the first layout (1-3 disjoint shapes, tight masks: ``shapes_disjoint``)."""
 from __future__ import annotations
 
-from types import MappingProxyType
 
 import numpy as np
 import torch
@@ -143,7 +142,7 @@ class ShapesDataset(Dataset):
     # What `saliency-bench run` uses when --limit / --param CHECK.images are not given: sized so that
     # `run --all` fits in minutes on 2 CPU cores (README, "Performance").
     default_limit = 256
-    images_per_check = MappingProxyType({"randomization": 64})
+    images_for_costly_checks = 64
 
     name = "shapes_disjoint"
     class_names = CLASS_NAMES
