@@ -7,13 +7,15 @@ from typing import Sequence
 from tabulate import tabulate
 
 from .values import FILE as SIDECAR
-from .values import collect, write_sidecar
+from .values import collect, sidecar_text
+from ..errors import UserError
 from ..plugins import Registry
-from ..store.files import dump_json, plain, write_atomically
+from ..store.files import json_text, plain, write_all
 from ..store.results import SPEED, ResultStore
 from .verdicts import OVERALL, columns_of, judge, ordered_checks, rules_of
 
 SCHEMA = 1
+BOARD_FILES = ("leaderboard.json", SIDECAR, "leaderboard.md", "leaderboard-speed.json")  # what a board folder holds
 
 HOW_TO_READ_START = """\
 **How to read this.** Each number is a mean with its 95% bootstrap interval in brackets (n = images or trials,
@@ -307,6 +309,29 @@ def draw_figures(board: dict, registry: Registry, folder: Path, suite=None) -> l
     return written
 
 
+def check_board_folder(folder: Path) -> None:
+    """Refuse, before anything is drawn or written, a board folder where a file of the board cannot go (one line)."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"board folder {folder} is a file; move it away or choose another folder")
+    for name in BOARD_FILES:
+        path = folder / name
+        if path.is_dir() and not path.is_symlink():
+            raise UserError(f"{path} is a folder where a board file goes; move it away (nothing of the board "
+                            "was written)")
+    figures = folder / "figures"
+    if figures.exists() and not figures.is_dir():
+        raise UserError(f"{figures} is a file where the board's figures go; move it away (nothing of the board "
+                        "was written)")
+
+
+def _figures(board: dict, registry: Registry, folder: Path, suite) -> list[str]:
+    """``draw_figures``, a file that cannot be written a one-line UserError."""
+    try:
+        return draw_figures(board, registry, folder, suite)
+    except OSError as exc:
+        raise UserError(f"cannot draw the board's figures into {folder}: {exc.strerror or exc} "
+                        f"({exc.filename}); nothing else of the board was written") from None
 
 
 def write_leaderboard(
@@ -316,25 +341,29 @@ def write_leaderboard(
     """Write leaderboard.json, leaderboard-values.json (the per-image data, for paired comparisons), leaderboard.md,
     the figures and (with ``speed``) leaderboard-speed.json; return the board.
 
-    leaderboard.json holds only what the seeded run determines; speed figures go to their own file.
+    leaderboard.json holds only what the seeded run determines; speed figures go to their own file. Everything is
+    rendered and every path checked before a file is replaced, and the files are replaced all or none.
     """
-    board = build_board(store, registry, methods, checks)  # from validated records only (ResultStore.get)
     folder = Path(folder)
+    check_board_folder(folder)
+    board = build_board(store, registry, methods, checks)  # from validated records only (ResultStore.get)
     timings = (speed_records(store, methods) if speed else None) or None  # none timed: no columns, no file
-    figures = draw_figures(board, registry, folder, suite)
-    markdown = render_markdown(board, board_checks(board, registry), figures, timings, registry)  # before any replace
-    dump_json(board, folder / "leaderboard.json")
-    values_written = write_sidecar(board, collect(store, registry, board, methods), folder / SIDECAR)
-    write_atomically(markdown, folder / "leaderboard.md")
+    figures = _figures(board, registry, folder, suite)
+    files = {folder / "leaderboard.json": json_text(board),
+             folder / "leaderboard.md": render_markdown(board, board_checks(board, registry), figures, timings,
+                                                        registry)}
+    values = sidecar_text(board, collect(store, registry, board, methods))
     speed_file = folder / "leaderboard-speed.json"
+    if values is not None:
+        files[folder / SIDECAR] = values
     if timings is not None:
-        dump_json({"schema": SCHEMA, "model": board["config"].get("model", {}).get("name"), "methods": timings},
-                  speed_file)
-    else:
-        speed_file.unlink(missing_ok=True)  # never leave figures of an older run beside this board
+        files[speed_file] = json_text({"schema": SCHEMA, "model": board["config"].get("model", {}).get("name"),
+                                       "methods": timings})
+    # never leave the values or the timings of an older board beside this one
+    write_all(files, remove=[path for path in (folder / SIDECAR, speed_file) if path not in files])
     if written is not None:
         written += [folder / "leaderboard.md", folder / "leaderboard.json"]
-        written += [folder / SIDECAR] if values_written else []
+        written += [folder / SIDECAR] if values is not None else []
         written += [speed_file] if timings is not None else []
         written += [folder / f for f in figures]
     return board

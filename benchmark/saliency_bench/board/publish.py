@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
 from ..errors import UserError
-from ..store.files import check_folder, first_difference, parse_json
+from ..store.files import Unusable, check_folder, first_difference, parse_json, read_regular
 from . import index as board_index
-from .leaderboard import build_board, write_leaderboard
+from .leaderboard import build_board, check_board_folder, write_leaderboard
+
+BOARD_BYTES = 1 << 28  # a leaderboard.json larger than this (256 MiB) is not one a run wrote
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..plugins import Registry
@@ -72,6 +74,7 @@ def board_targets(resolved: "Resolved", registry: "Registry") -> Targets:
     folder = Path(options.board_dir) if options.board_dir else default_board_folder(options.model)
     if options.board_dir:
         check_folder(options.board_dir, "--board-dir")
+    check_board_folder(folder)
     conflict = board_conflict(folder, resolved.methods, resolved.checks)
     if conflict:
         option = "--board-dir" if options.board_dir else f"the default run's board folder '{folder.as_posix()}'"
@@ -79,9 +82,15 @@ def board_targets(resolved: "Resolved", registry: "Registry") -> Targets:
     targets.folders.append(folder)
     if is_default_run(options):
         targets.index = options.model or DEFAULT_MODEL
-        index = Path("leaderboard.md")
-        targets.index_before = index.read_text() if index.is_file() else ""
     return targets
+
+
+def read_index(targets: Targets) -> None:
+    """Keep the top-level leaderboard.md as it is before the run writes anything (its other sections are kept from
+    it); read once the run holds the top-level folder's lock, so no other run's section is lost."""
+    index = Path("leaderboard.md")
+    if targets.index is not None:
+        targets.index_before = index.read_text() if index.is_file() else ""
 
 
 def board_conflict(folder: str | Path, methods: Sequence[str], checks: Sequence[str],
@@ -92,12 +101,13 @@ def board_conflict(folder: str | Path, methods: Sequence[str], checks: Sequence[
     are all among ``methods`` (a rerun, or the same board with rows added). ``config=None`` skips that part.
     """
     path = Path(folder) / "leaderboard.json"
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         return None
     try:
-        existing = parse_json(path.read_bytes())
-    except (OSError, ValueError):
-        return f"{path} exists and is not a readable leaderboard.json"
+        raw = read_regular(path, BOARD_BYTES)  # no link followed, no FIFO waited on
+        existing = parse_json(raw) if raw is not None else None
+    except (Unusable, ValueError) as exc:
+        return f"{path} exists and is not a readable leaderboard.json ({exc})"
     if not isinstance(existing, dict) or not isinstance(existing.get("methods"), dict):
         return f"{path} exists and is not a saliency-bench leaderboard.json"
     lost = sorted(set(existing["methods"]) - set(methods))
@@ -128,6 +138,8 @@ def publish(report: "RunReport", registry: "Registry", targets: Targets, log: Ca
     if out_conflict:  # the results are stored; only the folder's board view of an earlier, larger run is kept
         log(f"note: board in {out} not rewritten: {out_conflict}; pass --board-dir DIR for this run's board")
     folders = ([] if out_conflict else [out]) + [f for f in targets.folders if f.resolve() != out.resolve()]
+    for folder in folders:  # every folder checked before any is written
+        check_board_folder(folder)
     for folder in folders:
         report.board = write_leaderboard(report.store, registry, folder, methods=report.methods,
                                          checks=report.checks, suite=report.suite, speed=report.options.speed,

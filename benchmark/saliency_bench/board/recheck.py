@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import json
 import shutil
-import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -19,15 +19,21 @@ from tabulate import tabulate
 
 from . import candidate
 from .values import FILE as SIDECAR
-from .values import image_data, read_sidecar, write_sidecar
+from .values import image_data, read_sidecar, sidecar_text
 from ..checks.stats import bootstrap_params
 from ..errors import UserError
 from .paired import paired_difference, reading
 from ..plugins import Registry, get_plugin_manager
 from ..run.options import RunOptions
 from ..run.pipeline import run_benchmark
+from ..store.files import parse_json
+from ..store.locking import scratch_folder
 from ..store.shards import ShardStore, stored_values
+from .leaderboard import SCHEMA
 from .verdicts import judge, ordered_checks, parse_criteria
+
+
+BOARD_BYTES = 256 * 2**20  # a board of every timm model on many checks stays far below this
 
 
 def read_board(path: str | Path) -> dict:
@@ -41,13 +47,18 @@ def read_board(path: str | Path) -> dict:
     if not path.is_file():
         raise UserError(f"leaderboard file not found: {path}")
     try:
-        board = json.loads(path.read_text())
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: not valid JSON ({exc})") from None
+        if path.stat().st_size > BOARD_BYTES:
+            raise UserError(f"{path}: {path.stat().st_size} bytes, larger than a board can be ({BOARD_BYTES})")
+        board = parse_json(path.read_bytes())
+    except ValueError as exc:
+        raise UserError(f"{path}: not valid JSON ({str(exc)[:80]})") from None
     except OSError as exc:
         raise UserError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     if not isinstance(board, dict) or "config" not in board or "methods" not in board:
         raise UserError(f"{path}: not a saliency-bench leaderboard.json")
+    if not isinstance(board.get("schema", SCHEMA), int) or board.get("schema", SCHEMA) > SCHEMA:
+        raise UserError(f"{path}: a board of schema {str(board.get('schema'))[:20]}, newer than this saliency-bench "
+                        f"reads ({SCHEMA}); upgrade saliency-bench")
     problem = board_problem(board)
     if problem is not None:
         raise UserError(f"{path}: not a usable saliency-bench leaderboard.json ({problem}); "
@@ -349,11 +360,12 @@ class RerunData:
 def write_added_board(board: dict, entries: dict[str, dict], folder: Path, registry: Registry, suite, names,
                       checks: Sequence, recorded_data: dict | None = None, added_data: dict | None = None) -> list[Path]:
     """``board`` with the candidates' rows added, as leaderboard.json/.md (and the per-image values beside, when the
-    board has them) and figures in ``folder``."""
+    board has them) and figures in ``folder``; the board's files replaced all or none."""
     from .figures import draw_method_grid
-    from ..store.files import dump_json, write_atomically
-    from .leaderboard import render_markdown
+    from ..store.files import json_text, write_all
+    from .leaderboard import check_board_folder, render_markdown
 
+    check_board_folder(folder)
     merged = copy.deepcopy(board)
     merged["methods"].update(copy.deepcopy(entries))
     merged["methods"] = dict(sorted(merged["methods"].items()))
@@ -366,14 +378,51 @@ def write_added_board(board: dict, entries: dict[str, dict], folder: Path, regis
     if drawable:
         draw_method_grid(suite, registry, drawable, folder / "figures" / "maps_added.png")
         figures.append("figures/maps_added.png")
-    markdown = render_markdown(merged, checks, figures, registry=registry)
-    dump_json(merged, folder / "leaderboard.json")
+    files = {folder / "leaderboard.json": json_text(merged),
+             folder / "leaderboard.md": render_markdown(merged, checks, figures, registry=registry)}
     values = {**(recorded_data or {}), **{n: d for n, d in (added_data or {}).items() if d}} if recorded_data else {}
-    values_written = write_sidecar(merged, values, folder / SIDECAR)  # none: an older board's stays unpaired
-    write_atomically(markdown, folder / "leaderboard.md")
-    (folder / "leaderboard-speed.json").unlink(missing_ok=True)  # no timings of another board beside this one
-    return [folder / "leaderboard.md", folder / "leaderboard.json", *([folder / SIDECAR] if values_written else []),
+    text = sidecar_text(merged, values)  # none: an older board's stays unpaired
+    if text is not None:
+        files[folder / SIDECAR] = text
+    stale = [folder / "leaderboard-speed.json"] + ([] if text is not None else [folder / SIDECAR])
+    write_all(files, remove=stale)  # no timings (or values) of another board beside this one
+    return [folder / "leaderboard.md", folder / "leaderboard.json", *([folder / SIDECAR] if text is not None else []),
             *(folder / f for f in figures)]
+
+
+SCRATCH_PREFIX = "saliency-bench-check-"  # <tmp>/saliency-bench-check-<pid>-<random>: a rerun kept nowhere
+
+
+@contextmanager
+def rerun_folder(out: str | None):
+    """``out``, or a temporary folder named after this process, deleted afterwards; the ones of processes that
+    are gone (killed before they could delete theirs) are removed first."""
+    if out is not None:
+        yield out
+        return
+    scratch = scratch_folder(SCRATCH_PREFIX)
+    try:
+        yield str(scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _board_checks(board: dict, against: str | Path, registry: Registry, require: str | None,
+                  vs: Sequence[str] | None) -> tuple[list, list[str]]:
+    """The board's check objects (each must be registered here) and the ``--require`` criteria; a ``--vs`` method
+    not on the board is a UserError."""
+    missing = [c for c in board.get("checks", {}) if c not in registry.checks]
+    if missing:
+        raise UserError(f"{against} records check '{missing[0]}', which is not registered here (install its plugin)")
+    check_objects = ordered_checks(registry.checks[c].obj for c in board.get("checks", {}))
+    try:
+        required = parse_criteria(require, check_objects)
+    except ValueError as exc:
+        raise UserError(f"--require: {exc}") from None
+    for other in vs or ():
+        if other not in board["methods"]:
+            raise UserError(f"--vs {other}: not on {against} (recorded: {', '.join(sorted(board['methods']))})")
+    return check_objects, required
 
 
 def check_against_board(
@@ -391,17 +440,7 @@ def check_against_board(
     board = read_board(against)
     registry = registry or get_plugin_manager().registry()
     names = registry.select_methods(methods)
-    missing = [c for c in board.get("checks", {}) if c not in registry.checks]
-    if missing:
-        raise UserError(f"{against} records check '{missing[0]}', which is not registered here (install its plugin)")
-    check_objects = ordered_checks(registry.checks[c].obj for c in board.get("checks", {}))
-    try:
-        required = parse_criteria(require, check_objects)
-    except ValueError as exc:
-        raise UserError(f"--require: {exc}") from None
-    for other in vs or ():
-        if other not in board["methods"]:
-            raise UserError(f"--vs {other}: not on {against} (recorded: {', '.join(sorted(board['methods']))})")
+    check_objects, required = _board_checks(board, against, registry, require, vs)
     recorded, candidates, notes = _split(board, registry, names)
     target = None
     if add is not None:
@@ -414,29 +453,15 @@ def check_against_board(
         blocks = recorded_blocks(board, registry, weights)
         if blocks:
             notes = notes + [f"note: blocks {','.join(blocks)} as recorded on {against} (its run's --blocks)"]
-    scratch = None if out is not None else tempfile.mkdtemp(prefix="saliency-bench-check-")
-    try:
-        report = rerun_under_board(board, names, checks, registry, out=out or scratch, fresh=scratch is not None,
+    with rerun_folder(out) as folder:
+        report = rerun_under_board(board, names, checks, registry, out=folder, fresh=out is None,
                                    device=device, data_root=data_root, weights=weights, progress=progress, log=log,
                                    blocks=blocks)
         try:
             outcome = CheckOutcome(required=required,
                                    notes=notes + recorded_params_note(against, board, report.store, names))
             rerun = RerunData(report, registry, board)
-            for name in recorded:
-                for check in checks:
-                    old = board["methods"][name]["results"].get(check)
-                    if old is None:
-                        continue
-                    check_object = registry.checks[check].obj
-                    new = report.store.get(name, check)
-                    old_data = (recorded_data or {}).get(name, {}).get(check)
-                    new_data = rerun.data(name, check) if old_data else None
-                    if old_data and new_data:
-                        outcome.rows += _paired_rows(name, check_object, old, new, new_data, old_data,
-                                                     board["checks"][check], tolerance)
-                    else:
-                        outcome.rows += _metric_rows(name, check, old, new, tolerance, check_object.better)
+            outcome.rows = recorded_rows(board, recorded, checks, report.store, rerun, recorded_data, tolerance)
             if recorded_data is None:
                 outcome.notes.append(f"note: no {SIDECAR} beside {against}: differences are unpaired, from the "
                                      "recorded intervals")
@@ -455,9 +480,28 @@ def check_against_board(
             return outcome
         finally:
             report.store.close()
-    finally:
-        if scratch is not None:  # a rerun the user did not ask to keep
-            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def recorded_rows(board: dict, recorded: Sequence[str], checks: Sequence[str], store, rerun: RerunData,
+                  recorded_data: dict | None, tolerance: float | None) -> list[dict]:
+    """The comparison rows of every method recorded on the board: paired with its recorded per-image values where
+    both runs have them, else against the recorded interval."""
+    rows = []
+    for name in recorded:
+        for check in checks:
+            old = board["methods"][name]["results"].get(check)
+            if old is None:
+                continue
+            check_object = rerun.registry.checks[check].obj
+            new = store.get(name, check)
+            old_data = (recorded_data or {}).get(name, {}).get(check)
+            new_data = rerun.data(name, check) if old_data else None
+            if old_data and new_data:
+                rows += _paired_rows(name, check_object, old, new, new_data, old_data, board["checks"][check],
+                                     tolerance)
+            else:
+                rows += _metric_rows(name, check, old, new, tolerance, check_object.better)
+    return rows
 
 
 def recorded_blocks(board: dict, registry: Registry, weights: str | None = None) -> list[str] | None:
@@ -499,7 +543,7 @@ def rerun_under_board(board: dict, names: Sequence[str], checks: Sequence[str], 
         progress=progress, precision=precision.get("mode", "fp32"),
         channels_last=bool(precision.get("channels_last", False)),
     )
-    report = run_benchmark(options, registry=registry, log=log)
+    report = run_benchmark(options, registry=registry, log=log, command="check")
     here = report.store.config
     for key in ("model", "dataset", "images", "seed", "batch_size", "weights_sha256"):
         if key == "weights_sha256" and config.get(key) is None and weights is None:
@@ -517,3 +561,18 @@ def format_outcome(outcome: CheckOutcome, against: str | Path) -> str:
     if outcome.added:
         parts.append("board with the new row(s): " + ", ".join(str(path) for path in outcome.added))
     return "\n\n".join(parts)
+
+
+def check_command(args, log) -> int:
+    """``saliency-bench check``: rerun methods under a board's configuration, print the outcome; exit 1 on a
+    regression or a new method that fails ``--require``."""
+    from ..plugins import load_registry
+
+    outcome = check_against_board(
+        args.against, args.methods, tolerance=args.tolerance, vs=args.vs, require=args.require, add=args.add,
+        device=args.device, out=args.out, data_root=args.data_root, weights=args.weights, blocks=args.blocks,
+        progress=not args.no_progress, log=log, registry=load_registry(log))
+    for note in outcome.notes:
+        log(note)
+    print(format_outcome(outcome, args.against))
+    return 0 if outcome.ok else 1

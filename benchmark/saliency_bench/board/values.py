@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..store.shards import ShardStore, stored_values
-from ..store.files import dump_json, parse_json, read_if_present
+from ..store.files import json_text, parse_json, read_if_present, write_atomically
 from ..store.results import DIGEST, record_digest
 from ..store.arrays import decode_array, encode_array
 
@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 FILE = "leaderboard-values.json"
 SCHEMA = 1
+MAX_BYTES = 1 << 30  # a values file larger than this (1 GiB) is refused unread
 PairedData = dict[str, dict[str, dict[str, np.ndarray]]]  # method -> check -> metric -> per-image data
 
 
@@ -57,17 +58,25 @@ def collect(store: "ResultStore", registry: "Registry", board: dict, methods: Se
     return data
 
 
-def write_sidecar(board: dict, data: PairedData, path: Path) -> bool:
-    """Write the sidecar of ``board`` (False, and any older file removed, when there is no per-image data)."""
+def sidecar_text(board: dict, data: PairedData) -> str | None:
+    """The text of the sidecar of ``board`` (digest included); None when there is no per-image data."""
     if not data:
-        path.unlink(missing_ok=True)  # never leave another board's values beside this one
-        return False
+        return None
     document = {"schema": SCHEMA, "config": board["config"], "checks": board["checks"],
                 "methods": {name: {check: {metric: encode_array(array) for metric, array in metrics.items()}
                                    for check, metrics in by_check.items()} for name, by_check in data.items()}}
     document = json.loads(json.dumps(document, allow_nan=False))
     document[DIGEST] = record_digest(document)
-    dump_json(document, path)
+    return json_text(document)
+
+
+def write_sidecar(board: dict, data: PairedData, path: Path) -> bool:
+    """Write the sidecar of ``board`` (False, and any older file removed, when there is no per-image data)."""
+    text = sidecar_text(board, data)
+    if text is None:
+        path.unlink(missing_ok=True)  # never leave another board's values beside this one
+        return False
+    write_atomically(text, path)
     return True
 
 
@@ -75,7 +84,7 @@ def read_sidecar(board: dict, board_path: str | Path) -> PairedData | None:
     """The per-image data recorded beside the board at ``board_path``; None if there is none; UserError if it is
     unreadable, altered, or of another board."""
     path = sidecar_path(board_path)
-    raw = read_if_present(path, "the board's per-image values")
+    raw = read_if_present(path, "the board's per-image values", limit=MAX_BYTES)
     if raw is None:
         return None
     try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 import zlib
 from typing import Mapping
 
@@ -15,6 +16,9 @@ import numpy as np
 
 DTYPES = ("bool", "int8", "int16", "int32", "int64", "uint8", "float32", "float64")
 ImageValues = dict[str, np.ndarray]  # one method's per-image values on one check: arrays with a row per image
+MAX_ARRAY_BYTES = 1 << 28  # the most one stored array may declare where nothing tighter is known (256 MiB)
+MAX_ROW_BYTES = 1 << 20  # the most one image's row of a check's per-image values may take, all arrays together
+MAX_DIMENSIONS = 32  # numpy's own limit is 64; no per-image value has more than a few
 
 
 def encode_array(array: np.ndarray) -> dict:
@@ -30,29 +34,58 @@ def encode_array(array: np.ndarray) -> dict:
             "data": base64.b64encode(zlib.compress(raw, 6)).decode("ascii")}
 
 
-def decode_array(entry: object) -> np.ndarray:
-    """The array ``encode_array`` wrote; ValueError (one line) on anything else."""
+def _declared_bytes(dtype: str, shape: list[int]) -> int:
+    """The bytes an array of ``dtype`` and ``shape`` is stored in (booleans packed to bits), in exact integers."""
+    count = math.prod(shape)
+    return (count + 7) // 8 if dtype == "bool" else count * np.dtype(dtype).itemsize
+
+
+def _inflate(data: str, size: int) -> bytes:
+    """The ``size`` bytes of base64 zlib ``data``, never inflating more than one byte past them (a zip bomb)."""
+    try:
+        inflater = zlib.decompressobj()
+        raw = inflater.decompress(base64.b64decode(data.encode("ascii"), validate=True), size + 1)
+    except (binascii.Error, zlib.error, UnicodeEncodeError) as exc:
+        raise ValueError(f"array data is not base64 of zlib ({exc})") from None
+    if len(raw) > size:
+        raise ValueError(f"array data inflates to more than the {size} bytes its shape declares")
+    if not inflater.eof:
+        raise ValueError("array data is not base64 of zlib (incomplete or truncated stream)")
+    return raw
+
+
+def _entry_parts(entry: object) -> tuple[str, list[int], str]:
+    """``(dtype, shape, data)`` of an array entry; ValueError (one line) on anything else."""
     if not isinstance(entry, dict) or set(entry) != {"dtype", "shape", "data"}:
         raise ValueError("an array entry is an object with exactly 'dtype', 'shape' and 'data'")
     dtype, shape, data = entry["dtype"], entry["shape"], entry["data"]
     if dtype not in DTYPES:
         raise ValueError(f"array dtype {str(dtype)[:20]!r} is not one of {', '.join(DTYPES)}")
-    if not (isinstance(shape, list) and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape)):
+    if not (isinstance(shape, list) and len(shape) <= MAX_DIMENSIONS
+            and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape)):
         raise ValueError("array shape is not a list of counts")
     if not isinstance(data, str):
         raise ValueError("array data is not a string")
-    count = int(np.prod(shape, dtype=np.int64)) if shape else 1
-    try:
-        raw = zlib.decompress(base64.b64decode(data.encode("ascii"), validate=True))
-    except (binascii.Error, zlib.error, UnicodeEncodeError) as exc:
-        raise ValueError(f"array data is not base64 of zlib ({exc})") from None
+    return dtype, shape, data
+
+
+def decode_array(entry: object, max_bytes: int = MAX_ARRAY_BYTES) -> np.ndarray:
+    """The array ``encode_array`` wrote; ValueError (one line) on anything else.
+
+    The size its shape declares is checked against ``max_bytes`` (what the reader can need) before anything is
+    inflated, and no more than that is ever inflated.
+    """
+    dtype, shape, data = _entry_parts(entry)
+    size = _declared_bytes(dtype, shape)
+    if size > max_bytes:
+        raise ValueError(f"array shape {str(shape)[:60]} declares {size} bytes, over the {max_bytes} it may hold")
+    raw = _inflate(data, size)
+    if len(raw) != size:
+        raise ValueError(f"array data holds {len(raw)} bytes, not the {size} of shape {shape}")
     if dtype == "bool":
-        if len(raw) != (count + 7) // 8:
-            raise ValueError(f"array data holds {len(raw)} bytes, not the {(count + 7) // 8} of shape {shape}")
+        count = math.prod(shape)
         return np.unpackbits(np.frombuffer(raw, dtype=np.uint8), count=count).astype(bool).reshape(shape)
     item = np.dtype(dtype).newbyteorder("<")
-    if len(raw) != count * item.itemsize:
-        raise ValueError(f"array data holds {len(raw)} bytes, not the {count * item.itemsize} of shape {shape}")
     return np.frombuffer(raw, dtype=item).astype(np.dtype(dtype)).reshape(shape)
 
 
@@ -62,14 +95,21 @@ def encode_values(values: Mapping[str, np.ndarray]) -> dict:
 
 
 def decode_values(entries: object, rows: int | None = None) -> ImageValues:
-    """The per-image values ``encode_values`` wrote; with ``rows``, every array must have that many rows."""
+    """The per-image values ``encode_values`` wrote; with ``rows``, every array must have that many rows, and all
+    together may declare no more than ``MAX_ROW_BYTES`` per row (checked before anything is inflated)."""
     if not isinstance(entries, dict):
         raise ValueError("'values' is not an object")
+    budget = MAX_ARRAY_BYTES if rows is None else max(rows, 1) * MAX_ROW_BYTES
     values = {}
     for name, entry in entries.items():
-        array = decode_array(entry)
+        if rows is not None:
+            shape = entry.get("shape") if isinstance(entry, dict) else None
+            if isinstance(shape, list) and shape and shape[0] != rows:
+                raise ValueError(f"values {name[:40]!r} have {str(shape[0])[:20]} rows, not {rows}")
+        array = decode_array(entry, budget)
         if rows is not None and (array.ndim == 0 or array.shape[0] != rows):
             raise ValueError(f"values {name[:40]!r} have {array.shape[0] if array.ndim else 0} rows, not {rows}")
+        budget -= _declared_bytes(array.dtype.name, list(array.shape))
         values[name] = array
     return values
 

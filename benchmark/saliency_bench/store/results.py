@@ -1,8 +1,10 @@
 """Result store: one JSON file per (method, check), written atomically, keyed by a configuration.
 
 Every record carries a digest of its content and is checked against its schema when read: a malformed,
-unreadable or hand-edited record is reported in one line and recomputed. The output folder is locked
-(``locking.FolderLock``) for the lifetime of the store, so two runs never write one folder at once.
+unreadable or hand-edited record, a link, a FIFO or a file over ``MAX_RECORD_BYTES`` is reported in one line and
+recomputed. The output folder is locked (``locking.FolderLock``) for the lifetime of the store, so two runs never
+write one folder at once; under the lock, the temporary files of killed writes are removed when it opens. A folder
+that cannot be written, or a file where one of its folders goes, is a one-line UserError naming the path.
 """
 from __future__ import annotations
 
@@ -15,7 +17,9 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import UserError
-from .files import dump_json, first_difference, json_kind, parse_json, read_if_present, stderr
+from .files import dump_json  # noqa: F401 (re-exported: the tests and older callers import it from here)
+from .files import (Unusable, first_difference, json_kind, json_text, parse_json, read_if_present, read_regular,
+                    remove_temporaries, stderr, write_in_store)
 from .locking import FolderLock
 
 RUN_FILE = "run.json"
@@ -24,12 +28,11 @@ DIGEST = "digest"
 STATUSES = ("ok", "failed", "n/a")
 SPEED_NUMBERS = ("floor_ms_per_image", "ms_per_image", "ratio_to_floor")
 UNUSABLE = object()  # what _read returns for a file that is absent or unreadable (JSON null is a value)
-
-
-
-
-
-
+MAX_RECORD_BYTES = 1 << 24  # a result record holds metrics, never per-image values: a larger file is unusable
+START_OVER = {  # per command, how to start a folder of another configuration over ({count}: results stored)
+    "run": "delete its {count} stored result(s) with --fresh --yes",
+    "check": "leave --out out: check then reruns in a temporary folder",
+}
 
 
 def canonical(record: dict) -> str:
@@ -40,8 +43,6 @@ def canonical(record: dict) -> str:
 def record_digest(record: dict) -> str:
     """SHA-256 of the canonical JSON of ``record`` without its digest key."""
     return hashlib.sha256(canonical({k: v for k, v in record.items() if k != DIGEST}).encode()).hexdigest()
-
-
 
 
 def _show(name: object) -> str:
@@ -114,23 +115,20 @@ def record_problem(record: object, method: str, check: str) -> str | None:
     return None
 
 
-
-
-
-
-def _clear_way(path: Path) -> None:
-    """Remove a folder standing where the result file ``path`` goes, or a file where its check folder goes."""
-    if path.parent.is_file() or path.parent.is_symlink() and not path.parent.is_dir():
-        path.parent.unlink()
+def _remove(path: Path) -> None:
+    """Delete a file, a link (never its target) or a folder."""
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
 
 
+def start_over(command: str, out_dir: str | os.PathLike) -> str:
+    """How ``command`` starts a folder over, for a refusal: `` (or ...)``."""
+    return f" (or {START_OVER.get(command, START_OVER['run']).format(count=count_results(out_dir))})"
 
 
-
-
-def read_run_config(run_file: Path) -> dict | None:
+def read_run_config(run_file: Path, command: str = "run") -> dict | None:
     """The configuration recorded in ``run.json``, None if absent; anything else there is a UserError."""
     if run_file.is_dir():
         raise UserError(f"{run_file} is a folder, not a run record; move it away or choose another --out")
@@ -143,7 +141,7 @@ def read_run_config(run_file: Path) -> dict | None:
         data = None
     if not isinstance(data, dict) or not isinstance(data.get("config"), dict):
         raise UserError(f"{run_file}: not a saliency-bench run record (a JSON object with a 'config' object); "
-                        "choose another --out (or start the folder over with --fresh --yes)")
+                        f"choose another --out{start_over(command, run_file.parent)}")
     return data["config"]
 
 
@@ -160,10 +158,11 @@ class ResultStore:
     """
 
     def __init__(self, out_dir: str | os.PathLike, config: dict, fresh: bool = False, *, wait: bool = False,
-                 log: Callable[[str], None] | None = None):
+                 log: Callable[[str], None] | None = None, command: str = "run"):
         self.root = Path(out_dir)
         self.config = config
         self.log = log or stderr
+        self.command = command  # whose options the refusals suggest: `run`'s or `check`'s
         self._make_root()
         self.lock = FolderLock(self.root, wait=wait, log=self.log)
         try:
@@ -182,9 +181,13 @@ class ResultStore:
             raise UserError(f"cannot create output folder {self.root}: {exc.strerror}") from None
 
     def _open(self, fresh: bool) -> None:
-        """Check (or, with ``fresh``, wipe) what the folder holds, then record this run's configuration."""
+        """Check (or, with ``fresh``, wipe) what the folder holds, remove what killed runs left half-written, then
+        record this run's configuration."""
         run_file = self.root / RUN_FILE
         results = self.root / "results"
+        if results.is_symlink():
+            raise UserError(f"{results} is a symbolic link, never followed in an output folder; move it away or "
+                            "choose another --out")
         if results.exists() and not results.is_dir():
             raise UserError(f"{results} is a file, not the results folder; move it away or choose another --out")
         if fresh:
@@ -192,24 +195,35 @@ class ResultStore:
                 raise UserError(f"{run_file} is a folder, not a run record; move it away or choose another --out")
             self._wipe(results)
         else:
-            recorded = read_run_config(run_file)
+            recorded = read_run_config(run_file, self.command)
             if recorded is not None and recorded != self.config:
                 raise UserError(
                     f"{self.root} holds results of another configuration "
                     f"({first_difference(recorded, self.config)}); choose another --out to keep them"
-                    f" (or delete its {count_results(self.root)} stored result(s) with --fresh --yes)"
+                    f"{start_over(self.command, self.root)}"
                 )
-        dump_json({"config": self.config}, run_file)
+        try:
+            remove_temporaries(self.root)  # under the lock: no live run owns them
+        except OSError as exc:
+            raise UserError(f"cannot clean {self.root} of temporary files: {exc.strerror}; choose another --out") from None
+        write_in_store(json_text({"config": self.config}), self.root, run_file)
 
     @staticmethod
     def _wipe(results: Path) -> None:
         """Delete every stored result and image shard (``--fresh``), folders standing in place of result files
-        included."""
-        for old in [*results.glob("*/*.json"), *results.glob("*/*/*.json")]:
-            if old.is_dir() and not old.is_symlink():
-                shutil.rmtree(old)
-            elif old.exists() or old.is_symlink():
-                old.unlink()
+        and links standing in place of folders included; no link is followed."""
+        if not results.is_dir():
+            return
+        for check in results.iterdir():
+            if check.is_symlink():
+                check.unlink()
+            elif check.is_dir():
+                for entry in check.iterdir():
+                    if entry.suffix == ".json" or entry.is_symlink():
+                        _remove(entry)
+                    elif entry.is_dir():
+                        for shard in entry.glob("*.json"):
+                            _remove(shard)
 
     def close(self) -> None:
         """Release the output folder to other runs (idempotent; the store can still be read)."""
@@ -230,16 +244,13 @@ class ResultStore:
         self.log(" ".join(f"warning: {path}: {what} record ({detail}); recomputing".splitlines()))
 
     def _read(self, path: Path) -> object:
-        """The parsed file at ``path``; ``UNUSABLE`` if absent or unreadable (then reported)."""
+        """The parsed file at ``path``; ``UNUSABLE`` if absent or unusable (then reported)."""
         try:
-            raw = path.read_bytes()
-        except (FileNotFoundError, NotADirectoryError):
+            raw = read_regular(path, MAX_RECORD_BYTES, self.root)
+        except Unusable as exc:
+            self._warn(path, "unreadable", str(exc))
             return UNUSABLE
-        except IsADirectoryError:
-            self._warn(path, "unreadable", "a folder, not a file")
-            return UNUSABLE
-        except OSError as exc:
-            self._warn(path, "unreadable", f"{type(exc).__name__}: {exc.strerror}")
+        if raw is None:
             return UNUSABLE
         try:
             return parse_json(raw)
@@ -273,7 +284,7 @@ class ResultStore:
             raise UserError(
                 f"{self.path(method, check)} was computed with other {check} parameters "
                 f"({first_difference(record['params'], params)}); choose another --out to keep it"
-                f" (or delete the folder's {count_results(self.root)} stored result(s) with --fresh --yes)"
+                f"{start_over(self.command, self.root)}"
             )
         return record
 
@@ -282,6 +293,4 @@ class ResultStore:
         data = {**record, "method": method, "check": check, "config": self.config, "params": params or {}}
         data = json.loads(json.dumps(data, allow_nan=False))  # as it will read back: the digest must match then
         data[DIGEST] = record_digest(data)
-        path = self.path(method, check)
-        _clear_way(path)
-        dump_json(data, path)
+        write_in_store(json_text(data), self.root, self.path(method, check))

@@ -4,8 +4,9 @@ A shard is a range of image indices ``[start, stop)`` aligned to the batch size,
 seeded noise drawn per batch (``Suite.batches``), are the same whichever shards a run is split into. Each
 method's per-image values on a shard are kept in ``results/<check>/<method>/<start>-<stop>.json``, written
 atomically by whoever computed it (the run, or a Ray worker) with its configuration, check parameters,
-plugin, image range and digest. A torn file (unreadable, cut short, digest mismatch) or a foreign one
-(another method, check, range, configuration or parameters) is refused in one line and recomputed.
+plugin, image range and digest. A torn file (unreadable, cut short, digest mismatch, arrays that declare more than a shard of its images can
+hold) or a foreign one (another method, check, range, configuration or parameters) is refused in one line and
+recomputed; so is anything but a regular file of at most ``MAX_SHARD_BYTES`` (a link is never followed).
 """
 from __future__ import annotations
 
@@ -16,11 +17,12 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import UserError
-from .files import dump_json, parse_json, stderr
+from .files import Unusable, json_text, parse_json, read_regular, stderr, write_in_store
 from .results import DIGEST, STATUSES, UNUSABLE, record_digest
 from .arrays import ImageValues, decode_values, encode_values
 
 DEFAULT_SHARD_IMAGES = 256  # images per shard unless --shard-size says otherwise (rounded up to whole batches)
+MAX_SHARD_BYTES = 1 << 28  # a shard file larger than this (256 MiB) is unusable: recomputed, never read
 
 
 def default_shard_size(batch_size: int) -> int:
@@ -67,7 +69,7 @@ class ShardStore:
             data["values"] = encode_values(values)
         data = json.loads(json.dumps(data, allow_nan=False))
         data[DIGEST] = record_digest(data)
-        dump_json(data, self.path(method, check, start, stop))
+        write_in_store(json_text(data), self.root, self.path(method, check, start, stop))
 
     def get(self, method: str, check: str, start: int, stop: int, params: dict, plugin: dict) -> dict | None:
         """The shard's record with decoded ``values``, if it is whole and of this run; else None (reported if unusable).
@@ -92,13 +94,13 @@ class ShardStore:
         return record
 
     def _read(self, path: Path) -> object:
-        """The parsed shard file, ``UNUSABLE`` if absent; unreadable or not JSON is a torn shard (reported)."""
+        """The parsed shard file, ``UNUSABLE`` if absent; unusable or not JSON is a torn shard (reported)."""
         try:
-            raw = path.read_bytes()
-        except (FileNotFoundError, NotADirectoryError):
+            raw = read_regular(path, MAX_SHARD_BYTES, self.root)
+        except Unusable as exc:
+            self.log(" ".join(f"warning: {path}: unreadable shard ({exc}); recomputing".splitlines()))
             return UNUSABLE
-        except OSError as exc:
-            self.log(f"warning: {path}: unreadable shard ({type(exc).__name__}); recomputing")
+        if raw is None:
             return UNUSABLE
         try:
             return parse_json(raw)
