@@ -155,7 +155,7 @@ def test_unreadable_weights_and_unknown_options_are_one_line_errors(tmp_path):
         load_timm(RESNET, "resnet18", img_size=SIZE)  # ResNet's constructor takes no input size
     assert "\n" not in str(error.value)
     with pytest.raises(UserError, match="img_size must be a positive integer"):
-        load_timm(VIT, "vit_tiny_patch16_224", img_size="64")
+        load_timm(VIT, "vit_tiny_patch16_224", img_size="64px")  # "64", as a command line passes it, is taken
 
 
 def test_vit_gets_prefix_token_and_five_norm1_blocks(vit, batch):

@@ -50,8 +50,9 @@ class Registered:
 class Registry:
     """Every registered method, check, model and dataset by name, and one-line warnings in ``load_errors``.
 
-    ``load_errors`` holds plugins that failed to load, name collisions and how each was resolved, and allowlist
-    items that matched nothing; the CLI prints each as ``warning: ...``.
+    ``load_errors`` holds plugins that failed to load (or changed torch's global state at import), name collisions
+    and how each was resolved, and allowlist items that matched nothing; the CLI prints each as ``warning: ...``.
+    ``notes`` says that an empty allowlist loaded no plugin: added to the error of a name no plugin provides.
     """
 
     methods: dict[str, Registered] = field(default_factory=dict)
@@ -59,6 +60,7 @@ class Registry:
     models: dict[str, Registered] = field(default_factory=dict)
     datasets: dict[str, Registered] = field(default_factory=dict)
     load_errors: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # how the plugins were chosen, where it is a surprise (one line)
 
     def provenance(self, name: str) -> dict:
         """The distribution and version that provide method ``name``, and its settings: a stored result is reused
@@ -79,7 +81,7 @@ class Registry:
             matches = [n for n in self.methods if fnmatch.fnmatchcase(n, pattern)]
             if not matches:
                 known = ", ".join(sorted(self.methods)) or "none"
-                raise UserError(f"unknown method '{pattern}' (known: {known})")
+                raise UserError(f"unknown method '{pattern}' (known: {known})" + "".join(f"; {n}" for n in self.notes))
             chosen += [m for m in matches if m not in chosen]
         return chosen
 
@@ -165,6 +167,7 @@ class PluginManager(pluggy.PluginManager):
         super().__init__(hookspecs.PROJECT)
         self.add_hookspecs(hookspecs)
         self.load_errors: list[str] = []
+        self.notes: list[str] = []
         self.distributions: dict[str, tuple[str, str]] = {}
         self.explicit: set[str] = set()
 
@@ -182,16 +185,38 @@ class PluginManager(pluggy.PluginManager):
         entry_points = sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP),
                               key=lambda e: (e.name, _dist_name(e)))
         self.load_errors += unmatched_allowlist_items(entry_points, allowlist)
+        if allowlist == [] and entry_points:  # set but empty: a note, said where a missing plugin shows
+            installed = ", ".join(sorted({_dist_name(ep) for ep in entry_points}))
+            self.notes.append(f"{ALLOWLIST_ENV} is set but empty: no plugin loaded (installed: {installed}); "
+                              "unset it to load every installed plugin, or name those to load")
         for ep in entry_points:
             name = plugin_name(ep)
             if _allowed(ep, allowlist) and not self.has_plugin(name):
                 self._load_entry_point(ep, name, _explicit(ep, allowlist))
 
     def _load_entry_point(self, ep: importlib.metadata.EntryPoint, name: str, explicit: bool) -> None:
-        """Load and register one entry point, recording its distribution; a failure is reported."""
+        """Load and register one entry point, recording its distribution; a failure is reported and skipped.
+
+        An import that changed torch's global state (the default dtype, say) is reported too, the state restored and
+        the plugin left out: it would change what every other plugin's methods compute.
+        """
+        from .harness.isolation import TorchState
+
         dist = (ep.dist.name, ep.dist.version) if ep.dist else ("?", "?")
+        state, failure = TorchState(every_module_class=True), None
         try:
-            self.register(ep.load(), name=name)
+            plugin = ep.load()
+        except (Exception, SystemExit) as exc:  # report by name with the reason, keep loading the rest
+            failure = f"failed to load: {exception_line(exc)}"
+        changed = state.changes()
+        if changed:
+            state.restore()
+            failure = f"changed torch's global state at import ({', '.join(changed)}); left out"
+        if failure is not None:
+            self.load_errors.append(f"plugin '{ep.name}' from {dist[0]} {failure}")
+            return
+        try:
+            self.register(plugin, name=name)
         except Exception as exc:  # report by name with the reason, keep loading the rest
             self.load_errors.append(f"plugin '{ep.name}' from {dist[0]} failed to load: {exception_line(exc)}")
             return
@@ -207,7 +232,7 @@ class PluginManager(pluggy.PluginManager):
 
     def registry(self) -> Registry:
         """Call every register_* hook, plugin by plugin, recording provenance and resolving name collisions."""
-        registry = Registry(load_errors=list(self.load_errors))
+        registry = Registry(load_errors=list(self.load_errors), notes=list(self.notes))
         for kind in KINDS:
             table: dict[str, Registered] = getattr(registry, kind)
             for name, candidates in self._candidates(kind, registry.load_errors).items():
@@ -219,7 +244,13 @@ class PluginManager(pluggy.PluginManager):
         return registry
 
     def _candidates(self, kind: str, errors: list[str]) -> dict[str, list[Registered]]:
-        """Everything each plugin registers of one kind, by name, in registration order (once per plugin)."""
+        """Everything each plugin registers of one kind, by name, in registration order (once per plugin).
+
+        A plugin whose hook changed torch's global state is reported, the state restored and what it registered
+        left out.
+        """
+        from .harness.isolation import TorchState
+
         found: dict[str, list[Registered]] = {}
         for impl in getattr(self.hook, f"register_{kind}").get_hookimpls():  # registration order
             plugin = impl.plugin_name
@@ -235,10 +266,17 @@ class PluginManager(pluggy.PluginManager):
                     return
                 others.append(Registered(obj, _plugin, _dist, _version))
 
+            state = TorchState()
             try:
                 impl.function(register)
-            except Exception as exc:
+            except (Exception, SystemExit) as exc:
                 errors.append(f"plugin '{plugin}' failed in register_{kind}: {exception_line(exc)}")
+            changed = state.changes()
+            if changed:  # put back, and nothing of this plugin's is kept
+                state.restore()
+                _drop(found, plugin)
+                errors.append(f"plugin '{plugin}' changed torch's global state in register_{kind} "
+                              f"({', '.join(changed)}); left out")
         return found
 
     def _resolve(self, kind: str, name: str, candidates: list[Registered]) -> tuple[Registered | None, str | None]:
@@ -256,6 +294,14 @@ class PluginManager(pluggy.PluginManager):
         other = next(r.plugin for r in candidates if r is not winner)
         return winner, (f"{kind} '{name}': kept {_provider(winner)}, left out {losers}; to use '{other}' instead, "
                         f"add it to {ALLOWLIST_ENV} (e.g. {ALLOWLIST_ENV}='*,{other}')")
+
+
+def _drop(found: dict[str, list[Registered]], plugin: str) -> None:
+    """Remove everything ``plugin`` registered from ``found`` (and the names only it registered)."""
+    for name in list(found):
+        found[name] = [r for r in found[name] if r.plugin != plugin]
+        if not found[name]:
+            del found[name]
 
 
 def _tie_message(kind: str, name: str, candidates: list[Registered], top: int) -> str:
@@ -320,3 +366,29 @@ class MethodPlugin:
 def method_plugin(method) -> MethodPlugin:
     """Wrap one method as a plugin object, the target of one entry point."""
     return MethodPlugin(method)
+
+
+def list_command(args, log) -> int:
+    """``saliency-bench list``: the four tables of registered methods, checks, models and datasets."""
+    print(format_listing(load_registry(log)))
+    return 0
+
+
+def format_listing(registry: Registry) -> str:
+    """Four tables (methods, checks, models, datasets) in plain text."""
+    from tabulate import tabulate
+
+    methods = [
+        [name, r.obj.family, "yes" if r.obj.positive else "no", r.obj.layer or "", f"{r.distribution} {r.version}"]
+        for name, r in registry.methods.items()
+    ]
+    parts = ["Methods", tabulate(methods, headers=["name", "family", "positive", "layer", "provided by"])]
+    for title, table in (("Checks", registry.checks), ("Models", registry.models), ("Datasets", registry.datasets)):
+        rows = [[name, _describe(r.obj), f"{r.distribution} {r.version}"] for name, r in table.items()]
+        parts += ["", title, tabulate(rows, headers=["name", "description", "provided by"])]
+    return "\n".join(parts)
+
+
+def _describe(obj) -> str:
+    text = getattr(obj, "description", "") or (type(obj).__doc__ or "")
+    return text.strip().splitlines()[0] if text.strip() else ""

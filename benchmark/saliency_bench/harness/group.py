@@ -12,7 +12,7 @@ import torch
 
 from ..errors import MethodError, NotApplicable, UserError, exception_line
 from ..methods import Method, validate_maps
-from .isolation import ModelGuard
+from .isolation import AttributeGuard, ModelGuard, TorchState
 from .noise import seeded_rows
 from .timeouts import MethodTimeout, time_limit
 
@@ -38,8 +38,10 @@ class MethodGroup:
     ``not_applicable`` (shown as "n/a", neither a failure nor a number) and dropped likewise.
 
     Isolation: every call gets the model in its reference state and must leave it so. After each
-    call a ``ModelGuard`` names what changed (weights, buffers, hooks, flags); the methods of that call
-    fail with that reason and the model is restored, so the other methods' results are a clean run's.
+    call a ``ModelGuard`` names what changed (weights, buffers, hooks, flags), an ``AttributeGuard`` what changed
+    of the wrapper, a ``TorchState`` what changed of torch's global state (settings, patched torch.nn classes and
+    functions); the methods of that call fail with that reason and everything is put back, so the other methods'
+    results are a clean run's. A method that raises ``SystemExit`` fails alone; KeyboardInterrupt stops the run.
     A check that changes a model on purpose between calls (randomisation) says so: ``accept_changes``.
     ``timeout`` (seconds, per method over the whole check) fails a method that runs longer.
     """
@@ -94,50 +96,71 @@ class MethodGroup:
             key = leader.shared_key
             names = [n for n in pending if key is not None and self.methods[n].shared_key == key] or [leader.name]
             pending = [n for n in pending if n not in names]
-            budget = None if self.timeout is None else self.timeout - max(self.elapsed.get(n, 0.0) for n in names)
-            started = time.perf_counter()
-            try:
-                with torch.enable_grad(), time_limit(budget), model.precision.active(inputs.device), \
-                        seeded_rows(seeds):
-                    out = leader.attribute_shared(model, inputs, targets, [self.methods[name] for name in names]) \
-                        if key else {
-                        leader.name: leader.attribute(model, inputs, targets)
-                    }
-                if not model.precision.is_default:  # maps are compared in float32 whatever the compute precision
-                    out = {name: value.float() if torch.is_tensor(value) and value.is_floating_point() else value
-                           for name, value in out.items()}
-            except NotApplicable as exc:
-                out = {name: exc for name in names}
-            except MethodTimeout:
-                out = None
-                self._fail(names, f"timed out (over {self.timeout:g} s on this check)")
-            except Exception as exc:  # a plugin's bug must not stop the run
-                out = None
-                self._fail(names, f"raised {exception_line(exc)}")
-            finally:
-                for name in names:
-                    self.elapsed[name] = self.elapsed.get(name, 0.0) + time.perf_counter() - started
-            changed = guard.changes()
-            if changed:
-                reason = "changed the model: " + "; ".join(changed)
-                try:
-                    guard.restore()
-                except Exception as exc:  # noqa: BLE001 - a model we cannot restore must stop the run
-                    raise UserError(f"method '{names[0]}' {reason}, and the model could not be restored "
-                                    f"({exception_line(exc)}); leave that plugin out (SALIENCY_BENCH_PLUGINS) and "
-                                    "rerun: finished results are kept") from None
-                self._fail([n for n in names if n not in self.failures], reason)
-                continue
-            if out is None:
-                continue
-            for name in names:
-                if isinstance(out.get(name), NotApplicable):  # a shared pass declares one of its maps undefined
-                    self.not_applicable[name] = out[name].reason
-                    continue
-                try:
-                    if name not in out:
-                        raise MethodError(name, "shared computation returned no map for it")
-                    maps[name] = validate_maps(name, out[name], inputs)
-                except MethodError as exc:
-                    self.failures[name] = str(exc)
+            state, attributes = TorchState(guard.classes), AttributeGuard(model)
+            out = self._compute(names, model, inputs, targets, seeds)
+            if self._isolated(names, guard, state, attributes) and out is not None:
+                self._collect(names, out, inputs, maps)
         return maps
+
+    def _compute(self, names: list[str], model: "ModelWrapper", inputs: torch.Tensor, targets: torch.Tensor,
+                 seeds: Sequence[int] | None) -> dict | None:
+        """One call for ``names`` (a shared pass, or one method alone): its outputs, or None where it failed."""
+        leader = self.methods[names[0]]
+        budget = None if self.timeout is None else self.timeout - max(self.elapsed.get(n, 0.0) for n in names)
+        started = time.perf_counter()
+        try:
+            with torch.enable_grad(), time_limit(budget), model.precision.active(inputs.device), \
+                    seeded_rows(seeds):
+                out = leader.attribute_shared(model, inputs, targets, [self.methods[name] for name in names]) \
+                    if leader.shared_key else {leader.name: leader.attribute(model, inputs, targets)}
+            if not model.precision.is_default:  # maps are compared in float32 whatever the compute precision
+                out = {name: value.float() if torch.is_tensor(value) and value.is_floating_point() else value
+                       for name, value in out.items()}
+        except NotApplicable as exc:
+            out = {name: exc for name in names}
+        except MethodTimeout:
+            out = None
+            self._fail(names, f"timed out (over {self.timeout:g} s on this check)")
+        except (Exception, SystemExit) as exc:  # a plugin's bug (or its exit) must not stop the run
+            out = None
+            self._fail(names, f"raised {exception_line(exc)}")
+        finally:
+            for name in names:
+                self.elapsed[name] = self.elapsed.get(name, 0.0) + time.perf_counter() - started
+        return out
+
+    def _isolated(self, names: list[str], guard: ModelGuard, state: TorchState, attributes: AttributeGuard) -> bool:
+        """Whether the call left the model, its wrapper and torch's global state alone; else its methods fail, named.
+
+        Whatever changed is put back; a model that cannot be restored stops the run.
+        """
+        changed = [(prefix, watcher, watcher.changes()) for prefix, watcher in (
+            ("changed the model: ", guard), ("changed the model wrapper: ", attributes),
+            ("changed torch's global state: ", state))]
+        reasons = [prefix + "; ".join(found) for prefix, _, found in changed if found]
+        if not reasons:
+            return True
+        reason = "; ".join(reasons)
+        try:
+            for _, watcher, found in reversed(changed):  # torch's settings first: the model is restored under them
+                if found:
+                    watcher.restore()
+        except Exception as exc:  # noqa: BLE001 - a model we cannot restore must stop the run
+            raise UserError(f"method '{names[0]}' {reason}, and it could not be undone ({exception_line(exc)}); "
+                            "leave that plugin out (SALIENCY_BENCH_PLUGINS) and rerun: finished results are kept"
+                            ) from None
+        self._fail([n for n in names if n not in self.failures], reason)
+        return False
+
+    def _collect(self, names: list[str], out: dict, inputs: torch.Tensor, maps: dict[str, torch.Tensor]) -> None:
+        """Validate each method's map into ``maps``; a missing or invalid one fails, an undefined one is n/a."""
+        for name in names:
+            if isinstance(out.get(name), NotApplicable):  # a shared pass declares one of its maps undefined
+                self.not_applicable[name] = out[name].reason
+                continue
+            try:
+                if name not in out:
+                    raise MethodError(name, "shared computation returned no map for it")
+                maps[name] = validate_maps(name, out[name], inputs)
+            except MethodError as exc:
+                self.failures[name] = str(exc)

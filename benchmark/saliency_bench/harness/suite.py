@@ -50,12 +50,15 @@ class Suite:
 
         Before a batch is yielded torch is seeded from the run's seed and the batch's first image index
         (``batch_seed``), so seeded noise (SmoothGrad, the random control) is the same for an image whichever
-        shards, executors or earlier checks a run had; the DataLoader's own draws do not matter. Each batch holds ``images`` [B,3,H,W] in [0,1], ``inputs`` (normalised for the model),
-        ``labels`` [B,K], ``masks`` [B,K,H,W], ``trials`` [B,K] and ``index`` [B].
+        shards, executors or earlier checks a run had; the DataLoader draws from a generator of its own (seeded
+        from the run's seed and the shard's first image), never from torch's global one. Each batch holds
+        ``images`` [B,3,H,W] in [0,1], ``inputs`` (normalised for the model), ``labels`` [B,K], ``masks``
+        [B,K,H,W], ``trials`` [B,K] and ``index`` [B].
         """
         subset = torch.utils.data.Subset(self.dataset, range(self.start, self.start + self.num_images))
-        loader = torch.utils.data.DataLoader(
-            subset, batch_size=self.batch_size, shuffle=False, num_workers=self.num_workers
+        loader = torch.utils.data.DataLoader(  # its own generator: the loader draws nothing from torch's global one
+            subset, batch_size=self.batch_size, shuffle=False, num_workers=self.num_workers,
+            generator=torch.Generator().manual_seed(batch_seed(self.seed, self.start)),
         )
         total = (self.num_images + self.batch_size - 1) // self.batch_size
         desc = f"{desc} [{self.progress_label}]" if self.progress_label else desc

@@ -17,7 +17,7 @@ from typing import Callable
 from torch import nn
 
 from ..errors import UserError
-from .loading import first_line, hookable, read_state_dict, weights_file
+from .loading import check_finite_logits, check_state_dict, first_line, hookable, read_state_dict, weights_file
 from .blocks import token_layout
 from .wrapper import ModelWrapper
 
@@ -147,11 +147,14 @@ def load_embedded(model: EmbeddedModel, weights: str | Path | None = None, allow
     state = read_state_dict(weights_path)
     network = model.build({**model.architecture, **card.get("architecture", {})}, len(card["class_names"]),
                           card["input_size"])
+    check_state_dict(network, state, weights_path, what="the architecture in its card")  # first problem named
     try:
         network.load_state_dict(state)
-    except (RuntimeError, KeyError) as error:
-        first = str(error).splitlines()[0]
-        raise UserError(f"weights file {weights_path} does not fit the architecture in its card: {first}") from None
+    except (RuntimeError, KeyError) as error:  # anything the check above does not foresee: still one line
+        reason = " ".join(str(error).split())  # torch's message in one line: its first says only "Error(s) in"
+        raise UserError(f"weights file {weights_path} does not fit the architecture in its card: "
+                        f"{reason[:300]}") from None
     wrapper = build_wrapper(hookable(network), card, model)  # torchvision's BasicBlock uses an inplace ReLU
+    check_finite_logits(wrapper, weights_path)
     wrapper.weights_sha256 = digest
     return wrapper

@@ -87,28 +87,60 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 
 
 def state_dict_mismatch(network: nn.Module, state: Mapping[str, torch.Tensor]) -> str | None:
-    """The first difference between ``network``'s parameters/buffers and ``state`` (missing, unexpected, shape)."""
+    """The first difference between ``network``'s parameters/buffers and ``state`` (None if none).
+
+    A missing, unexpected or sparse tensor, a shape, or integer / boolean / complex values where the model computes
+    in floating point.
+    """
     expected = network.state_dict()
     for key, reference in expected.items():
         if key not in state:
             return f"missing key {key!r}"
-        if tuple(state[key].shape) != tuple(reference.shape):
-            return f"{key!r} has shape {list(state[key].shape)}, the model needs {list(reference.shape)}"
+        value = state[key]
+        if value.layout != torch.strided:
+            return f"{key!r} is a {str(value.layout).removeprefix('torch.')} tensor, the model needs a dense one"
+        if tuple(value.shape) != tuple(reference.shape):
+            return f"{key!r} has shape {list(value.shape)}, the model needs {list(reference.shape)}"
+        if reference.is_floating_point() and not value.is_floating_point():
+            return f"{key!r} holds {str(value.dtype).removeprefix('torch.')} values, the model needs floating point"
     for key in state:
         if key not in expected:
             return f"unexpected key {key!r}"
     return None
 
 
+def non_finite_tensor(state: Mapping[str, torch.Tensor]) -> str | None:
+    """The first floating tensor of ``state`` holding NaN or inf: ``'features.0.weight' holds 3 NaN/inf values``."""
+    for key, value in state.items():
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            count = int((~torch.isfinite(value)).sum())
+            return f"{key!r} holds {count} non-finite value{'s' if count > 1 else ''} (NaN or inf)"
+    return None
+
+
+def check_state_dict(network: nn.Module, state: Mapping[str, torch.Tensor], source: str | Path,
+                     what: str = "the architecture") -> None:
+    """A state dict that does not fit ``network`` or holds NaN / inf is a one-line UserError naming the first tensor.
+
+    Values are checked at the model's dtype: float64 weights beyond float32's range would become inf there.
+    """
+    mismatch = state_dict_mismatch(network, state)
+    if mismatch is not None:
+        raise UserError(f"weights file {source} does not fit {what}: {mismatch}")
+    expected = network.state_dict()
+    problem = non_finite_tensor({key: value.to(expected[key].dtype) if value.is_floating_point() else value
+                                 for key, value in state.items()})
+    if problem is not None:
+        raise UserError(f"weights file {source} is unusable: {problem}; every map and logit would be NaN")
+
+
 def apply_state_dict(network: nn.Module, state: Mapping[str, torch.Tensor], source: str | Path) -> nn.Module:
-    """Check ``state`` against ``network`` (strict, first mismatch named) and assign it in place.
+    """Check ``state`` against ``network`` (strict, first problem named) and assign it in place.
 
     Floating tensors are cast to the model's dtype and made contiguous; ``assign=True`` lets a network built
     on the ``meta`` device take the file's tensors without ever allocating random weights.
     """
-    mismatch = state_dict_mismatch(network, state)
-    if mismatch is not None:
-        raise UserError(f"weights file {source} does not fit the architecture: {mismatch}")
+    check_state_dict(network, state, source)
     expected = network.state_dict()
     prepared = {
         key: (value.to(expected[key].dtype) if value.is_floating_point() else value).contiguous()
@@ -116,6 +148,18 @@ def apply_state_dict(network: nn.Module, state: Mapping[str, torch.Tensor], sour
     }
     network.load_state_dict(prepared, strict=True, assign=True)
     return network
+
+
+def check_finite_logits(wrapper, source: str | Path) -> None:
+    """A model whose logits on a fixed small batch are NaN or inf is a one-line UserError naming ``source``.
+
+    This refuses weights that are finite but overflow in the forward pass (finite weights x 1e38): every map of such
+    a model would be NaN.
+    """
+    bad = wrapper.non_finite_logits()
+    if bad:
+        raise UserError(f"weights file {source} is unusable: {bad} of the model's logits on a fixed test batch are "
+                        "NaN or inf (its weights overflow in the forward pass)")
 
 
 def read_rgb_image(path: str | Path) -> Image.Image:

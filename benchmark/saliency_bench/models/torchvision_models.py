@@ -23,7 +23,7 @@ from torch import nn
 from torchvision.models import ResNet50_Weights, ViT_B_16_Weights
 
 from ..errors import UserError
-from .loading import apply_state_dict, hookable, read_state_dict
+from .loading import apply_state_dict, check_finite_logits, hookable, read_state_dict
 from .blocks import token_layout
 from .wrapper import ModelWrapper
 
@@ -121,8 +121,10 @@ def load_torchvision(name: str, arch: str, weights_enum=None, weights=None, allo
     network = prepare(network, arch)
     transforms = weights_enum.transforms()
     layout = token_layout(network)
-    return ModelWrapper(
+    wrapper = ModelWrapper(
         network, name=name, class_names=weights_enum.meta["categories"], input_size=transforms.crop_size[0],
         mean=transforms.mean, std=transforms.std, multilabel=False, prefix_tokens=layout.prefix_tokens,
         channels_last_blocks=layout.channels_last_blocks,
     )
+    check_finite_logits(wrapper, source)
+    return wrapper

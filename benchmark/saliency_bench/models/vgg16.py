@@ -24,7 +24,7 @@ from torchvision.models import VGG16_Weights, vgg16
 
 from ..classes import VOC_CLASSES
 from ..errors import UserError
-from .loading import apply_state_dict, read_state_dict
+from .loading import apply_state_dict, check_finite_logits, read_state_dict
 from .wrapper import ModelWrapper
 
 NAME = "vgg16"
@@ -129,7 +129,7 @@ def load_vgg16(weights=None, allow_download: bool = False, head: str = "imagenet
             if isinstance(module, nn.MaxPool2d):
                 module.ceil_mode = True
     class_names = IMAGENET_WEIGHTS.meta["categories"] if head == "imagenet" else VOC_CLASSES
-    return ModelWrapper(
+    wrapper = ModelWrapper(
         network,
         name=NAME if head == "imagenet" else f"{NAME}_{head}",
         class_names=class_names,
@@ -138,3 +138,5 @@ def load_vgg16(weights=None, allow_download: bool = False, head: str = "imagenet
         std=CAFFE_STD if caffe else IMAGENET_STD,
         multilabel=head == "voc",
     )
+    check_finite_logits(wrapper, source)
+    return wrapper

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Sequence
+import types
+from typing import Mapping, Sequence
 
 import torch
 from torch import nn
@@ -57,6 +58,7 @@ class ModelWrapper:
         self.prefix_tokens = int(prefix_tokens)  # tokens before the patch grid in a block's [B, N, D] output (class token)
         self.channels_last_blocks = bool(channels_last_blocks)  # 4-d block outputs are [B, h, w, C] (Swin)
         self.weights_sha256: str | None = None  # set by loaders that know the bytes the weights came from
+        self.packages: dict[str, str] = {}  # {distribution: version} the network comes from (timm), recorded
         self.precision: Precision = FP32  # how method calls compute (``set_precision``)
         modules = dict(network.named_modules())
         for block, module_name in self._block_names.items():
@@ -65,14 +67,17 @@ class ModelWrapper:
 
     # -- blocks -------------------------------------------------------------------------------
     @property
-    def block_names(self) -> dict[str, str]:
-        """``{"B1": module_name, ...}``; a network without a block rule (and no ``--blocks``) raises its UserError."""
+    def block_names(self) -> Mapping[str, str]:
+        """``{"B1": module_name, ...}``, read-only, so that no method renames a block under its neighbours.
+
+        A network without a block rule (and no ``--blocks``) raises its UserError. Set blocks with ``set_blocks``.
+        """
         if self._block_error is not None:
             raise self._block_error
-        return self._block_names
+        return types.MappingProxyType(self._block_names)
 
     @block_names.setter
-    def block_names(self, blocks: dict[str, str]) -> None:
+    def block_names(self, blocks: Mapping[str, str]) -> None:
         self._block_names = dict(blocks)
         self._block_error = None
 
@@ -119,6 +124,14 @@ class ModelWrapper:
         """Logits ``[B, num_classes]`` of normalised inputs."""
         return self.network(inputs)
 
+    def non_finite_logits(self, images: int = 2) -> int:
+        """How many logits are NaN or inf on a fixed batch of random images (seed 0; the global generator untouched)."""
+        pixels = torch.rand(images, 3, self.input_size, self.input_size, generator=torch.Generator().manual_seed(0))
+        device = next((p.device for p in self.network.parameters()), torch.device("cpu"))
+        with torch.no_grad():
+            logits = self(self.normalize(pixels.to(device)))
+        return int((~torch.isfinite(logits)).sum())
+
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
         """Images in [0,1] ``[B,3,H,W]`` -> network inputs."""
         mean = torch.tensor(self.mean, device=images.device, dtype=images.dtype).view(1, -1, 1, 1)
@@ -148,6 +161,7 @@ class ModelWrapper:
         twin.network = copy.deepcopy(self.network)
         twin._block_names = dict(self._block_names)
         twin.randomization_order = list(self.randomization_order)
+        twin.packages = dict(self.packages)
         return twin
 
     def describe(self) -> dict:
@@ -156,10 +170,12 @@ class ModelWrapper:
             "name": self.name,
             "input_size": self.input_size,
             "num_classes": self.num_classes,
-            "blocks": self.block_names,
+            "blocks": dict(self.block_names),
         }
         if self.weights_sha256:
             described["weights_sha256"] = self.weights_sha256
+        if self.packages:  # results depend on the package that builds the network: a new version, a new result
+            described["packages"] = dict(self.packages)
         if not self.precision.is_default:
             described["precision"] = self.precision.describe()
         return described

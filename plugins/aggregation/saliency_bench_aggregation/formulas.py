@@ -24,17 +24,22 @@ def gradcam_weights(grads: torch.Tensor) -> torch.Tensor:
 
 
 def gradcampp_weights(activations: torch.Tensor, grads: torch.Tensor, eps: float = GRADCAMPP_EPS) -> torch.Tensor:
-    """GradCAM++ weights w_k = sum_ij alpha_ij ReLU(g_ij), alpha = g^2 / (2 g^2 + sum_ab A_ab g^3 + eps), 0 where g = 0.
+    """GradCAM++ weights w_k = sum_ij alpha_ij ReLU(g_ij), alpha = g^2 / (2 g^2 + sum_ab A_ab g^3 + eps).
 
     Chattopadhay et al. 2018, eq. 19 with exp(S) = identity, as pytorch_grad_cam.GradCAMPlusPlus computes
     it (the same eps; sum_ab A_ab is the spatial sum of each channel). Returns ``[B,K,1,1]``.
+
+    Only cells with g > 0 enter the sum (ReLU(g) = 0 elsewhere), and only there is alpha taken: where g < 0 the
+    denominator can round to exactly 0 (sum A |g|^3 = 2 g^2 + eps), and alpha * ReLU(g) = inf * 0 would make the
+    channel weight NaN, whether it does depending on the last bit of g (so a shared pass and a lone call whose
+    backward rounds differently would disagree). Where A >= 0 (a block read after a ReLU) the denominator at
+    g > 0 is at least eps: the weights are finite for every finite A and g.
     """
     grads_2 = grads.pow(2)
     grads_3 = grads_2 * grads
     activation_sums = activations.sum(dim=SPATIAL, keepdim=True)
     alpha = grads_2 / (2 * grads_2 + activation_sums * grads_3 + eps)
-    alpha = torch.where(grads != 0, alpha, torch.zeros_like(alpha))
-    return (alpha * torch.relu(grads)).sum(dim=SPATIAL, keepdim=True)
+    return torch.where(grads > 0, alpha * grads, torch.zeros_like(alpha)).sum(dim=SPATIAL, keepdim=True)
 
 
 def gradmid(activations: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:

@@ -15,8 +15,12 @@ side is ``input_size[-1]``); classes are named ``class_0 .. class_{K-1}``; heads
 Activations are made non-inplace (so that methods may hook any of them) and the network is in eval mode.
 Blocks, token layout and cascade steps: ``layout.py``.
 
-Options (Python API; the command line passes none): ``img_size`` (an input side for models that take one, such
-as ViTs: ``timm.create_model(name, img_size=...)``) and ``class_names`` (the head's classes, in order).
+Options: ``img_size`` (an input side for models that take one, such as ViTs: ``timm.create_model(name,
+img_size=...)``) and ``class_names`` (the head's classes, in order). Each also takes the text a command line
+would pass (``img_size="96"``, ``class_names="circle,square,triangle"``), so that a timm model can be scored
+against a dataset's classes, such as the embedded data's. Weights from a file or a download must give finite
+logits on a fixed small batch. The wrapper records timm's version (``describe()["packages"]``): results
+computed under another timm are not reused.
 """
 from __future__ import annotations
 
@@ -30,8 +34,8 @@ from .layout import Layout, network_layout
 PREFIX = "timm:"
 SEED = 0  # random weights: timm's initialisation drawn from this seed
 OPTIONS = {
-    "img_size": "input side for models that take one (ViTs: timm.create_model(name, img_size=...))",
-    "class_names": "the head's class names, in order (default: class_0 .. class_{K-1})",
+    "img_size": "input side for models that take one (ViTs: timm.create_model(name, img_size=...)); e.g. 96",
+    "class_names": "the head's class names, in order, comma-separated (default: class_0 .. class_{K-1})",
 }
 
 
@@ -90,16 +94,20 @@ def prepare(network: nn.Module) -> nn.Module:
 
 
 def check_options(name: str, options: dict) -> tuple[int | None, list[str] | None]:
-    """``img_size`` and ``class_names`` from ``options``; anything else is a UserError naming it."""
+    """``img_size`` and ``class_names`` from ``options`` (values or their command-line text); others: a UserError."""
     unknown = sorted(set(options) - set(OPTIONS))
     if unknown:
         raise UserError(f"model '{name}' has no option(s) {', '.join(unknown)} (options: {', '.join(OPTIONS)})")
     img_size, class_names = options.get("img_size"), options.get("class_names")
+    if isinstance(img_size, str) and img_size.strip().isdecimal():  # "96" from a command line
+        img_size = int(img_size)
     if img_size is not None and (isinstance(img_size, bool) or not isinstance(img_size, int) or img_size < 1):
         raise UserError(f"model '{name}': img_size must be a positive integer, got {img_size!r}")
     if class_names is not None:
-        class_names = [str(c) for c in class_names]
-        if not class_names or len(set(class_names)) != len(class_names):
+        if isinstance(class_names, str):  # "circle,square,triangle" from a command line
+            class_names = class_names.split(",")
+        class_names = [str(c).strip() for c in class_names]
+        if not class_names or not all(class_names) or len(set(class_names)) != len(class_names):
             raise UserError(f"model '{name}': class_names must be a non-empty list of distinct names")
     return img_size, class_names
 
@@ -139,8 +147,23 @@ def load_timm(name: str, arch: str, weights=None, allow_download: bool = False, 
         class_names = [f"class_{i}" for i in range(classes)]
     elif classes and classes != len(class_names):
         raise UserError(f"model '{name}' has {classes} classes, class_names names {len(class_names)}")
-    return wrap(network, network_layout(network, side), name=name, class_names=class_names, input_size=side,
-                mean=config["mean"], std=config["std"])
+    wrapper = wrap(network, network_layout(network, side), name=name, class_names=class_names, input_size=side,
+                   mean=config["mean"], std=config["std"])
+    wrapper.packages = {"timm": timm_version()}
+    if weights is not None or allow_download:  # weights from outside: they must give finite logits
+        bad = wrapper.non_finite_logits()
+        if bad:
+            source = f"weights file {weights}" if weights is not None else f"timm's pretrained weights of {arch}"
+            raise UserError(f"model '{name}': {bad} of its logits on a fixed test batch are NaN or inf with {source} "
+                            "(the weights overflow in the forward pass)")
+    return wrapper
+
+
+def timm_version() -> str:
+    """The installed timm's version (recorded in the configuration of every result)."""
+    import timm
+
+    return str(timm.__version__)
 
 
 def wrap(network: nn.Module, layout: Layout, **settings) -> ModelWrapper:
