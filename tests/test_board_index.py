@@ -5,7 +5,7 @@ import pytest
 
 from saliency_bench.board.index import as_section, board_folder, read_sections, render_index, write_index
 from saliency_bench.board.publish import Targets, default_board_folder, is_default_run, update_index
-from saliency_bench.cli import run_options
+from saliency_bench.run.options import options_from_arguments as run_options
 from saliency_bench.cli.parser import build_parser
 
 ORDER = ["tiny_vgg", "tiny_resnet", "tiny_vit"]

@@ -11,7 +11,7 @@ from saliency_bench.cli.parser import build_parser
 
 def _options(*argv):
     """RunOptions of ``saliency-bench run ARGV``."""
-    from saliency_bench.cli import run_options
+    from saliency_bench.run.options import options_from_arguments as run_options
 
     return run_options(build_parser().parse_args(["run", *argv]))
 

@@ -37,6 +37,15 @@ def pair_rows(checks: Sequence, params: Mapping[str, dict], data_a: PerCheck, da
     return rows
 
 
+def compare_command(args, log) -> int:
+    """``saliency-bench compare A B``: print the paired rows (a table, or JSON)."""
+    from ..plugins import load_registry
+
+    rows = compare_recorded(args.against, args.first, args.second, load_registry(log))
+    print(format_pairs(rows, args.first, args.second, args.against, as_json=args.json))
+    return 0
+
+
 def compare_recorded(against: str | Path, first: str, second: str, registry: Registry) -> list[dict]:
     """The paired rows of ``first`` - ``second`` from the board at ``against`` and its per-image values."""
     board = read_board(against)

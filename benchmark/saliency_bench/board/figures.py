@@ -162,6 +162,17 @@ def draw_method_grid(suite: Suite, registry: Registry, methods: Sequence[str], o
     return output
 
 
+def figure_command(args, log) -> int:
+    """``saliency-bench figure``: the map grid of a family (or named methods) on one image, saved as a PNG."""
+    from ..plugins import load_registry
+
+    path = method_grid_figure(load_registry(log), args.output, family=args.family, methods=args.methods,
+                              image=args.image, model=args.model, dataset=args.dataset, data_root=args.data_root,
+                              weights=args.weights, device=args.device)
+    log(f"figure: {path}")
+    return 0
+
+
 def method_grid_figure(registry: "Registry", output: str, family: str = "all", methods: Sequence[str] | None = None, image: int | None = None,
                        model: str | None = None, dataset: str | None = None, data_root: str | None = None,
                        weights: str | None = None, device: str = "auto") -> Path:
@@ -171,6 +182,11 @@ def method_grid_figure(registry: "Registry", output: str, family: str = "all", m
     ]
     if not names:
         raise UserError(f"no registered method of family '{family}'")
+    from ..store.files import check_folder
+
+    check_folder(Path(output).parent, "--output's folder")
+    if Path(output).is_dir():
+        raise UserError(f"--output {output} is a folder; name a PNG file")
     options = RunOptions(model=model, dataset=dataset, data_root=data_root, weights=weights, device=device,
                          progress=False)
     suite = open_suite(options, registry)

@@ -1,6 +1,7 @@
 """The command line: parses, calls the library, prints. Every user error is one line on stderr, exit 2."""
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 
@@ -8,131 +9,39 @@ from ..errors import UserError
 from .parser import build_parser
 
 EXIT_OK, EXIT_FAILED, EXIT_USER = 0, 1, 2
+# command -> (module, function): each takes the parsed arguments and the log, and returns the exit code. Imported
+# only when its command runs, so that --help, --version and usage errors load no torch.
+COMMANDS = {
+    "list": ("saliency_bench.plugins", "list_command"),
+    "run": ("saliency_bench.run.summary", "run_command"),
+    "check": ("saliency_bench.board.recheck", "check_command"),
+    "compare": ("saliency_bench.board.compare", "compare_command"),
+    "train": ("saliency_bench.models.training", "train_command"),
+    "figure": ("saliency_bench.board.figures", "figure_command"),
+    "bench": ("saliency_bench.run.speed", "bench_command"),
+    "site": ("saliency_bench.board.site.command", "command"),
+}
 
 
 def stderr(message: str) -> None:
+    """One line on stderr: where every command says what it did."""
     print(message, file=sys.stderr)
-
-
-def registry():
-    """The registry of every loaded plugin; its load errors and name collisions are printed in every command."""
-    from ..plugins import load_registry
-
-    return load_registry(stderr)
-
-
-def run_options(args):
-    """``saliency-bench run``'s arguments as RunOptions; conflicting options are refused here."""
-    from ..run.options import RunOptions
-
-    if args.all == bool(args.methods):
-        raise UserError("run: choose methods with -m NAME... or --all" if not args.all else
-                        "run: --all and -m exclude each other (choose one)")
-    if args.executor != "ray" and (args.ray_address is not None or args.gpus_per_task is not None):
-        raise UserError(f"run: {'--ray-address' if args.ray_address is not None else '--gpus-per-task'} needs "
-                        "--executor ray")
-    params: dict[str, dict] = {}
-    for check, key, value in args.param:
-        params.setdefault(check, {})[key] = value
-    return RunOptions(
-        methods=None if args.all else args.methods, checks=args.checks, model=args.model, dataset=args.dataset,
-        device=args.device, limit=args.limit, batch_size=args.batch_size, seed=args.seed, out=args.out,
-        fresh=args.fresh, data_root=args.data_root, split=args.split, data_seed=args.data_seed, weights=args.weights,
-        allow_download=args.allow_download, blocks=args.blocks, num_workers=args.workers, check_params=params,
-        progress=not args.no_progress, speed=not args.no_speed, method_timeout=args.method_timeout, wait=args.wait,
-        precision=args.precision, channels_last=args.channels_last, executor=args.executor,
-        ray_address=args.ray_address, shard_size=args.shard_size, gpus_per_task=args.gpus_per_task,
-        board=True, board_dir=args.board_dir)
-
-
-def cmd_list(args) -> int:
-    from .listing import format_listing
-
-    print(format_listing(registry()))
-    return EXIT_OK
-
-
-def cmd_run(args) -> int:
-    options = run_options(args)  # conflicting options are refused before anything heavy is imported
-    from ..run.pipeline import run_benchmark
-    from ..run.summary import confirm_fresh, summary_lines
-
-    if args.fresh:
-        confirm_fresh(options.run_folder, args.yes)
-    report = run_benchmark(options, registry=registry(), log=stderr)
-    for line in summary_lines(report):
-        stderr(line)
-    return EXIT_FAILED if report.failures else EXIT_OK
-
-
-def cmd_check(args) -> int:
-    from ..board.recheck import check_against_board, format_outcome
-
-    outcome = check_against_board(
-        args.against, args.methods, tolerance=args.tolerance, vs=args.vs, require=args.require, add=args.add,
-        device=args.device, out=args.out, data_root=args.data_root, weights=args.weights, blocks=args.blocks,
-        progress=not args.no_progress, log=stderr, registry=registry())
-    for note in outcome.notes:
-        stderr(note)
-    print(format_outcome(outcome, args.against))
-    return EXIT_OK if outcome.ok else EXIT_FAILED
-
-
-def cmd_compare(args) -> int:
-    from ..board.compare import compare_recorded, format_pairs
-
-    rows = compare_recorded(args.against, args.first, args.second, registry())
-    print(format_pairs(rows, args.first, args.second, args.against, as_json=args.json))
-    return EXIT_OK
-
-
-def cmd_train(args) -> int:
-    from ..models.training import train_command
-
-    stderr(train_command(args.out, model=args.model, seed=args.seed, epochs=args.epochs, n_train=args.n_train,
-                         n_val=args.n_val, batch_size=args.batch_size, random_labels=args.random_labels, log=stderr))
-    return EXIT_OK
-
-
-def cmd_figure(args) -> int:
-    from ..board.figures import method_grid_figure
-
-    path = method_grid_figure(registry(), args.output, family=args.family, methods=args.methods, image=args.image,
-                              model=args.model, dataset=args.dataset, data_root=args.data_root, weights=args.weights,
-                              device=args.device)
-    stderr(f"figure: {path}")
-    return EXIT_OK
-
-
-def cmd_bench(args) -> int:
-    from ..run.speed import bench_command
-
-    print(bench_command(registry(), args.methods, model=args.model, weights=args.weights, blocks=args.blocks,
-                        device=args.device, batch_size=args.batch_size, rounds=args.rounds, peers=not args.no_peers,
-                        precision=args.precision, channels_last=args.channels_last, as_json=args.json))
-    return EXIT_OK
-
-
-def cmd_site(args) -> int:
-    from ..board.site.command import site_command
-
-    stderr(site_command(args.out, run=args.run, registry=registry(), log=stderr))
-    return EXIT_OK
-
-
-COMMANDS = {"list": cmd_list, "run": cmd_run, "check": cmd_check, "compare": cmd_compare, "train": cmd_train,
-            "figure": cmd_figure, "bench": cmd_bench, "site": cmd_site}
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``saliency-bench`` console script."""
     try:
         args = build_parser().parse_args(argv)
+        if args.command == "run":
+            from ..run.options import options_from_arguments
+
+            options_from_arguments(args)  # conflicting options are refused before anything heavy is imported
         if args.command != "list":
             from ..harness.allocator import keep_freed_memory
 
             keep_freed_memory()
-        return COMMANDS[args.command](args)
+        module, function = COMMANDS[args.command]
+        return getattr(importlib.import_module(module), function)(args, stderr)
     except UserError as exc:
         stderr(f"saliency-bench: error: {worker_error(exc) or one_line(exc)}")
         return EXIT_USER

@@ -5,6 +5,7 @@ import json
 import math
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -133,19 +134,81 @@ def make_optimizer(name: str, parameters, lr: float, weight_decay: float) -> tor
     return torch.optim.Adam(parameters, lr=lr, weight_decay=weight_decay)
 
 
-def train(
-    out_dir: str | Path,
-    seed: int = 0,
-    epochs: int | None = None,
-    n_train: int | None = None,
-    n_val: int = 1_000,
-    batch_size: int | None = None,
-    lr: float | None = None,
-    progress: bool = True,
-    log: Callable[[str], None] = print,
-    model: str = "tiny_vgg",
-    random_labels: bool = False,
-) -> dict:
+@dataclass
+class Recipe:
+    """How a model is trained: the embedded model's defaults, the twin's where asked, the caller's overrides."""
+
+    seed: int
+    epochs: int
+    n_train: int
+    n_val: int
+    batch_size: int
+    lr: float
+    optimizer: str
+    weight_decay: float
+    warmup_cap: int
+
+    def record(self, total_steps: int, random_labels: bool) -> dict:
+        """The recipe as the card records it."""
+        return {
+            "seed": self.seed, "epochs": self.epochs, "n_train": self.n_train, "n_val": self.n_val,
+            "batch_size": self.batch_size, "optimizer": self.optimizer, "lr": self.lr,
+            **({"weight_decay": self.weight_decay} if self.weight_decay else {}),
+            "schedule": f"linear warm-up {self.warmup(total_steps)} steps, cosine to 0",
+            "loss": "BCEWithLogitsLoss (multi-hot labels)",
+            "data": RANDOM_LABEL_DATA if random_labels else "fresh train-split images every epoch",
+            "threads": torch.get_num_threads(), "torch": torch.__version__,
+        }
+
+    def warmup(self, total_steps: int) -> int:
+        """Linear warm-up steps: the recipe's, at most a twentieth of the run."""
+        return min(self.warmup_cap, max(1, total_steps // 20))
+
+
+def resolve_recipe(spec: EmbeddedModel, random_labels: bool, seed: int, epochs: int | None, n_train: int | None,
+                   n_val: int, batch_size: int | None, lr: float | None) -> Recipe:
+    """The recipe of one training run: the model's (``EmbeddedModel.recipe``), the twin's, then the caller's."""
+    defaults = {**spec.recipe, **(RANDOM_LABEL_RECIPE if random_labels else {})}
+    return Recipe(seed=seed, epochs=defaults.get("epochs", 14) if epochs is None else epochs,
+                  n_train=defaults.get("n_train", 10_000) if n_train is None else n_train, n_val=n_val,
+                  batch_size=batch_size or defaults.get("batch_size", 32), lr=lr or defaults.get("lr", 1e-3),
+                  optimizer=defaults.get("optimizer", "Adam"), weight_decay=defaults.get("weight_decay", 0.0),
+                  warmup_cap=defaults.get("warmup", 100))
+
+
+def train_epoch(network: nn.Module, optimizer, recipe: Recipe, batches, step: int, total_steps: int, mean, std,
+                report: Callable[[int, int, float], None]) -> tuple[float, int, int]:
+    """One epoch of BCE-with-logits on ``batches`` (images, labels) with the cosine schedule: (summed loss, images,
+    the step count after it)."""
+    loss_fn = nn.BCEWithLogitsLoss()
+    running, seen = 0.0, 0
+    for images, labels in batches:
+        for group in optimizer.param_groups:
+            group["lr"] = cosine_lr(step, total_steps, recipe.lr, recipe.warmup(total_steps))
+        loss = loss_fn(network((images - mean) / std), labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        step += 1
+        running += float(loss.detach()) * len(labels)
+        seen += len(labels)
+        report(step, seen, running)
+    return running, seen, step
+
+
+def epoch_batches(spec: EmbeddedModel, recipe: Recipe, epoch: int, fixed):
+    """The epoch's batches: fresh train-split images ``epoch*n_train ..`` (or the twin's fixed set) in a seeded order."""
+    data = None if fixed else ShapesDataset(size=spec.input_size, split="train", count=recipe.n_train,
+                                            seed=recipe.seed, start=epoch * recipe.n_train)
+    order = torch.randperm(recipe.n_train, generator=torch.Generator().manual_seed(recipe.seed * 1_000 + epoch)).tolist()
+    for start in range(0, recipe.n_train, recipe.batch_size):
+        chosen = order[start:start + recipe.batch_size]
+        yield (fixed[0][chosen], fixed[1][chosen]) if fixed else stack_samples(data, chosen)
+
+
+def train(out_dir: str | Path, seed: int = 0, epochs: int | None = None, n_train: int | None = None,
+          n_val: int = 1_000, batch_size: int | None = None, lr: float | None = None, progress: bool = True,
+          log: Callable[[str], None] = print, model: str = "tiny_vgg", random_labels: bool = False) -> dict:
     """Train an embedded model with BCE-with-logits on fresh seeded shapes every epoch; write weights + card.
 
     The recipe (epochs, batch size, learning rate, optimizer, weight decay) defaults to the model's
@@ -159,90 +222,63 @@ def train(
     held-out figures.
     """
     spec = embedded_model(model)
-    defaults = {**spec.recipe, **(RANDOM_LABEL_RECIPE if random_labels else {})}
-    epochs = defaults.get("epochs", 14) if epochs is None else epochs
-    n_train = defaults.get("n_train", 10_000) if n_train is None else n_train
-    batch_size = batch_size or defaults.get("batch_size", 32)
-    lr = lr or defaults.get("lr", 1e-3)
-    optimizer_name, weight_decay = defaults.get("optimizer", "Adam"), defaults.get("weight_decay", 0.0)
-    out_dir = Path(out_dir)
-    began = time.perf_counter()
+    recipe = resolve_recipe(spec, random_labels, seed, epochs, n_train, n_val, batch_size, lr)
+    out_dir, began = Path(out_dir), time.perf_counter()
     torch.manual_seed(seed)
     network = spec.build(spec.architecture, len(CLASS_NAMES), spec.input_size)
-    fixed = fixed_random_label_set(spec.input_size, n_train, seed) if random_labels else None
-    optimizer = make_optimizer(optimizer_name, network.parameters(), lr, weight_decay)
-    loss_fn = nn.BCEWithLogitsLoss()
-    mean = torch.tensor(spec.mean).view(1, 3, 1, 1)
-    std = torch.tensor(spec.std).view(1, 3, 1, 1)
+    fixed = fixed_random_label_set(spec.input_size, recipe.n_train, seed) if random_labels else None
+    optimizer = make_optimizer(recipe.optimizer, network.parameters(), recipe.lr, recipe.weight_decay)
+    mean, std = torch.tensor(spec.mean).view(1, 3, 1, 1), torch.tensor(spec.std).view(1, 3, 1, 1)
     val = ShapesDataset(size=spec.input_size, split="val", count=n_val, seed=seed)
-    steps_per_epoch = math.ceil(n_train / batch_size)
-    total_steps = epochs * steps_per_epoch
-    warmup = min(defaults.get("warmup", 100), max(1, total_steps // 20))
-    recipe = {
-        "seed": seed, "epochs": epochs, "n_train": n_train, "n_val": n_val, "batch_size": batch_size,
-        "optimizer": optimizer_name, "lr": lr, **({"weight_decay": weight_decay} if weight_decay else {}),
-        "schedule": f"linear warm-up {warmup} steps, cosine to 0",
-        "loss": "BCEWithLogitsLoss (multi-hot labels)",
-        "data": RANDOM_LABEL_DATA if random_labels else "fresh train-split images every epoch",
-        "threads": torch.get_num_threads(), "torch": torch.__version__,
-    }
-    card = {
-        "name": spec.name + (RANDOM_LABEL_SUFFIX if random_labels else ""), "dataset": spec.dataset, "class_names": list(CLASS_NAMES), "input_size": spec.input_size,
-        "mean": list(spec.mean), "std": list(spec.std),
-        "architecture": {**spec.architecture, "parameters": sum(p.numel() for p in network.parameters())},
-        "recipe": recipe, "history": [],
-    }
+    total_steps = recipe.epochs * math.ceil(recipe.n_train / recipe.batch_size)
+    card = {"name": spec.name + (RANDOM_LABEL_SUFFIX if random_labels else ""), "dataset": spec.dataset,
+            "class_names": list(CLASS_NAMES), "input_size": spec.input_size, "mean": list(spec.mean),
+            "std": list(spec.std),
+            "architecture": {**spec.architecture, "parameters": sum(p.numel() for p in network.parameters())},
+            "recipe": recipe.record(total_steps, random_labels), "history": []}
     step = 0
-    for epoch in range(epochs):
+    for epoch in range(recipe.epochs):
         epoch_began = time.perf_counter()
         network.train()
-        data = None if fixed else ShapesDataset(size=spec.input_size, split="train", count=n_train, seed=seed,
-                                                start=epoch * n_train)
-        order = torch.randperm(n_train, generator=torch.Generator().manual_seed(seed * 1_000 + epoch)).tolist()
-        running, seen = 0.0, 0
-        for batch_start in range(0, n_train, batch_size):
-            chosen = order[batch_start:batch_start + batch_size]
-            images, labels = (fixed[0][chosen], fixed[1][chosen]) if fixed else stack_samples(data, chosen)
-            for group in optimizer.param_groups:
-                group["lr"] = cosine_lr(step, total_steps, lr, warmup)
-            loss = loss_fn(network((images - mean) / std), labels)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            step += 1
-            running += float(loss.detach()) * len(labels)
-            seen += len(labels)
-            if progress and step % 25 == 0:
-                log(f"  epoch {epoch + 1}/{epochs} step {seen}/{n_train} loss {running / seen:.4f}")
-        figures = evaluate(network, val, spec.mean, spec.std)
-        entry = {"epoch": epoch + 1, "loss": running / max(1, seen), "val_map": figures["map"],
-                 "val_exact_match": figures["exact_match"], "seconds": time.perf_counter() - epoch_began}
-        card["history"].append(entry)
-        log(f"epoch {epoch + 1}/{epochs} loss {entry['loss']:.4f} val mAP {entry['val_map']:.4f} "
-            f"exact {entry['val_exact_match']:.3f} ({entry['seconds']:.0f} s)")
-        card["val"] = figures
-        card["seconds"] = time.perf_counter() - began
-        card["epochs_done"] = epoch + 1
-        card = save_weights(network, out_dir, card)
-    if epochs == 0 or fixed:
+
+        def report(now: int, seen: int, running: float, epoch=epoch) -> None:
+            if progress and now % 25 == 0:
+                log(f"  epoch {epoch + 1}/{recipe.epochs} step {seen}/{recipe.n_train} loss {running / seen:.4f}")
+
+        running, seen, step = train_epoch(network, optimizer, recipe, epoch_batches(spec, recipe, epoch, fixed), step,
+                                          total_steps, mean, std, report)
+        card = end_epoch(network, val, spec, card, out_dir, epoch, running / max(1, seen), epoch_began, began, log)
+    if recipe.epochs == 0 or fixed:
         card["val"] = evaluate(network, val, spec.mean, spec.std)
         if fixed:  # how far the twin memorised its permuted labels (on the very images it was trained on)
             card["train"] = memorisation(network, fixed, spec.mean, spec.std)
-        card["seconds"] = time.perf_counter() - began
-        card["epochs_done"] = epochs
+        card.update(seconds=time.perf_counter() - began, epochs_done=recipe.epochs)
         card = save_weights(network, out_dir, card)
     log(f"wrote {out_dir / (card['name'] + '.pt')} (sha256 {card['sha256'][:12]}...) in {card['seconds']:.0f} s")
     return card
 
 
-def train_command(out: str, *, model: str, seed: int, epochs: int | None, n_train: int | None, n_val: int | None,
-                  batch_size: int | None, random_labels: bool, log: Callable[[str], None]) -> str:
-    """``saliency-bench train``: train, write the weights and card into ``out``; the line that says where."""
+def end_epoch(network: nn.Module, val, spec: EmbeddedModel, card: dict, out_dir: Path, epoch: int, loss: float,
+              epoch_began: float, began: float, log: Callable[[str], None]) -> dict:
+    """Evaluate on the validation images, log the epoch, and save the weights with the card so far."""
+    figures = evaluate(network, val, spec.mean, spec.std)
+    entry = {"epoch": epoch + 1, "loss": loss, "val_map": figures["map"], "val_exact_match": figures["exact_match"],
+             "seconds": time.perf_counter() - epoch_began}
+    card["history"].append(entry)
+    log(f"epoch {epoch + 1}/{card['recipe']['epochs']} loss {entry['loss']:.4f} val mAP {entry['val_map']:.4f} "
+        f"exact {entry['val_exact_match']:.3f} ({entry['seconds']:.0f} s)")
+    card.update(val=figures, seconds=time.perf_counter() - began, epochs_done=epoch + 1)
+    return save_weights(network, out_dir, card)
+
+
+def train_command(args, log: Callable[[str], None]) -> int:
+    """``saliency-bench train``: train, write the weights and card into ``--out``, and say where."""
     from ..store.files import check_folder
 
-    check_folder(out)
-    options = {"epochs": epochs, "n_train": n_train, "n_val": n_val, "batch_size": batch_size}
-    card = train(out, seed=seed, log=log, model=model, random_labels=random_labels,
+    check_folder(args.out)
+    options = {"epochs": args.epochs, "n_train": args.n_train, "n_val": args.n_val, "batch_size": args.batch_size}
+    card = train(args.out, seed=args.seed, log=log, model=args.model, random_labels=args.random_labels,
                  **{key: value for key, value in options.items() if value is not None})
-    return (f"weights: {Path(out) / (card['name'] + '.pt')} (sha256 {card['sha256'][:12]}..., val mAP "
-            f"{card['val']['map']:.4f}, {card['seconds']:.0f}s); use them with --weights")
+    log(f"weights: {Path(args.out) / (card['name'] + '.pt')} (sha256 {card['sha256'][:12]}..., val mAP "
+        f"{card['val']['map']:.4f}, {card['seconds']:.0f}s); use them with --weights")
+    return 0

@@ -59,6 +59,30 @@ class RunOptions:
         return self.out if self.out is not None else default_out(self)
 
 
+def options_from_arguments(args) -> RunOptions:
+    """``saliency-bench run``'s parsed arguments as RunOptions; conflicting options are refused here."""
+    from ..errors import UserError
+
+    if args.all == bool(args.methods):
+        raise UserError("run: choose methods with -m NAME... or --all" if not args.all else
+                        "run: --all and -m exclude each other (choose one)")
+    if args.executor != "ray" and (args.ray_address is not None or args.gpus_per_task is not None):
+        raise UserError(f"run: {'--ray-address' if args.ray_address is not None else '--gpus-per-task'} needs "
+                        "--executor ray")
+    params: dict[str, dict] = {}
+    for check, key, value in args.param:
+        params.setdefault(check, {})[key] = value
+    return RunOptions(
+        methods=None if args.all else args.methods, checks=args.checks, model=args.model, dataset=args.dataset,
+        device=args.device, limit=args.limit, batch_size=args.batch_size, seed=args.seed, out=args.out,
+        fresh=args.fresh, data_root=args.data_root, split=args.split, data_seed=args.data_seed, weights=args.weights,
+        allow_download=args.allow_download, blocks=args.blocks, num_workers=args.workers, check_params=params,
+        progress=not args.no_progress, speed=not args.no_speed, method_timeout=args.method_timeout, wait=args.wait,
+        precision=args.precision, channels_last=args.channels_last, executor=args.executor,
+        ray_address=args.ray_address, shard_size=args.shard_size, gpus_per_task=args.gpus_per_task,
+        board=True, board_dir=args.board_dir)
+
+
 def default_out(options: RunOptions) -> str:
     """``runs/<model>-<dataset>``, suffixed by each setting that changes the results (so runs never collide)."""
     name = f"runs/{options.model or DEFAULT_MODEL}-{options.dataset or 'default'}"

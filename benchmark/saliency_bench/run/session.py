@@ -29,10 +29,23 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def summarised_names(names) -> list[str]:
+    """Names for a message: plain ones as they are, each prefixed family (``timm:*``) once, with its count."""
+    plain, families = [], {}
+    for name in names:
+        prefix, colon, _ = name.partition(":")
+        if colon:
+            families[prefix] = families.get(prefix, 0) + 1
+        else:
+            plain.append(name)
+    return plain + [f"{prefix}:<name> ({count})" for prefix, count in families.items()]
+
+
 def lookup(table: dict, kind: str, name: str):
     """The registered object ``name`` of ``table`` (the registry's models, datasets or checks); unknown: user error."""
     if name not in table:
-        raise UserError(f"unknown {kind} '{name}' (known: {', '.join(sorted(table)) or 'none'})")
+        raise UserError(f"unknown {kind} '{name}' (known: {', '.join(summarised_names(sorted(table))) or 'none'}; "
+                        "every one: saliency-bench list)")
     return table[name].obj
 
 
@@ -70,6 +83,9 @@ def open_suite(options: RunOptions, registry: Registry) -> Suite:
     limit = options.limit if options.limit is not None else getattr(dataset, "default_limit", Dataset.default_limit)
     if limit is not None and limit < 1:
         raise UserError(f"--limit must be at least 1, got {limit}")
+    if options.limit is not None and options.limit > len(dataset):
+        raise UserError(f"--limit {options.limit}: dataset '{dataset.name}' has {len(dataset)} images; "
+                        f"choose at most {len(dataset)}")
     return Suite(
         model=model, dataset=dataset, device=model.device, seed=options.seed, batch_size=options.batch_size,
         limit=limit, num_workers=options.num_workers, progress=options.progress,

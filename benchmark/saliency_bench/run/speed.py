@@ -239,20 +239,21 @@ def format_speed(result: dict) -> str:
     return head + "\n" + tabulate(rows, headers=["name", "kind", "peer of", "ms/image", "images/s", "vs floor"])
 
 
-def bench_command(registry: Registry, methods, *, model: str | None, weights: str | None, blocks, device: str,
-                  batch_size: int, rounds: int, peers: bool, precision: str, channels_last: bool | None,
-                  as_json: bool) -> str:
-    """What ``saliency-bench bench`` prints: each method's ms per image and ratio to the floor (and its peers)."""
+def bench_command(args, log) -> int:
+    """``saliency-bench bench``: each method's ms per image and ratio to the floor (and its peers), printed."""
     import json
 
+    from ..plugins import load_registry
     from .options import RunOptions
     from .session import open_model
 
-    names = registry.select_methods(methods or ["*"])
-    opened = open_model(RunOptions(model=model, weights=weights, blocks=blocks, device=device, precision=precision,
-                                   channels_last=channels_last), registry)
-    result = measure(registry, names, opened, batch_size=batch_size, rounds=rounds, peers=peers)
-    return json.dumps(result, indent=1) if as_json else format_speed(result)
+    registry = load_registry(log)
+    names = registry.select_methods(args.methods or ["*"])
+    opened = open_model(RunOptions(model=args.model, weights=args.weights, blocks=args.blocks, device=args.device,
+                                   precision=args.precision, channels_last=args.channels_last), registry)
+    result = measure(registry, names, opened, batch_size=args.batch_size, rounds=args.rounds, peers=not args.no_peers)
+    print(json.dumps(result, indent=1) if args.json else format_speed(result))
+    return 0
 
 
 def measure_speed(report, registry: Registry, options, log) -> None:

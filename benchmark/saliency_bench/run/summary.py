@@ -2,9 +2,25 @@
 from __future__ import annotations
 
 import sys
+from typing import Callable
 
 from ..errors import UserError
 from .record import RunReport
+
+
+def run_command(args, log: Callable[[str], None]) -> int:
+    """``saliency-bench run``: the run, then its summary; exit 1 when a method failed."""
+    from ..plugins import load_registry
+    from .options import options_from_arguments
+    from .pipeline import run_benchmark
+
+    options = options_from_arguments(args)
+    if args.fresh:
+        confirm_fresh(options.run_folder, args.yes)
+    report = run_benchmark(options, registry=load_registry(log), log=log)
+    for line in summary_lines(report):
+        log(line)
+    return 1 if report.failures else 0
 
 
 def confirm_fresh(out: str, yes: bool) -> None:

@@ -37,6 +37,14 @@ def summary(sections: Sequence[Section], out: Path, written: Sequence[Path]) -> 
             f"{site_bytes(out) / 1e6:.1f} MB; open {out / 'index.html'}")
 
 
+def command(args, log: Log) -> int:
+    """``saliency-bench site``: every committed board (and ``--run``'s folder) as a static site in ``--out``."""
+    from ...plugins import load_registry
+
+    log(site_command(args.out, run=args.run, registry=load_registry(log), log=log))
+    return 0
+
+
 def site_command(out: str | Path, run: str | Path | None = None, registry=None, log: Log = print,
                  root: str | Path = ".", maps: bool = True, device: str = "auto") -> str:
     """The site of every committed board under ``root`` and of the run folder ``run``, maps pictured with ``maps``."""
