@@ -10,7 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
@@ -37,6 +38,7 @@ class EmbeddedModel:
     mean: tuple[float, ...] = (0.5, 0.5, 0.5)
     std: tuple[float, ...] = (0.25, 0.25, 0.25)
     recipe: dict = field(default_factory=dict)  # training defaults: epochs, batch_size, lr, optimizer, weight_decay
+    twins: tuple[str, ...] = ()  # kinds of twin shipped as NAME_KIND.pt (random_labels: trained on permuted labels)
     dataset: str = "shapes"
 
     @property
@@ -157,4 +159,9 @@ def load_embedded(model: EmbeddedModel, weights: str | Path | None = None, allow
     wrapper = build_wrapper(hookable(network), card, model)  # torchvision's BasicBlock uses an inplace ReLU
     check_finite_logits(wrapper, weights_path)
     wrapper.weights_sha256 = digest
+    if weights is None:  # a twin belongs to the shipped weights: given other weights, the model has none
+        for kind in model.twins:
+            twin_file = WEIGHTS_DIR / f"{model.name}_{kind}.pt"
+            if twin_file.is_file():
+                wrapper.add_twin(kind, partial(load_embedded, replace(model, twins=()), twin_file), sha256_of(twin_file))
     return wrapper

@@ -89,6 +89,7 @@ MODEL = EmbeddedModel(
     architecture_problem=architecture_problem,
     input_size=INPUT_SIZE, mean=MEAN, std=STD,
     recipe={"epochs": 14, "batch_size": 32, "lr": 1e-3, "optimizer": "Adam"},
+    twins=("random_labels",),  # `saliency-bench train --random-labels` reproduces it (its card says how far it memorised)
 )
 
 

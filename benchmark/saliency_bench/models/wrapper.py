@@ -60,6 +60,7 @@ class ModelWrapper:
         self.weights_sha256: str | None = None  # set by loaders that know the bytes the weights came from
         self.packages: dict[str, str] = {}  # {distribution: version} the network comes from (timm), recorded
         self.precision: Precision = FP32  # how method calls compute (``set_precision``)
+        self.twins: dict[str, tuple] = {}  # {kind: (load, weights sha256)}: this model trained otherwise (``twin``)
         modules = dict(network.named_modules())
         for block, module_name in self._block_names.items():
             if module_name not in modules:
@@ -155,6 +156,23 @@ class ModelWrapper:
         precision.prepare_network(self.network)
         return self
 
+    def add_twin(self, kind: str, load, sha256: str) -> None:
+        """Declare a twin of ``kind`` (``load() -> ModelWrapper``): the same architecture trained otherwise, for the
+        data randomisation test (Adebayo et al. 2018: ``random_labels``, trained on permuted labels)."""
+        self.twins[kind] = (load, sha256)
+
+    def twin(self, kind: str) -> "ModelWrapper | None":
+        """This model's twin of ``kind`` on this model's device and precision, loaded once; None if it has none."""
+        if kind not in self.twins:
+            return None
+        load, sha256 = self.twins[kind]
+        cached = getattr(self, "_loaded_twins", {}).get((kind, str(self.device), repr(self.precision)))
+        if cached is None:
+            cached = load().to(self.device)
+            cached = cached if self.precision.is_default else cached.set_precision(self.precision)
+            self.__dict__.setdefault("_loaded_twins", {})[(kind, str(self.device), repr(self.precision))] = cached
+        return cached
+
     def copy(self) -> "ModelWrapper":
         """A deep copy (for randomisation: never touch the user's model)."""
         twin = copy.copy(self)
@@ -174,6 +192,8 @@ class ModelWrapper:
         }
         if self.weights_sha256:
             described["weights_sha256"] = self.weights_sha256
+        if self.twins:  # the data randomisation test compares with these weights: recorded like the model's own
+            described["twins"] = {kind: sha256 for kind, (_, sha256) in sorted(self.twins.items())}
         if self.packages:  # results depend on the package that builds the network: a new version, a new result
             described["packages"] = dict(self.packages)
         if not self.precision.is_default:
