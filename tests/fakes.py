@@ -84,7 +84,7 @@ class MeanMap(Check):
 class Raises(Method):
     """A method that raises."""
 
-    name, family, positive = "raises", "baseline", False
+    name, family, positive = "raises", "control", False
 
     def attribute(self, model, inputs, targets):
         raise RuntimeError("boom")
@@ -93,7 +93,7 @@ class Raises(Method):
 class ReturnsNaN(Method):
     """A method that returns NaN."""
 
-    name, family, positive = "nan_map", "baseline", False
+    name, family, positive = "nan_map", "control", False
 
     def attribute(self, model, inputs, targets):
         return torch.full(inputs.shape[:1] + inputs.shape[2:], float("nan"))
@@ -102,7 +102,7 @@ class ReturnsNaN(Method):
 class WrongShape(Method):
     """A method that returns [B,3,H,W]."""
 
-    name, family, positive = "wrong_shape", "baseline", False
+    name, family, positive = "wrong_shape", "control", False
 
     def attribute(self, model, inputs, targets):
         return inputs.detach().clone()
@@ -111,7 +111,7 @@ class WrongShape(Method):
 class Slow(Method):
     """A method that takes a while per batch (to interrupt a run)."""
 
-    name, family, positive = "slow", "baseline", False
+    name, family, positive = "slow", "control", False
 
     def attribute(self, model, inputs, targets):
         time.sleep(0.4)
@@ -121,7 +121,7 @@ class Slow(Method):
 class Undefined(Method):
     """A method with no defined map on this model (as GradMid at a block before a global-average-pool head)."""
 
-    name, family, positive = "undefined", "baseline", False
+    name, family, positive = "undefined", "control", False
 
     def attribute(self, model, inputs, targets):
         raise NotApplicable("undefined on this model by construction")

@@ -161,13 +161,26 @@ def _builtin_checks():
     return [CascadingRandomization(), ClassSensitivity(), RestrictedPointingGame(), PointingGame()]
 
 
+def test_a_board_written_when_the_controls_family_was_baseline_is_judged_alike():
+    """Boards committed before the controls' family was named ``control`` say ``baseline``: same bars, verdicts."""
+    from saliency_bench.board.verdicts import control_bars, rules_of, verdicts
+
+    rules = rules_of(_builtin_checks())
+    for family in ("control", "baseline"):
+        board = {"random": {"family": family, "results": _results(0.18, 0.19, 0.02, 0.02)},
+                 "edge": {"family": family, "results": _results(0.48, 0.48, 1.0, 1.0)}}
+        bars = control_bars(board, rules)
+        assert bars["localisation"]["value"] == 0.48 and bars["localisation"]["controls"] == ["edge", "random"]
+        assert verdicts(_results(0.9, 0.6, 0.3, 0.1), rules, bars)["overall"] == "pass"
+
+
 def test_noise_passes_the_necessary_conditions_but_not_the_composite_verdict():
     from saliency_bench.board.verdicts import control_bars, rules_of, verdicts
 
     rules = rules_of(_builtin_checks())
     assert [r.letter for r in rules] == ["P", "L", "G", "C", "R"]  # board order, whatever the registration order
-    board = {"random": {"family": "baseline", "results": _results(0.18, 0.19, 0.02, 0.02)},
-             "edge": {"family": "baseline", "results": _results(0.48, 0.48, 1.0, 1.0)}}
+    board = {"random": {"family": "control", "results": _results(0.18, 0.19, 0.02, 0.02)},
+             "edge": {"family": "control", "results": _results(0.48, 0.48, 1.0, 1.0)}}
     bars = control_bars(board, rules)
     assert bars["localisation"]["value"] == 0.48 and bars["localisation"]["best_control"] == "edge"
     noise = verdicts(board["random"]["results"], rules, bars)
@@ -196,7 +209,7 @@ def test_nearest_neighbours_leave_out_the_controls():
     from saliency_bench.board.verdicts import columns_of
 
     board = {"methods": {
-        "edge": {"family": "baseline", "results": _results(0.9, 0.6, 0.3, 0.1)},
+        "edge": {"family": "control", "results": _results(0.9, 0.6, 0.3, 0.1)},
         "a": {"family": "propagation", "results": _results(0.9, 0.6, 0.3, 0.12)},
         "b": {"family": "propagation", "results": _results(0.5, 0.5, 0.9, 0.9)},
         "c": {"family": "propagation", "results": _results(0.85, 0.6, 0.35, 0.1)},
@@ -211,7 +224,7 @@ def test_without_a_rule_against_the_controls_the_composite_verdict_is_undecided(
     from saliency_bench.checks.randomization import CascadingRandomization
     from saliency_bench.board.verdicts import judge
 
-    methods = {"random": {"family": "baseline", "results": _results(0.18, 0.19, 0.02, 0.02)},
+    methods = {"random": {"family": "control", "results": _results(0.18, 0.19, 0.02, 0.02)},
                "noise": {"family": "propagation", "results": _results(0.18, 0.19, 0.02, 0.02)}}
     judge(methods, [ClassSensitivity(), CascadingRandomization()])
     assert methods["noise"]["verdicts"] == {"class_sensitivity": "pass", "randomization": "pass", "overall": "–"}

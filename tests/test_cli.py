@@ -25,7 +25,7 @@ def test_list_shows_methods_with_family_and_provider(fakes, capsys):
     code, out, _ = _run(capsys, "list")
     assert code == 0
     line = next(l for l in out.splitlines() if l.startswith("random "))
-    assert "baseline" in line and "saliency-bench" in line
+    assert "control" in line and "saliency-bench" in line
     assert "mean_map" in out and "fake_vgg" in out and "squares" in out
 
 

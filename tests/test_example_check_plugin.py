@@ -50,7 +50,7 @@ class ReversedOrder(FixedOrder):
 class Constant(Method):
     """All zero: every pixel ties, so the check's seeded tie-break alone orders the deletion."""
 
-    name, family, positive = "constant", "baseline", False
+    name, family, positive = "constant", "control", False
 
     def attribute(self, model, inputs, targets):
         return torch.zeros(len(inputs), SIZE, SIZE, device=inputs.device)

@@ -29,7 +29,7 @@ def fake_board() -> dict:
     """A board shaped like the committed one: 24 aggregation, 12 propagation and the 2 controls."""
     rng = np.random.default_rng(0)
     methods = {}
-    families = (("aggregation", AGGREGATION), ("propagation", PROPAGATION), ("baseline", ["random", "edge"]))
+    families = (("aggregation", AGGREGATION), ("propagation", PROPAGATION), ("control", ["random", "edge"]))
     for family, names in families:
         for name in names:
             values = {"edge": [1.0] * len(LAYERS), "random": [0.02] * len(LAYERS)}.get(
@@ -222,7 +222,7 @@ def test_curves_are_small_multiples_with_the_controls_in_every_panel(board):
             assert all(to_hex(line.get_color()) == CONTROL_COLOUR for line in controls)
             assert all(line.get_linewidth() < min(m.get_linewidth() for m in methods) for line in controls)
             shown += [line.get_gid().split(":", 1)[1] for line in methods]
-        expected = [n for n, e in board["methods"].items() if e["family"] != "baseline"
+        expected = [n for n, e in board["methods"].items() if e["family"] != "control"
                     and (e["results"].get("randomization") or {}).get("status") == "ok"]
         assert sorted(shown) == sorted(expected)  # every method once, none lost
     finally:

@@ -68,7 +68,7 @@ def test_markdown_has_summary_thresholds_reference_and_figures(board_dir):
     assert "## Summary" in text and "How to read this" in text and "pass if spearman_hog <= 0.5" in text
     assert "VGG-16/VOC07" not in text  # the controls have no paper values: no empty paper columns (test_board_index)
     assert "figures/randomization.png" in text and (out / "figures" / "randomization.png").exists()
-    assert (out / "figures" / "maps_baseline.png").exists()
+    assert (out / "figures" / "maps_control.png").exists()
 
 
 def test_check_passes_on_unchanged_methods(board_dir, tmp_path, capsys):

@@ -23,7 +23,7 @@ def _method(method_name: str) -> type:
     def attribute(self, model, inputs, targets):
         return torch.ones(inputs.shape[0], *inputs.shape[2:])
 
-    return type(f"M_{method_name}", (Method,), {"name": method_name, "family": "baseline", "positive": True,
+    return type(f"M_{method_name}", (Method,), {"name": method_name, "family": "control", "positive": True,
                                                 "attribute": attribute})
 
 

@@ -14,7 +14,7 @@ from saliency_bench.plugins import make_plugin_manager, parse_allowlist
 class Ones(Method):
     """All-ones maps."""
 
-    name, family, positive = "ones", "baseline", True
+    name, family, positive = "ones", "control", True
 
     def attribute(self, model, inputs, targets):
         return torch.ones(inputs.shape[0], *inputs.shape[2:])
@@ -74,7 +74,7 @@ def test_register_models_and_datasets_hooks(pm):
 def test_controls_are_default_plugins(pm):
     registry = pm.registry()
     assert registry.methods["random"].distribution == "saliency-bench"
-    assert registry.methods["edge"].obj.family == "baseline"
+    assert registry.methods["edge"].obj.family == "control"
 
 
 def test_duplicate_names_leave_both_out_naming_both_plugins(pm):

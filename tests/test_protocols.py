@@ -65,7 +65,7 @@ def test_unknown_tie_rule_is_a_user_error():
 class PlateauAtTarget(Method):
     """A flat 5 x 5 plateau whose top-left corner is 3 px off the target's square and whose centre is on it."""
 
-    name, family = "plateau", "baseline"
+    name, family = "plateau", "control"
 
     def attribute(self, model, inputs, targets):
         masks = images_of(model, inputs)[torch.arange(len(targets)), targets] > 0.5

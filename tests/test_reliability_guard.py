@@ -207,7 +207,7 @@ torch.set_default_dtype(torch.float64)  # at import: every method of every plugi
 
 
 class Wide(Method):
-    name, family, positive = "wide", "baseline", False
+    name, family, positive = "wide", "control", False
 
     def attribute(self, model, inputs, targets):
         return inputs.mean(1)

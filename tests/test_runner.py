@@ -98,7 +98,7 @@ def test_group_shares_one_call_per_batch(fakes, tmp_path):
     calls = []
 
     class Shared(Method):
-        family, positive, shared_key = "baseline", False, "test.shared"
+        family, positive, shared_key = "control", False, "test.shared"
 
         def __init__(self, name):
             self.name = name

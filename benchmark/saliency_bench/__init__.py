@@ -39,6 +39,7 @@ _EXPORTS = {  # public name -> (module, attribute); a module itself where the at
     "finite_mean": ("checks.stats", "finite_mean"),
     "hookable": ("models.loading", "hookable"),
     "hookimpl": ("hookspecs", "hookimpl"),
+    "is_control": ("methods", "is_control"),
     "map_similarities": ("checks.similarity", "map_similarities"),
     "method_plugin": ("plugins", "method_plugin"),
     "noise": ("harness.noise", None),
@@ -85,7 +86,7 @@ if TYPE_CHECKING:  # pragma: no cover - what static analysis sees
     from .harness.group import MethodGroup  # noqa: F401
     from .harness.suite import Suite  # noqa: F401
     from .hookspecs import hookimpl  # noqa: F401
-    from .methods import Method, validate_maps  # noqa: F401
+    from .methods import Method, is_control, validate_maps  # noqa: F401
     from .models.base import ModelSpec  # noqa: F401
     from .models.blocks import numbered as numbered_blocks  # noqa: F401
     from .models.blocks import trace as trace_modules  # noqa: F401

@@ -17,7 +17,7 @@ class RandomMap(Method):
     """
 
     name = "random"
-    family = "baseline"
+    family = "control"
     positive = False
 
     def attribute(self, model, inputs, targets):
@@ -29,7 +29,7 @@ class EdgeMap(Method):
     """Sobel gradient magnitude of the grey image: ignores model and class, so it must look fully insensitive."""
 
     name = "edge"
-    family = "baseline"
+    family = "control"
     positive = True
 
     def attribute(self, model, inputs, targets):

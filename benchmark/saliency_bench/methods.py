@@ -10,7 +10,14 @@ from .errors import MethodError
 if TYPE_CHECKING:  # pragma: no cover
     from .models.wrapper import ModelWrapper
 
-FAMILIES = ("aggregation", "propagation", "baseline")
+CONTROL = "control"  # the family of the controls: methods that explain nothing by construction (random, edge)
+FAMILIES = ("aggregation", "propagation", CONTROL)
+LEGACY_FAMILIES = {"baseline": CONTROL}  # boards and plugins written before the controls' family was named so
+
+
+def is_control(family: object) -> bool:
+    """Whether ``family`` is the controls' (``control``; a board or plugin written earlier says ``baseline``)."""
+    return family == CONTROL or LEGACY_FAMILIES.get(family) == CONTROL
 
 
 class Method:
@@ -26,11 +33,13 @@ class Method:
     """
 
     name: str = ""
-    family: str = "baseline"
+    family: str = CONTROL
     positive: bool = False
     layer: str | None = None  # the block/layer the method reads, where it has one ("B3")
     shared_key: ClassVar[str | None] = None
     settings: ClassVar[tuple[str, ...]] = ()  # attributes whose values define the map (recorded on the board)
+    # Forward+backward passes per map (SmoothGrad's noisy samples, say): the run's attribution floor counts them.
+    passes: int = 1
 
     def attribute(self, model: "ModelWrapper", inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Return the saliency maps ``[B,H,W]`` of ``targets`` for the (normalised) ``inputs``."""
@@ -69,7 +78,7 @@ def check_method_declaration(method: object) -> None:
     name = getattr(method, "name", None)
     if not isinstance(name, str) or not name:
         raise ValueError(f"{method!r} has no name")
-    if getattr(method, "family", None) not in FAMILIES:
+    if getattr(method, "family", None) not in FAMILIES and getattr(method, "family", None) not in LEGACY_FAMILIES:
         raise ValueError(f"method '{name}' has family {getattr(method, 'family', None)!r}; expected one of {FAMILIES}")
     if not isinstance(getattr(method, "positive", None), bool):
         raise ValueError(f"method '{name}' must declare positive: bool")

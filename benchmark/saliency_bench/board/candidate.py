@@ -14,7 +14,8 @@ from typing import Callable, Mapping, Sequence
 from tabulate import tabulate
 
 from .paired import reading
-from .verdicts import CONTROL_FAMILY, PASS, columns_of, control_bars, rules_of, verdicts
+from ..methods import is_control
+from .verdicts import PASS, columns_of, control_bars, rules_of, verdicts
 
 NEIGHBOURS = 2  # recorded methods nearest to the candidate shown by default, besides the controls
 
@@ -44,7 +45,7 @@ def nearest(values: Mapping[str, float | None], board: Mapping, columns: Sequenc
     """The ``k`` recorded non-control methods closest to ``values`` (Euclidean over the columns both define)."""
     distances = []
     for name, other in recorded_values(board, columns).items():
-        if board["methods"][name].get("family") == CONTROL_FAMILY:
+        if is_control(board["methods"][name].get("family")):
             continue
         shared = [key for key in values if values.get(key) is not None and other.get(key) is not None]
         if shared:
@@ -103,7 +104,7 @@ def evaluate(board: Mapping, name: str, entry: Mapping, checks: Sequence, vs: Se
         others = [v[column.key] for v in recorded.values() if v.get(column.key) is not None]
         place = rank(values.get(column.key), others, column.better) if column.better else None
         ranks[column.key] = None if place is None else {"rank": place, "of": len(others) + 1}
-    controls = sorted(n for n, e in board["methods"].items() if e.get("family") == CONTROL_FAMILY)
+    controls = sorted(n for n, e in board["methods"].items() if is_control(e.get("family")))
     compared = list(vs) if vs else nearest(values, board, columns) + controls
     return {
         "method": name, "distribution": entry.get("distribution"), "version": entry.get("version"),

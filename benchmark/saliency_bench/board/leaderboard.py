@@ -10,6 +10,7 @@ from .values import FILE as SIDECAR
 from .values import collect, sidecar_text
 from ..errors import UserError
 from ..plugins import Registry
+from ..methods import is_control
 from ..store.files import json_text, plain, write_all
 from ..store.results import SPEED, ResultStore
 from .verdicts import OVERALL, columns_of, judge, ordered_checks, rules_of
@@ -23,7 +24,7 @@ in the detailed tables)."""
 
 HOW_TO_READ_END = """\
 A method that "just draws the salient parts of the image" scores like an edge detector among the controls (the
-`baseline` family, listed below). A verdict that compares maps with each other is a necessary condition only:
+`control` family, listed below). A verdict that compares maps with each other is a necessary condition only:
 pure noise passes it. So the composite verdict, *overall*, passes a method only when every verdict passes,
 including doing better than every control. *n/a*: the method has no defined map on this model
 (the reason is in the details), neither a failure nor a number. Paper columns (beside VGG models) are the seed
@@ -239,12 +240,12 @@ def verdict_note(board: dict, checks: Sequence) -> str:
 
 def controls_note(board: dict, registry: Registry | None) -> str:
     """The controls on this board, each with its one-line description."""
-    names = [n for n, e in board["methods"].items() if e.get("family") == "baseline"]
+    names = [n for n, e in board["methods"].items() if is_control(e.get("family"))]
     described = []
     for name in names:
         method = registry.methods.get(name) if registry is not None else None
         described.append(f"`{name}`" + (f" ({method.obj.describe()})" if method is not None else ""))
-    return "**Controls** (the `baseline` family, methods that explain nothing by construction): " + "; ".join(
+    return "**Controls** (the `control` family, methods that explain nothing by construction): " + "; ".join(
         described) + "." if described else ""
 
 
@@ -336,10 +337,11 @@ def _figures(board: dict, registry: Registry, folder: Path, suite) -> list[str]:
 
 def write_leaderboard(
     store: ResultStore, registry: Registry, folder: Path, methods: Sequence[str], checks: Sequence[str], suite=None,
-    speed: bool = False, written: list[Path] | None = None,
+    speed: bool = False, written: list[Path] | None = None, run_timing: dict | None = None,
 ) -> dict:
     """Write leaderboard.json, leaderboard-values.json (the per-image data, for paired comparisons), leaderboard.md,
-    the figures and (with ``speed``) leaderboard-speed.json; return the board.
+    the figures and (with ``speed``) leaderboard-speed.json, with ``run_timing`` (the run's wall time and floor)
+    under ``run``; return the board.
 
     leaderboard.json holds only what the seeded run determines; speed figures go to their own file. Everything is
     rendered and every path checked before a file is replaced, and the files are replaced all or none.
@@ -358,7 +360,7 @@ def write_leaderboard(
         files[folder / SIDECAR] = values
     if timings is not None:
         files[speed_file] = json_text({"schema": SCHEMA, "model": board["config"].get("model", {}).get("name"),
-                                       "methods": timings})
+                                       "methods": timings, **({"run": run_timing} if run_timing else {})})
     # never leave the values or the timings of an older board beside this one
     write_all(files, remove=[path for path in (folder / SIDECAR, speed_file) if path not in files])
     if written is not None:

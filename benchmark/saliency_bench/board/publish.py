@@ -143,11 +143,24 @@ def publish(report: "RunReport", registry: "Registry", targets: Targets, log: Ca
     for folder in folders:
         report.board = write_leaderboard(report.store, registry, folder, methods=report.methods,
                                          checks=report.checks, suite=report.suite, speed=report.options.speed,
-                                         written=report.written)
+                                         written=report.written, run_timing=run_timing(report))
     if targets.index is not None:
         update_index(targets, registry, report.written)
     if report.board is None:  # no folder took a board: the summary is still computed from the stored results
         report.board = build_board(report.store, registry, report.methods, report.checks)
+
+
+def run_timing(report: "RunReport") -> dict | None:
+    """The run's own time against its floor, for leaderboard-speed.json (issue 27: every run states its floor)."""
+    from ..run.speed import describe_device
+
+    if report.floor_seconds is None:
+        return None
+    return {"wall_s": round(report.wall_seconds, 3), "floor_s": round(report.floor_seconds, 3),
+            "passes": report.passes, "floor_ms_per_image": round(report.floor_ms_per_image, 4),
+            "method_s": round(report.method_seconds, 3),
+            "scoring_s": round(max(0.0, report.task_seconds - report.method_seconds), 3),
+            "device": describe_device(report.suite.device), "resumed": bool(report.reused)}
 
 
 def update_index(targets: Targets, registry: "Registry", written: list[Path]) -> None:

@@ -3,16 +3,18 @@
 Class sensitivity and randomisation are necessary conditions only: pure noise passes both. So the composite
 (``overall``) verdict passes a method only when every rule of every check on the board passes and at least one
 of them asks the method to do better than the controls and is decided (a board without such a rule, or without
-controls, decides no composite verdict) (``Rule.beats_controls``: the ``baseline`` family,
+controls, decides no composite verdict) (``Rule.beats_controls``: the ``control`` family,
 methods that explain nothing by construction).
 """
 from __future__ import annotations
 
 from typing import Iterable, Mapping, Sequence
 
+from ..methods import CONTROL, is_control
+
 PASS, FAIL, UNDECIDED = "pass", "fail", "–"
 OVERALL = "overall"
-CONTROL_FAMILY = "baseline"
+CONTROL_FAMILY = CONTROL  # the controls' family (methods.is_control also reads the older name)
 
 
 def ordered_checks(checks: Iterable) -> list:
@@ -37,7 +39,7 @@ def criteria(checks: Sequence) -> list[str]:
 
 def control_bars(methods: Mapping[str, dict], rules: Sequence) -> dict[str, dict]:
     """For each ``beats_controls`` rule: the best value among the board's controls, and which control it is."""
-    controls = sorted(name for name, entry in methods.items() if entry.get("family") == CONTROL_FAMILY)
+    controls = sorted(name for name, entry in methods.items() if is_control(entry.get("family")))
     bars = {}
     for rule in rules:
         if not rule.beats_controls:

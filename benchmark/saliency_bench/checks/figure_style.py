@@ -6,7 +6,7 @@ import re
 from typing import Sequence
 
 MAX_LINES = 7  # method curves per randomisation panel (the controls come on top)
-CONTROL_FAMILY = "baseline"  # the controls: the reference lines of every panel
+CONTROL_FAMILY = "control"  # the controls: the reference lines of every panel (methods.CONTROL)
 DPI = 100
 # Okabe & Ito (2008), colour-blind safe; yellow last (weak on white).
 OKABE_ITO = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442")

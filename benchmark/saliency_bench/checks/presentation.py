@@ -65,7 +65,7 @@ class Rule:
     """A verdict: pass if the value read ``pass_if`` ``value``; ``reason`` is printed on the board.
 
     ``beats_controls``: instead of a fixed threshold, the method's interval must lie beyond the best value of
-    the board's controls (the ``baseline`` family): its lower end above it when higher is better.
+    the board's controls (the ``control`` family): its lower end above it when higher is better.
     """
 
     key: str  # the verdict's name on the board and for `check --require`

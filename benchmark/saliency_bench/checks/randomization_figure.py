@@ -15,6 +15,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from .figure_style import CONTROL_COLOUR, CONTROL_FAMILY, CONTROL_STYLES, DPI, FONT, line_style, variant_groups  # noqa: E402
 
 MAX_LINES = 7  # method curves per panel (the controls come on top)
+LEGACY = (CONTROL_FAMILY, "baseline")  # the controls' family, and its name on boards written earlier
 
 
 def randomization_curves(board: dict, check: str) -> tuple[list[str], dict[str, list[tuple[str, list]]]]:
@@ -36,7 +37,7 @@ def randomization_panels(families: Mapping[str, list]) -> list[tuple[str, list]]
     """(title, lines) per panel: each family, split by ``variant_groups``; the controls get panels only alone."""
     panels: list[tuple[str, list]] = []
     for family in sorted(families):
-        if family == CONTROL_FAMILY and len(families) > 1:
+        if family in LEGACY and len(families) > 1:
             continue
         lines = dict(families[family])
         groups = variant_groups(list(lines), MAX_LINES)
@@ -66,12 +67,12 @@ def _curve_label(name: str, values: list, earlier: list[tuple[str, list]], toler
 
 def randomization_plot(board: dict, check: str) -> Figure | None:
     """Small multiples of Spearman-on-HOG after each cascading randomisation step, ≤ ``MAX_LINES`` per panel,
-    the controls (family ``baseline``) as thin grey lines in every panel; None if no curve."""
+    the controls (family ``control``) as thin grey lines in every panel; None if no curve."""
     layers, families = randomization_curves(board, check)
     if not families:
         return None
     panels = randomization_panels(families)
-    controls = families.get(CONTROL_FAMILY, []) if len(families) > 1 else []
+    controls = [line for family in LEGACY for line in families.get(family, [])] if len(families) > 1 else []
     values = [v for lines in families.values() for _, vs in lines for v in vs if not math.isnan(v)]
     bottom = min(-0.05, min(values, default=0.0) - 0.05)
     ncols = min(4, len(panels))

@@ -56,6 +56,8 @@ class MethodGroup:
         self.not_applicable: dict[str, str] = {}
         self.timeout = timeout
         self.elapsed: dict[str, float] = {}
+        self.passes = 0  # forward+backward passes per image computed, summed: the run's attribution floor counts them
+        self.seconds = 0.0  # seconds spent inside the methods' calls (the rest of a check's time is its scoring)
         # ``guard``: the run's one reference of ``model`` (so no group takes a damaged model for clean)
         self.guards: dict[int, ModelGuard] = {id(model.network): guard} if guard is not None else {}
 
@@ -125,8 +127,11 @@ class MethodGroup:
             out = None
             self._fail(names, f"raised {exception_line(exc)}")
         finally:
+            took = time.perf_counter() - started
             for name in names:
-                self.elapsed[name] = self.elapsed.get(name, 0.0) + time.perf_counter() - started
+                self.elapsed[name] = self.elapsed.get(name, 0.0) + took
+            self.seconds += took
+            self.passes += len(inputs) * (1 if leader.shared_key else max(1, int(getattr(leader, "passes", 1))))
         return out
 
     def _isolated(self, names: list[str], guard: ModelGuard, state: TorchState, attributes: AttributeGuard) -> bool:

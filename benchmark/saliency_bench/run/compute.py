@@ -42,17 +42,18 @@ def execute(task: "Task", context: TaskContext, timings: dict[str, float] | None
     """Run one task here: ``{"statuses": {name: ok|n/a|failed}}`` (shards stored) or, for a check run whole,
     ``{"records": {name: record}}``; with ``"seconds"``. ``timings`` adds up the seconds of a shared pass's maps
     and of each check's scoring (checks/shared_maps.py)."""
-    started = time.perf_counter()
+    started, tally = time.perf_counter(), {"passes": 0, "method_seconds": 0.0}
     if not context.registry.checks[task.check].obj.per_image:
-        outcome = {"records": compute_whole(task, context)}
+        outcome = {"records": compute_whole(task, context, tally)}
     else:
-        outcome = {"statuses": compute_shard(task, context, timings)}
-    return {**outcome, "seconds": time.perf_counter() - started}
+        outcome = {"statuses": compute_shard(task, context, timings, tally)}
+    return {**outcome, **tally, "seconds": time.perf_counter() - started}
 
 
-def _run_group(task: "Task", context: TaskContext, call: Callable) -> tuple[MethodGroup, dict]:
+def _run_group(task: "Task", context: TaskContext, call: Callable, tally: dict | None = None) -> tuple[MethodGroup, dict]:
     """``call(shard suite, group)`` on the task's methods, seeded; a check that breaks fails the group's active
-    methods (not the run): ``(group, what the call returned, or {})``."""
+    methods (not the run): ``(group, what the call returned, or {})``. ``tally`` adds up the group's passes and the
+    seconds inside its methods."""
     methods = [context.registry.methods[name].obj for name in task.names]
     group = MethodGroup(methods, context.suite.model, timeout=context.timeout, guard=context.guard)
     torch.manual_seed(context.seed)
@@ -64,9 +65,14 @@ def _run_group(task: "Task", context: TaskContext, call: Callable) -> tuple[Meth
         for name in group.active:
             group.failures[name] = f"check '{'+'.join(task.checks)}' raised {exception_line(exc)}"
         return group, {}
+    finally:
+        if tally is not None:
+            tally["passes"] += group.passes
+            tally["method_seconds"] += group.seconds
 
 
-def compute_shard(task: "Task", context: TaskContext, timings: dict[str, float] | None = None) -> dict[str, str]:
+def compute_shard(task: "Task", context: TaskContext, timings: dict[str, float] | None = None,
+                  tally: dict | None = None) -> dict[str, str]:
     """Store every member's shard of each of the task's checks (ok, n/a or failed); ``{name: status}`` (a member
     failed on any check is failed). A shard already stored (ok or n/a) by an earlier run is left as it is."""
     registry = context.registry
@@ -74,10 +80,11 @@ def compute_shard(task: "Task", context: TaskContext, timings: dict[str, float] 
     if checks[0][0].shares_maps:
         from ..checks.shared_maps import run_shared
 
-        group, by_check = _run_group(task, context, lambda shard, group: run_shared(shard, group, checks, timings))
+        group, by_check = _run_group(task, context, lambda shard, group: run_shared(shard, group, checks, timings),
+                                     tally)
     else:
         check, params = checks[0]
-        group, values = _run_group(task, context, lambda shard, group: check.run_images(shard, group, params))
+        group, values = _run_group(task, context, lambda shard, group: check.run_images(shard, group, params), tally)
         by_check = {task.check: values}
     statuses: dict[str, str] = {}
     for check_name in task.checks:
@@ -109,10 +116,10 @@ def _store_shard(task: "Task", context: TaskContext, group: MethodGroup, check_n
     return record["status"]
 
 
-def compute_whole(task: "Task", context: TaskContext) -> dict[str, dict]:
+def compute_whole(task: "Task", context: TaskContext, tally: dict | None = None) -> dict[str, dict]:
     """A check without per-image values, run whole on the task's images: ``{name: record}`` to store."""
     check, params = context.registry.checks[task.check].obj, context.params[task.check]
-    group, results = _run_group(task, context, lambda shard, group: check.run(shard, group, params))
+    group, results = _run_group(task, context, lambda shard, group: check.run(shard, group, params), tally)
     records = {}
     for name in task.names:
         meta = context.registry.provenance(name)

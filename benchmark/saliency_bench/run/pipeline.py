@@ -42,7 +42,7 @@ def run_benchmark(options: RunOptions, registry: Registry | None = None,
             read_index(targets)  # under the lock of the top-level folder
         store = open_store(resolved, log, command)
         try:
-            report = execute_and_publish(resolved, registry, store, targets, log)
+            report = execute_and_publish(resolved, registry, store, targets, log, began)
         except BaseException:
             store.close()
             raise
@@ -76,7 +76,7 @@ def remove_board_temporaries(locks: list) -> None:
 
 
 def execute_and_publish(resolved: Resolved, registry: Registry, store: ResultStore, targets: "Targets | None",
-                        log: Callable[[str], None]) -> RunReport:
+                        log: Callable[[str], None], began: float) -> RunReport:
     """Steps 2 to 5 in the open store: plan, execute, record (and time), publish."""
     from ..board.publish import publish
 
@@ -91,10 +91,13 @@ def execute_and_publish(resolved: Resolved, registry: Registry, store: ResultSto
     log(run_header(resolved, len(report.reused)))
     recorder.merge_complete()
     executor(resolved, store, todo.stored_shards, log).run(todo.tasks, context, recorder.done)  # 3. execute
-    if options.speed:
-        from .speed import measure_speed
+    from .speed import measure_floor, measure_speed
 
+    if options.speed:
         measure_speed(report, registry, options, log)
+    if report.floor_ms_per_image is None and report.passes:  # the floor this run's passes are weighed against
+        report.floor_ms_per_image = measure_floor(report.suite.model, options)
+    report.wall_seconds = time.perf_counter() - began  # the board's speed file records the run's compute time
     if targets is not None:
         publish(report, registry, targets, log)  # 5. publish
     return report

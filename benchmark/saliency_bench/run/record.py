@@ -36,6 +36,15 @@ class RunReport:
     board: dict | None = None  # the board of the run's results (publish)
     written: list = field(default_factory=list)  # the board files the run wrote (publish)
     wall_seconds: float = 0.0
+    passes: int = 0  # forward+backward passes per image the methods computed (SmoothGrad's 16 count 16)
+    method_seconds: float = 0.0  # seconds inside the methods' calls; the tasks' other seconds are the checks' scoring
+    task_seconds: float = 0.0
+    floor_ms_per_image: float | None = None  # one forward + backward, timed in this process (run/speed.py)
+
+    @property
+    def floor_seconds(self) -> float | None:
+        """The attribution floor: the passes the run computed x the forward+backward time of one image."""
+        return None if self.floor_ms_per_image is None else self.passes * self.floor_ms_per_image / 1000.0
 
 
 class Recorder:
@@ -75,7 +84,10 @@ class Recorder:
         return outcome.get("statuses", {})
 
     def _time(self, task: Task, outcome: dict) -> None:
-        """Seconds per check (a shared pass's maps and scoring apart where the executor measured them)."""
+        """Seconds per check (a shared pass's maps and scoring apart where the executor measured them), passes."""
+        self.report.passes += int(outcome.get("passes", 0))
+        self.report.method_seconds += float(outcome.get("method_seconds", 0.0))
+        self.report.task_seconds += float(outcome.get("seconds", 0.0))
         for key, seconds in outcome.get("timings", {"+".join(task.checks): outcome.get("seconds", 0.0)}).items():
             self.report.seconds[key] = self.report.seconds.get(key, 0.0) + seconds
 

@@ -279,6 +279,7 @@ def measure_speed(report, registry: Registry, options, log) -> None:
     except Exception as exc:  # out of memory at batch 64, a broken floor: the board is written without speed
         log(f"speed: not measured ({exception_line(exc)}); the board has no speed figures for these methods")
         return
+    report.floor_ms_per_image = result["floor_ms_per_image"]
     for row in result["rows"]:
         meta = registry.provenance(row["name"])
         if "error" in row:
@@ -290,6 +291,16 @@ def measure_speed(report, registry: Registry, options, log) -> None:
         report.store.put(row["name"], SPEED, record, params)
         report.computed.append((row["name"], SPEED))
     report.seconds[SPEED] = time.perf_counter() - started
+
+
+def measure_floor(model: ModelWrapper, options) -> float | None:
+    """ms per image of one forward plus one backward to the input (batch and rounds of the speed step), or None."""
+    try:
+        result = measure(None, [], model, batch_size=options.speed_batch_size, rounds=options.speed_rounds,
+                         peers=False, seed=options.seed, extras=False)
+    except Exception:  # noqa: BLE001 - a floor that cannot be timed leaves the summary without it, never the run
+        return None
+    return result["floor_ms_per_image"]
 
 
 def untimed(report, registry: Registry, params: dict, device: str) -> list[str]:

@@ -47,10 +47,22 @@ def summary_lines(report: RunReport) -> list[str]:
         per_check = f"task time summed over Ray workers: {per_check}"
     out = report.store.root
     lines = [f"done in {report.wall_seconds:.1f}s on {report.suite.device} ({per_check}); "
-             f"{len(report.computed)} results computed, {len(report.reused)} reused",
+             f"{len(report.computed)} results computed, {len(report.reused)} reused", *floor_lines(report),
              f"wrote: {out}/results ({count_results(out)} result files)"
              + "".join(f", {path}" for path in report.written)]
     return lines + (verdict_lines(report.board, report.failures) if report.board is not None else [])
+
+
+def floor_lines(report: RunReport) -> list[str]:
+    """Where the run's time went against its floor: the passes it computed x one forward+backward, the methods'
+    own time, the checks' scoring (what is left of the tasks' time)."""
+    floor = report.floor_seconds
+    if floor is None or not report.passes:
+        return []
+    scoring = max(0.0, report.task_seconds - report.method_seconds)
+    return [f"floor: {report.passes} image passes x {report.floor_ms_per_image:.2f} ms = {floor:.1f}s of attribution "
+            f"(wall {report.wall_seconds:.1f}s = {report.wall_seconds / floor:.2f}x the floor); methods "
+            f"{report.method_seconds:.1f}s, checks' scoring {scoring:.1f}s"]
 
 
 def verdict_lines(board: dict, failures: dict[str, str]) -> list[str]:

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from saliency_bench import (BOOTSTRAP_PARAMS, Column, Param, PerImageCheck, Rule, finite_mean, hookimpl,
-                            read_metric, summarize)
+                            is_control, read_metric, summarize)
 
 NAME = "deletion_auc"
 METRIC = "deletion_auc"
@@ -176,7 +176,7 @@ class DeletionAUC(PerImageCheck):
         for name, entry in rows:
             result = entry["results"][self.name]
             value = result["metrics"][METRIC].get("value")
-            control = entry.get("family") == "baseline"  # the controls: grey, dashed
+            control = is_control(entry.get("family"))  # the controls: grey, dashed
             axes.plot(result["curve"]["fraction"], result["curve"]["probability"], marker=next(markers), markersize=4,
                       color="#777777" if control else next(colours), linestyle=next(dashes) if control else "-",
                       label=f"{name} ({'–' if value is None else f'{value:.3f}'})")

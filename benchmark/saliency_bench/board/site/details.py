@@ -4,7 +4,8 @@ from __future__ import annotations
 from typing import Callable, Sequence
 
 from ..candidate import NEIGHBOURS, differences, nearest
-from ..verdicts import CONTROL_FAMILY, columns_of, rules_of
+from ...methods import is_control
+from ..verdicts import columns_of, rules_of
 from .rows import paper_text, speed_cell
 from .section import Section
 
@@ -91,7 +92,7 @@ def curves(section: Section, name: str) -> dict | None:
         return None
     layers = next(r["curve"]["layers"] for r in methods[name]["results"].values() if r.get("curve"))
     controls = {other: curve_of(entry) for other, entry in methods.items()
-                if entry.get("family") == CONTROL_FAMILY and other != name and curve_of(entry)}
+                if is_control(entry.get("family")) and other != name and curve_of(entry)}
     return {"layers": layers, "method": mine, "controls": controls}
 
 
@@ -116,7 +117,7 @@ def peer_rows(section: Section, name: str, checks: Sequence, pair: Pair) -> list
     values = {c.key: (None if c.read(results) is None else float(c.read(results)["value"])) for c in columns}
     others = {other: entry for other, entry in methods.items() if other != name}
     near = nearest(values, {"methods": others}, columns, NEIGHBOURS)
-    controls = sorted(o for o, e in others.items() if e.get("family") == CONTROL_FAMILY)
+    controls = sorted(o for o, e in others.items() if is_control(e.get("family")))
     return [{"name": other, "why": "control" if other in controls else "nearest on the board's columns",
              "rows": differences(results, methods[other].get("results", {}), columns,
                                  lambda check, metric, other=other: pair(name, other, check, metric))}

@@ -5,7 +5,8 @@ import re
 from typing import Sequence
 
 from ..leaderboard import how_to_read, paper_checks, reference_note, speed_note, verdict_note
-from ..verdicts import CONTROL_FAMILY, OVERALL, columns_of, rules_of
+from ...methods import is_control
+from ..verdicts import OVERALL, columns_of, rules_of
 from .section import Section
 
 
@@ -78,7 +79,7 @@ def method_row(section: Section, name: str, checks: Sequence, papers: Sequence, 
         "cells": [cell(column, results) for column in columns_of(checks)],
         "paper": [paper_text(entry, check) for check in papers],
         "speed": speed_cell(section, name),
-        "control": entry.get("family") == CONTROL_FAMILY,
+        "control": is_control(entry.get("family")),
         "na": sorted(entry.get("not_applicable", {})), "failed": sorted(entry.get("errors", {})),
     }
 
