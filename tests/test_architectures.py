@@ -186,6 +186,8 @@ def light_state_dict(network: nn.Module, seed: int = 0) -> dict[str, torch.Tenso
             continue
         rows = shape[0] if shape else 1
         values = torch.randn(rows, generator=generator) * 0.01
+        if key.endswith("running_var"):  # a variance is positive: a negative one is NaN in the forward pass
+            values = values.abs() + 1.0
         state[key] = values.view(rows, *[1] * (len(shape) - 1)).expand(shape) if shape else values[0].clone()
     return state
 

@@ -104,7 +104,7 @@ def peak_maps(masks: torch.Tensor, dy: int = 0, dx: int = 0) -> torch.Tensor:
 class PeakAtTarget(Method):
     """Peaks at the target class's mask corner, shifted by (dy, dx)."""
 
-    family = "baseline"
+    family = "control"
 
     def __init__(self, dy: int = 0, dx: int = 0, name: str = "peak"):
         self.dy, self.dx, self.name = dy, dx, name
@@ -117,7 +117,7 @@ class PeakAtTarget(Method):
 class PeakAtAlpha(Method):
     """Class-insensitive: always peaks at the class-0 object, whatever the target (corner pixel if absent)."""
 
-    name, family = "alpha_only", "baseline"
+    name, family = "alpha_only", "control"
 
     def attribute(self, model, inputs, targets):
         masks = images_of(model, inputs)[:, 0] > 0.5
@@ -129,7 +129,7 @@ class PeakAtAlpha(Method):
 class PeakInCorner(Method):
     """Peaks at the bottom-right pixel, far from every mask."""
 
-    name, family = "corner", "baseline"
+    name, family = "corner", "control"
 
     def attribute(self, model, inputs, targets):
         maps = torch.zeros(len(inputs), SIZE, SIZE)
@@ -160,7 +160,7 @@ def sobel(images: torch.Tensor) -> torch.Tensor:
 class Edge(Method):
     """Sobel edges of the image: ignores the model and the target."""
 
-    name, family = "edge", "baseline"
+    name, family = "edge", "control"
 
     def attribute(self, model, inputs, targets):
         return sobel(images_of(model, inputs))
@@ -169,7 +169,7 @@ class Edge(Method):
 class Noise(Method):
     """Seeded uniform noise, a fresh draw at every call."""
 
-    name, family = "noise", "baseline"
+    name, family = "noise", "control"
 
     def __init__(self):
         self.generator = torch.Generator().manual_seed(1)
@@ -181,7 +181,7 @@ class Noise(Method):
 class Constant(Method):
     """A constant map: every correlation is undefined."""
 
-    name, family = "constant", "baseline"
+    name, family = "constant", "control"
 
     def attribute(self, model, inputs, targets):
         return torch.zeros(len(inputs), SIZE, SIZE)
@@ -213,7 +213,7 @@ class Gradient(Method):
 class Broken(Method):
     """Raises on every call."""
 
-    name, family = "broken", "baseline"
+    name, family = "broken", "control"
 
     def attribute(self, model, inputs, targets):
         raise RuntimeError("boom")

@@ -60,6 +60,11 @@ class Check:
     paper_scale: ClassVar[float] = 1.0
     references_note: ClassVar[str] = ""  # how to read the dataset reference points the check reports, if any
 
+    @staticmethod
+    def upgrade_params(recorded: dict) -> dict:
+        """Parameters recorded by an earlier version of the check, in today's names (a board replayed by ``check``)."""
+        return recorded
+
     def default_params(self, suite: "Suite") -> dict:
         """Every declared parameter's default for this suite (recorded with every result)."""
         return default_values(self.parameters, suite)

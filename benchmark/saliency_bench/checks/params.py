@@ -149,6 +149,7 @@ def check_parameters(check, suite: "Suite", overrides: Mapping[str, object]) -> 
     from ..store.files import plain
 
     schema = {"images": IMAGES, **check.parameters}
+    overrides = check.upgrade_params(dict(overrides))  # a board recorded by an earlier version, replayed by `check`
     params = dict(check.default_params(suite))
     costly = getattr(suite.dataset, "images_for_costly_checks", None) if getattr(check, "costly", False) else None
     params.setdefault("images", min(int(costly or suite.num_images), suite.num_images))

@@ -159,7 +159,8 @@ def load_embedded(model: EmbeddedModel, weights: str | Path | None = None, allow
     wrapper = build_wrapper(hookable(network), card, model)  # torchvision's BasicBlock uses an inplace ReLU
     check_finite_logits(wrapper, weights_path)
     wrapper.weights_sha256 = digest
-    if weights is None:  # a twin belongs to the shipped weights: given other weights, the model has none
+    shipped = weights is None or (model.weights_file.is_file() and digest == sha256_of(model.weights_file))
+    if shipped:  # a twin belongs to the shipped weights (named or not): given other weights, the model has none
         for kind in model.twins:
             twin_file = WEIGHTS_DIR / f"{model.name}_{kind}.pt"
             if twin_file.is_file():

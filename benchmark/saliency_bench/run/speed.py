@@ -117,7 +117,7 @@ def variant_groups(names: Sequence[str], registry: Registry) -> dict[str, list[s
     or more methods, and within it the methods of one class read at several layers (``layer``: block variants).
     """
     groups: dict[str, list[str]] = {}
-    for members in group_by_shared_pass(list(names), registry.method_objects(names)):
+    for members in group_by_shared_pass(list(names), {name: registry.methods[name].obj for name in names}):
         if len(members) < 2:  # a method alone, or the only one of its shared pass
             continue
         methods = [registry.methods[name].obj for name in members]
