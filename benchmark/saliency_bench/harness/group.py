@@ -65,6 +65,11 @@ class MethodGroup:
     def active(self) -> list[str]:
         return [name for name in self.methods if name not in self.failures and name not in self.not_applicable]
 
+    def not_applicable_all(self, reason: str) -> None:
+        """Mark every active method n/a on the running check with ``reason`` (a check that cannot run on this model)."""
+        for name in self.active:
+            self.not_applicable[name] = reason
+
     def guard(self, model: "ModelWrapper") -> ModelGuard:
         """The guard of ``model``'s network, made at its first use."""
         key = id(model.network)
