@@ -19,7 +19,6 @@ import json
 from pathlib import Path
 
 import torch
-import torchvision.transforms.functional as TF
 
 from ..errors import UserError
 from ..models.loading import first_line, read_rgb_image
@@ -130,6 +129,8 @@ class ImageFolderDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         """Image (shorter side to ``S*256/224``, centre crop ``S``), one-hot label, empty masks, index."""
+        import torchvision.transforms.functional as TF  # on use: importing torchvision costs ~2 s at start-up
+
         path, label = self.samples[index]
         image = read_rgb_image(path)
         image = TF.resize(image, self.resize_to, interpolation=TF.InterpolationMode.BILINEAR, antialias=True)

@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torchvision.transforms.functional as TF
 
 from ..classes import VOC_CLASSES
 from ..errors import UserError
@@ -181,6 +180,8 @@ class VOC2007Dataset(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         """Image resized to ``S x S`` in [0,1], multi-hot labels, box masks scaled alike, trials, index."""
+        import torchvision.transforms.functional as TF  # on use: importing torchvision costs ~2 s at start-up
+
         image = read_rgb_image(self.image_path(index))
         width, height = image.size
         resized = TF.resize(image, [self.size, self.size], interpolation=TF.InterpolationMode.BILINEAR, antialias=True)

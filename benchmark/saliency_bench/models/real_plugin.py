@@ -1,12 +1,14 @@
 """Default plugin registering torchvision models: VGG-16 (``vgg16``, ``vgg16_voc``), ``resnet50``, ``vit_b_16`` and
-``torchvision:<name>`` for every torchvision classification model."""
+``torchvision:<name>`` for every torchvision classification model.
+
+Registering imports no torchvision (``torchvision_models``: recorded names, weights resolved when a model loads)."""
 from __future__ import annotations
 
 from functools import partial
 
 from ..hookspecs import hookimpl
 from .base import ModelSpec
-from .torchvision_models import NAMED, PREFIX, classification_models, load_torchvision
+from .torchvision_models import NAMED_WEIGHTS, PREFIX, classification_models, load_torchvision
 from .vgg16 import load_vgg16
 
 
@@ -32,12 +34,12 @@ def register_models(register):
             paper_columns=True,
         )
     )
-    for name, (arch, weights) in NAMED.items():
+    for name, (arch, weights, crop_size) in NAMED_WEIGHTS.items():
         register(
             ModelSpec(
                 name=name,
                 load=partial(load_torchvision, name, arch, weights),
-                description=f"torchvision {arch} ({weights}), {weights.transforms().crop_size[0]} px; weights from "
+                description=f"torchvision {arch} ({weights}), {crop_size} px; weights from "
                             "--weights, the torch hub cache or --allow-download",
                 default_dataset="imagefolder",
             )

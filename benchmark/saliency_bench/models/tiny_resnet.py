@@ -5,6 +5,7 @@ The attribute names (``conv1, bn1, relu, maxpool, layer1..layer4, avgpool, fc``)
 B2..B5 = ``layer1..layer4`` (``blocks.py``), one rule per call of a block's re-entrant ReLU, LRP's residual split,
 FullGrad's batch-norm biases. Only the widths and the stem are small: a 3x3 stride-1 stem then a 2x2 max-pool, so
 a 96 px input gives feature maps of 48, 48, 24, 12 and 6 pixels at B1..B5 (tiny_vgg's B5 is 6 px too).
+torchvision is imported when a network is built, not with this module (listing the models needs no torchvision).
 """
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torchvision.models.resnet import BasicBlock
 
 from .embedded import EmbeddedModel, load_embedded, positive_int
 from .wrapper import ModelWrapper
@@ -27,6 +27,8 @@ class TinyResNet(nn.Module):
     BasicBlocks (stride 1, 2, 2, 2), global average pool, linear head."""
 
     def __init__(self, num_classes: int, widths=WIDTHS, blocks_per_layer=BLOCKS_PER_LAYER):
+        from torchvision.models.resnet import BasicBlock
+
         super().__init__()
         self.conv1 = nn.Conv2d(3, widths[0], kernel_size=3, stride=1, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(widths[0])
@@ -51,6 +53,8 @@ class TinyResNet(nn.Module):
     def reset_parameters(self) -> None:
         """torchvision's ResNet initialisation: Kaiming-normal convolutions, BN weight 1 and bias 0, each block's last
         BN weight 0 (Goyal et al. 2017, ``zero_init_residual``) so every block starts as the identity."""
+        from torchvision.models.resnet import BasicBlock
+
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
@@ -68,6 +72,15 @@ class TinyResNet(nn.Module):
         x = self.maxpool(self.relu(self.bn1(self.conv1(inputs))))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+def __getattr__(name: str):
+    """``BasicBlock`` (torchvision's residual block, as this module once imported it), imported on first access."""
+    if name == "BasicBlock":
+        from torchvision.models.resnet import BasicBlock
+
+        return BasicBlock
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def architecture_problem(arch: dict, size: object) -> str | None:

@@ -10,14 +10,14 @@ gives the plain patchify.
 It is torchvision's class, so the ViT rules apply unchanged: blocks B1..B5 read at evenly spaced layers' ``ln_1``
 (``blocks.py``), tokens laid on the patch grid without the class token, every parameter in the cascade (attention
 ``in_proj``, ``pos_embedding``, ``class_token``), and guided backprop / LRP declared n/a through GELU and attention.
+torchvision is imported when a network is built, not with this module (listing the models needs no torchvision):
+``TinyViT``, a subclass of torchvision's class, is created on first access (``tiny_vit_class``).
 """
 from __future__ import annotations
 
 from pathlib import Path
 
 from torch import nn
-from torchvision.models import VisionTransformer
-from torchvision.models.vision_transformer import ConvStemConfig
 
 from .embedded import EmbeddedModel, load_embedded, positive_int
 from .wrapper import ModelWrapper
@@ -46,16 +46,37 @@ def architecture_problem(arch: dict, size: object) -> str | None:
     return None
 
 
-class TinyViT(VisionTransformer):
-    """torchvision's VisionTransformer with the card's size (``image_size`` is the model's input size)."""
+def tiny_vit_class() -> type:
+    """``TinyViT``: torchvision's VisionTransformer with the card's size (``image_size`` is the model's input size).
+    Created once, on first use (it imports torchvision); pickled by reference as ``tiny_vit.TinyViT``."""
+    cached = globals().get("TinyViT")
+    if cached is not None:
+        return cached
+    from torchvision.models import VisionTransformer
+
+    class TinyViT(VisionTransformer):
+        """torchvision's VisionTransformer with the card's size (``image_size`` is the model's input size)."""
+
+    TinyViT.__module__, TinyViT.__qualname__ = __name__, "TinyViT"
+    globals()["TinyViT"] = TinyViT
+    return TinyViT
+
+
+def __getattr__(name: str):
+    """``TinyViT`` created (torchvision imported) on first access only, then kept as a module attribute."""
+    if name == "TinyViT":
+        return tiny_vit_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def build(arch: dict, num_classes: int, input_size: int = INPUT_SIZE) -> TinyViT:
     """The TinyViT a card's architecture describes, for square inputs of ``input_size``."""
+    from torchvision.models.vision_transformer import ConvStemConfig
+
     stem = [ConvStemConfig(out_channels=c, kernel_size=3, stride=2, norm_layer=nn.BatchNorm2d,
                            activation_layer=nn.ReLU) for c in arch.get("conv_stem", [])]
-    return TinyViT(image_size=input_size, num_classes=num_classes, conv_stem_configs=stem or None,
-                   **{key: arch[key] for key in ARCHITECTURE})
+    return tiny_vit_class()(image_size=input_size, num_classes=num_classes, conv_stem_configs=stem or None,
+                            **{key: arch[key] for key in ARCHITECTURE})
 
 
 MODEL = EmbeddedModel(

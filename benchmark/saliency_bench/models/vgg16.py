@@ -12,7 +12,8 @@ that Caffe-converted layout (``classifier.2/4`` instead of ``classifier.3/6``, B
 recognised and converted as TorchRay's ``_load_caffe_vgg16`` does; the model then uses Caffe's input
 normalisation (RGB in 0..255 minus the ImageNet pixel mean) and ``ceil_mode`` max-pooling.
 
-Input size 224. ReLUs are made non-inplace so that methods may hook any activation.
+Input size 224. ReLUs are made non-inplace so that methods may hook any activation. torchvision is imported only
+when the network is built or its ImageNet weights are needed (``IMAGENET_WEIGHTS`` is resolved on first access).
 """
 from __future__ import annotations
 
@@ -20,7 +21,6 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torchvision.models import VGG16_Weights, vgg16
 
 from ..classes import VOC_CLASSES
 from ..errors import UserError
@@ -31,8 +31,8 @@ NAME = "vgg16"
 INPUT_SIZE = 224
 HEADS = {"imagenet": 1000, "voc": len(VOC_CLASSES)}
 LAST_LAYER = "classifier.6"
-IMAGENET_WEIGHTS = VGG16_Weights.IMAGENET1K_V1
-HUB_FILE = IMAGENET_WEIGHTS.url.rsplit("/", 1)[-1]  # vgg16-397923af.pth
+IMAGENET_WEIGHTS_NAME = "VGG16_Weights.IMAGENET1K_V1"  # IMAGENET_WEIGHTS, resolved on first access
+HUB_FILE = "vgg16-397923af.pth"  # the last component of IMAGENET_WEIGHTS.url (tests/test_cli_startup.py checks it)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 CAFFE_MEAN = (123.68 / 255, 116.779 / 255, 103.939 / 255)  # RGB order of Caffe's BGR pixel mean
@@ -40,8 +40,25 @@ CAFFE_STD = (1 / 255, 1 / 255, 1 / 255)  # Caffe networks take pixel values in 0
 TORCHRAY_RENAMES = {"classifier.2.": "classifier.3.", "classifier.4.": "classifier.6."}
 
 
+def imagenet_weights():
+    """torchvision's ``VGG16_Weights.IMAGENET1K_V1`` (imports torchvision)."""
+    from torchvision.models import get_weight
+
+    return get_weight(IMAGENET_WEIGHTS_NAME)
+
+
+def __getattr__(name: str):
+    """``IMAGENET_WEIGHTS`` resolved (torchvision imported) on first access only, then kept as a module attribute."""
+    if name == "IMAGENET_WEIGHTS":
+        globals()["IMAGENET_WEIGHTS"] = value = imagenet_weights()
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def build_vgg16(num_classes: int) -> nn.Module:
     """An uninitialised torchvision VGG-16 on the ``meta`` device (no 528 MB random init), non-inplace ReLUs."""
+    from torchvision.models import vgg16
+
     with torch.device("meta"):
         network = vgg16(weights=None, num_classes=num_classes)
     for module in network.modules():
@@ -57,7 +74,7 @@ def hub_checkpoint() -> Path:
 
 def download_imagenet_state_dict() -> dict[str, torch.Tensor]:
     """Fetch torchvision's ImageNet VGG-16 weights (only ever called with ``allow_download=True``)."""
-    return IMAGENET_WEIGHTS.get_state_dict(progress=True, check_hash=True)
+    return imagenet_weights().get_state_dict(progress=True, check_hash=True)
 
 
 def is_torchray_layout(state: dict[str, torch.Tensor]) -> bool:
@@ -93,7 +110,7 @@ def find_state_dict(weights, allow_download: bool, head: str) -> tuple[dict[str,
     if cached.is_file():
         return read_state_dict(cached), str(cached)
     if allow_download:
-        return download_imagenet_state_dict(), IMAGENET_WEIGHTS.url
+        return download_imagenet_state_dict(), imagenet_weights().url
     raise UserError(
         f"no weights for model '{NAME}': pass --weights PATH, "
         f"put {HUB_FILE} in {cached.parent}, or pass --allow-download"
@@ -128,7 +145,7 @@ def load_vgg16(weights=None, allow_download: bool = False, head: str = "imagenet
         for module in network.modules():
             if isinstance(module, nn.MaxPool2d):
                 module.ceil_mode = True
-    class_names = IMAGENET_WEIGHTS.meta["categories"] if head == "imagenet" else VOC_CLASSES
+    class_names = imagenet_weights().meta["categories"] if head == "imagenet" else VOC_CLASSES
     wrapper = ModelWrapper(
         network,
         name=NAME if head == "imagenet" else f"{NAME}_{head}",

@@ -21,8 +21,12 @@ would pass (``img_size="96"``, ``class_names="circle,square,triangle"``), so tha
 against a dataset's classes, such as the embedded data's. Weights from a file or a download must give finite
 logits on a fixed small batch. The wrapper records timm's version (``describe()["packages"]``): results
 computed under another timm are not reused.
+
+timm is imported when a model loads, never to register the names (``model_names``: ``names.py``).
 """
 from __future__ import annotations
+
+import importlib.metadata
 
 import torch
 from torch import nn
@@ -30,6 +34,7 @@ from torch import nn
 from saliency_bench import ModelWrapper, UserError, apply_state_dict, hookable, read_state_dict
 
 from .layout import Layout, network_layout
+from .names import MODEL_NAMES, TIMM_VERSION
 
 PREFIX = "timm:"
 SEED = 0  # random weights: timm's initialisation drawn from this seed
@@ -46,11 +51,27 @@ def first_line(error: BaseException, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def model_names() -> list[str]:
-    """Every timm architecture (``timm.list_models()``: names without pretrained tags)."""
+def installed_timm() -> str | None:
+    """The installed timm's version from its metadata (nothing is imported), None if timm is not installed."""
+    try:
+        return importlib.metadata.version("timm")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def live_model_names() -> list[str]:
+    """timm's own list, ``timm.list_models()`` (names without pretrained tags; imports timm, about 0.7 s)."""
     import timm
 
     return list(timm.list_models())
+
+
+def model_names() -> list[str]:
+    """Every timm architecture (``timm.list_models()``): the names recorded in ``names.py`` under the timm they
+    were recorded for (no import of timm), timm's own list under any other version."""
+    if installed_timm() == TIMM_VERSION:
+        return list(MODEL_NAMES)
+    return live_model_names()
 
 
 def classifier_rows(arch: str, state: dict[str, torch.Tensor]) -> int | None:
