@@ -323,3 +323,21 @@ def test_a_board_of_the_rules_blocks_reruns_without_blocks(board_dir, tmp_path, 
                         run_benchmark(options, **kw))
     code, _, err = _check(capsys, "random", "--against", str(board_dir / "leaderboard.json"))
     assert code == 0 and seen == [None] and "as recorded on" not in err
+
+
+def test_a_check_that_no_method_of_the_board_has_a_value_for_is_left_out_of_the_composite():
+    """Data randomisation on a model without a random-label twin: n/a for every method, so it decides nothing."""
+    from saliency_bench.board.verdicts import judge, undecidable, rules_of
+
+    checks = _builtin_checks()
+    methods = {"random": {"family": "control", "results": _results(0.18, 0.19, 0.02, 0.02)},
+               "edge": {"family": "control", "results": _results(0.48, 0.48, 1.0, 1.0)},
+               "sound": {"family": "propagation", "results": _results(0.9, 0.6, 0.3, 0.1)}}
+    for entry in methods.values():  # every method n/a on class sensitivity
+        entry["results"]["class_sensitivity"] = {"status": "n/a", "reason": "no second class"}
+    assert undecidable(methods, rules_of(checks)) == {"class_sensitivity"}
+    judge(methods, checks)
+    assert methods["sound"]["verdicts"]["class_sensitivity"] == "–" and methods["sound"]["verdicts"]["overall"] == "pass"
+    methods["sound"]["results"]["class_sensitivity"] = _results(0.9, 0.6, 0.9, 0.1)["class_sensitivity"]  # one has it
+    judge(methods, checks)
+    assert methods["sound"]["verdicts"]["overall"] == "fail" and methods["edge"]["verdicts"]["overall"] == "fail"

@@ -276,6 +276,15 @@ def test_an_empty_allowlist_is_said_where_a_missing_plugin_shows(monkeypatch):
     assert make_plugin_manager(allowlist=None).registry().notes == []
 
 
+def test_list_says_that_an_empty_allowlist_loaded_no_plugin(monkeypatch, capsys):
+    from saliency_bench.cli import main
+
+    monkeypatch.setenv("SALIENCY_BENCH_PLUGINS", "")
+    monkeypatch.setattr("saliency_bench.plugins._PM", None)
+    assert main(["list"]) == 0
+    assert "note: SALIENCY_BENCH_PLUGINS is set but empty: no plugin loaded" in capsys.readouterr().err
+
+
 # -- the suite's loader and torch's global generator ----------------------------------------------------------------
 def test_suite_batches_draw_nothing_from_torchs_global_generator(monkeypatch):
     monkeypatch.setattr(torch, "manual_seed", lambda seed: None)  # the per-batch reseed, out of the way

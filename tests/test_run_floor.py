@@ -62,3 +62,9 @@ def test_a_shared_pass_counts_once_per_image(fakes):
     group = MethodGroup([Shared("a"), Shared("b")], model)
     group(torch.rand(4, 3, 32, 32), torch.zeros(4, dtype=torch.long))
     assert calls == [2] and group.passes == 4  # one pass for the whole group, whatever each member declares
+
+
+def test_smoothgrad_and_integrated_gradients_declare_one_pass_per_sample_or_step():
+    from saliency_bench_propagation.path import IntegratedGradients, SmoothGrad
+
+    assert (SmoothGrad(n_samples=7).passes, IntegratedGradients(n_steps=5).passes) == (7, 5)

@@ -370,7 +370,10 @@ def method_plugin(method) -> MethodPlugin:
 
 def list_command(args, log) -> int:
     """``saliency-bench list``: the four tables of registered methods, checks, models and datasets."""
-    print(format_listing(load_registry(log)))
+    registry = load_registry(log)
+    for note in registry.notes:  # an empty allowlist: the listing says why no plugin's name is on it
+        log(f"note: {note}")
+    print(format_listing(registry))
     return 0
 
 

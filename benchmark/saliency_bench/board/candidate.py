@@ -15,7 +15,7 @@ from tabulate import tabulate
 
 from .paired import reading
 from ..methods import is_control
-from .verdicts import PASS, columns_of, control_bars, rules_of, verdicts
+from .verdicts import PASS, columns_of, control_bars, rules_of, undecidable, verdicts
 
 NEIGHBOURS = 2  # recorded methods nearest to the candidate shown by default, besides the controls
 
@@ -110,7 +110,8 @@ def evaluate(board: Mapping, name: str, entry: Mapping, checks: Sequence, vs: Se
         "method": name, "distribution": entry.get("distribution"), "version": entry.get("version"),
         "status": entry.get("status"), "errors": entry.get("errors", {}), "not_applicable": entry.get("not_applicable", {}),
         "columns": [(c.key, c.label, c.better, c.signed) for c in columns],
-        "values": values, "ranks": ranks, "verdicts": verdicts(results, rules, control_bars(board["methods"], rules)),
+        "values": values, "ranks": ranks, "verdicts": verdicts(results, rules, control_bars(board["methods"], rules),
+                                                               undecidable(board["methods"], rules)),
         "differences": {other: differences(results, board["methods"][other].get("results", {}), columns,
                                            None if pair is None else functools.partial(pair, other))
                         for other in compared},

@@ -3,7 +3,8 @@
 Class sensitivity and randomisation are necessary conditions only: pure noise passes both. So the composite
 (``overall``) verdict passes a method only when every rule of every check on the board passes and at least one
 of them asks the method to do better than the controls and is decided (a board without such a rule, or without
-controls, decides no composite verdict) (``Rule.beats_controls``: the ``control`` family,
+controls, decides no composite verdict). A rule that no method of the board has a value for (its check is n/a on
+this model for every method) is left out of the composite (``Rule.beats_controls``: the ``control`` family,
 methods that explain nothing by construction).
 """
 from __future__ import annotations
@@ -81,11 +82,19 @@ def _verdict(rule, results: Mapping, bars: Mapping[str, dict]) -> str:
     return PASS if ok else FAIL
 
 
-def verdicts(results: Mapping, rules: Sequence, bars: Mapping[str, dict]) -> dict[str, str]:
-    """Each rule's verdict on one method's results, and the composite ``overall``."""
+def undecidable(methods: Mapping[str, dict], rules: Sequence) -> frozenset[str]:
+    """The rules no method of the board has a value for (a check n/a on this model for every method, such as data
+    randomisation on a model without a random-label twin): the composite verdict leaves them out."""
+    return frozenset(rule.key for rule in rules
+                     if all(rule.read(entry.get("results", {})) is None for entry in methods.values()))
+
+
+def verdicts(results: Mapping, rules: Sequence, bars: Mapping[str, dict],
+             skip: frozenset[str] = frozenset()) -> dict[str, str]:
+    """Each rule's verdict on one method's results, and the composite ``overall`` over the rules not in ``skip``."""
     out = {rule.key: _verdict(rule, results, bars) for rule in rules}
-    parts = list(out.values())
-    beats = [out[rule.key] for rule in rules if rule.beats_controls]
+    parts = [out[rule.key] for rule in rules if rule.key not in skip]
+    beats = [out[rule.key] for rule in rules if rule.beats_controls and rule.key not in skip]
     if FAIL in parts:
         out[OVERALL] = FAIL
     elif parts and all(p == PASS for p in parts) and PASS in beats:
@@ -99,8 +108,9 @@ def judge(methods: Mapping[str, dict], checks: Sequence) -> dict[str, dict]:
     """Set ``verdicts`` on every entry of ``methods`` (controls judged on the same board); return the thresholds."""
     rules = rules_of(checks)
     bars = control_bars(methods, rules)
+    skip = undecidable(methods, rules)
     for entry in methods.values():
-        entry["verdicts"] = verdicts(entry.get("results", {}), rules, bars)
+        entry["verdicts"] = verdicts(entry.get("results", {}), rules, bars, skip)
     return thresholds(rules, bars)
 
 

@@ -128,6 +128,7 @@ class SmoothGrad(PropagationMethod):
         if n_samples < 1 or (max_batch is not None and max_batch < 1):
             raise ValueError("n_samples and max_batch must be >= 1")
         self.n_samples = int(n_samples)
+        self.passes = self.n_samples  # one forward+backward per noisy copy: the run's floor counts them
         self.noise_level = float(noise_level)
         self.noise_levels = {name: float(level) for name, level in sorted((noise_levels or {}).items())}
         self.seed = int(seed)
@@ -166,6 +167,7 @@ class IntegratedGradients(PropagationMethod):
         if n_steps < 1 or (max_batch is not None and max_batch < 1):
             raise ValueError("n_steps and max_batch must be >= 1")
         self.n_steps = int(n_steps)
+        self.passes = self.n_steps  # one forward+backward per point of the path: the run's floor counts them
         self.method = method
         self.max_batch = max_batch
         self.alphas, self.weights = quadrature(method, self.n_steps)
