@@ -49,7 +49,12 @@ def test_the_model_finds_its_twin_only_with_its_shipped_weights(tmp_path):
     assert shipped.describe()["twins"] == {"random_labels": sha256_of(TWIN)}  # results depend on the twin's bytes
     assert shipped.twin("random_labels") is twin  # loaded once
     assert shipped.twin("another_kind") is None
-    assert load_embedded(model, model.weights_file).twin("random_labels") is None  # given weights: no twin
+    named = load_embedded(model, model.weights_file)  # the shipped weights named by path: the same model, its twin
+    assert named.twin("random_labels") is not None and named.describe()["twins"] == shipped.describe()["twins"]
+    other = tmp_path / "other.pt"  # other weights (the twin's own file, copied with its card): no twin
+    other.write_bytes(TWIN.read_bytes())
+    other.with_suffix(".json").write_bytes(TWIN.with_suffix(".json").read_bytes())
+    assert load_embedded(model, other).twin("random_labels") is None
     assert load_embedded(TINY_RESNET).twin("random_labels") is None  # not shipped
 
 
