@@ -290,7 +290,7 @@ def assert_cascade_changes_each_block_once(wrapper: ModelWrapper) -> None:
     assert all(torch.equal(p, original[name]) for name, p in copy.network.named_parameters())
 
 
-def test_resnet18_cascade_randomises_every_parameter_block_by_block(one_thread):
+def test_resnet18_cascade_randomizes_every_parameter_block_by_block(one_thread):
     torch.manual_seed(0)
     wrapper = wrap(trained_like(torchvision.models.resnet18(weights=None)), 32)
     order = wrapper.randomization_order
@@ -309,7 +309,7 @@ def test_resnet50_cascade_structure():
     assert sum(len(s) for s in steps) == len(list(wrapper.network.parameters()))
 
 
-def test_vit_cascade_randomises_every_parameter_block_by_block(one_thread):
+def test_vit_cascade_randomizes_every_parameter_block_by_block(one_thread):
     wrapper = wrap(trained_like(small_vit()), 32)
     layers = [f"encoder.layers.encoder_layer_{i}" for i in reversed(range(6))]
     assert wrapper.randomization_order == ["heads", "encoder.ln", *layers, ROOT]
@@ -387,14 +387,14 @@ def small_densenet() -> nn.Module:
                                        num_classes=3).eval()
 
 
-def test_convnext_cascade_randomises_every_parameter_stage_by_stage(one_thread):
+def test_convnext_cascade_randomizes_every_parameter_stage_by_stage(one_thread):
     wrapper = wrap(trained_like(small_convnext()), 32)
     assert wrapper.randomization_order == ["classifier", "features.3", "features.2", "features.1", "features.0"]
     assert_each_parameter_in_one_step(wrapper)
     assert_cascade_changes_each_block_once(wrapper)
 
 
-def test_densenet_cascade_randomises_every_parameter_block_by_block(one_thread):
+def test_densenet_cascade_randomizes_every_parameter_block_by_block(one_thread):
     wrapper = wrap(trained_like(small_densenet()), 32)
     assert wrapper.randomization_order == DENSENET121_STEPS
     steps = dict(zip(wrapper.randomization_order, step_parameters(wrapper, wrapper.randomization_order)))

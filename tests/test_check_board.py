@@ -204,7 +204,7 @@ def test_ranks_share_ties_and_follow_the_direction():
     assert rank(None, [0.1], "lower") is None
 
 
-def test_nearest_neighbours_leave_out_the_controls():
+def test_nearest_neighbors_leave_out_the_controls():
     from saliency_bench.board.candidate import nearest
     from saliency_bench.board.verdicts import columns_of
 

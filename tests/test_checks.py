@@ -471,7 +471,7 @@ class CascadeSpy(Edge):
         return super().attribute(model, inputs, targets)
 
 
-def test_layers_are_randomised_cumulatively_from_the_top(suite):
+def test_layers_are_randomized_cumulatively_from_the_top(suite):
     spy = CascadeSpy(suite.model)
     run(CascadingRandomization(), suite, [spy])
     order = suite.model.randomization_order

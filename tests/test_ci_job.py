@@ -1,7 +1,7 @@
 """The README's "Check your method in CI" job, run as written in a fresh virtual environment against the committed board.
 
 The environment is a new venv whose only view of the test environment is a folder of links to its installed
-packages without any saliency-bench distribution: so `pip install ./saliency-bench .` installs the benchmark
+packages without any saliency-bench distribution: so `pip install ./saliency-bench ./saliency-bench/plugins/sanity-2023 .` installs the benchmark, its check plugin
 and the plugin for real (a wheel, not this checkout's editable install) while torch comes from the links
 (the job's first command only downloads CPU wheels of torch from pytorch.org; CI machines are offline).
 """
@@ -49,11 +49,24 @@ class Flipped(Method):
         return grad.abs().amax(dim=1).flip(-1)
 
 
+class InputTimesGradient(Method):
+    """Input x gradient, summed over the colour channels: as the board's `input_x_gradient`, which passes."""
+
+    name, family, positive = "my_input_x_gradient", "propagation", False
+
+    def attribute(self, model, inputs, targets):
+        inputs = inputs.detach().requires_grad_(True)
+        score = model(inputs).gather(1, targets.view(-1, 1)).sum()
+        (grad,) = torch.autograd.grad(score, inputs)
+        return (grad * inputs).sum(dim=1).detach()
+
+
 class Plugin:
     @hookimpl
     def register_methods(self, register):
         register(Noise())
         register(Flipped())
+        register(InputTimesGradient())
 
 
 plugin = Plugin()
@@ -118,7 +131,7 @@ def job(tmp_path_factory):
     """(commands to run, a venv's bin folder, a copy of this repository as the job checks it out)."""
     commands = job_commands()
     assert len(commands) == 3 and "torch" in commands[0] and "download.pytorch.org" in commands[0]
-    assert commands[1] == "pip install ./saliency-bench ."
+    assert commands[1].startswith("pip install ./saliency-bench ./saliency-bench/plugins/sanity-2023 .")
     assert commands[2].startswith("saliency-bench check your_method --against saliency-bench/leaderboard.json")
     folder = tmp_path_factory.mktemp("ci")
     bin_dir = fresh_environment(folder)
@@ -134,29 +147,19 @@ def _user_repo(tmp_path: Path, benchmark: Path) -> Path:
     return repo
 
 
-def test_the_example_plugin_passes_the_readme_job(job, tmp_path):
-    commands, bin_dir, benchmark = job
-    repo = _user_repo(tmp_path, benchmark)
-    shutil.copytree(ROOT / "plugins" / "example", repo, dirs_exist_ok=True,
-                    ignore=shutil.ignore_patterns("*.egg-info", "__pycache__", "build"))
-    before = {name: (ROOT / name).read_bytes() for name in BOARD_FILES}
-    result = run_job(commands, "gradient_l2", repo, bin_dir)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "gradient_l2 (saliency-bench-example 0.1.0): not on" in result.stdout
-    assert "PASSES the required criteria (overall)" in result.stdout
-    assert {name: (benchmark / name).read_bytes() for name in BOARD_FILES} == before
-    assert {name: (ROOT / name).read_bytes() for name in BOARD_FILES} == before
-
-
-def test_noise_and_a_flipped_map_fail_the_readme_job(job, tmp_path):
+def test_the_readme_job_passes_a_sound_method_and_fails_noise_and_a_flipped_map(job, tmp_path):
+    """One job over three methods of a user's plugin: input x gradient passes, noise and a mirrored gradient fail
+    (exit 1, as one candidate failing fails the job); the board's files are untouched. One run keeps CI short."""
     commands, bin_dir, benchmark = job
     repo = _user_repo(tmp_path, benchmark)
     (repo / "pyproject.toml").write_text(BROKEN_PYPROJECT)
     (repo / "my_broken_methods").mkdir()
     (repo / "my_broken_methods" / "__init__.py").write_text(BROKEN_PLUGIN)
     before = {name: (ROOT / name).read_bytes() for name in BOARD_FILES}
-    result = run_job(commands, "my_noise my_flipped", repo, bin_dir)
+    result = run_job(commands, "my_input_x_gradient my_noise my_flipped", repo, bin_dir)
     assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "my_input_x_gradient (my-broken-methods 0.0.1): not on" in result.stdout
+    assert "my_input_x_gradient: PASSES the required criteria (overall)" in result.stdout
     assert "my_noise: FAILS the required criteria (overall)" in result.stdout
     assert "my_flipped: FAILS the required criteria (overall)" in result.stdout
     assert {name: (benchmark / name).read_bytes() for name in BOARD_FILES} == before

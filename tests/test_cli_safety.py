@@ -241,3 +241,14 @@ def test_a_progress_bar_on_a_terminal_draws_nothing_from_the_global_generator():
         loader = DataLoader(list(range(100)), batch_size=32)
         draws.append([float(torch.rand(1)) for _ in progress(loader, len(loader), "x", enabled=enabled, stream=stream)])
     assert draws[0] == draws[1] == draws[2]
+
+
+def test_a_board_may_gain_checks_and_rows_but_never_lose_them(tmp_path):
+    from saliency_bench.board.publish import board_conflict
+
+    board = {"config": {"seed": 0}, "methods": {"edge": {}}, "checks": {"pointing_game": {}}}
+    (tmp_path / "leaderboard.json").write_text(json.dumps(board))
+    assert board_conflict(tmp_path, ["edge", "random"], ["pointing_game", "emprt"], {"seed": 0}) is None
+    assert "check(s) this run does not compute (pointing_game)" in board_conflict(tmp_path, ["edge"], ["emprt"])
+    assert "row(s) this run does not compute" in board_conflict(tmp_path, ["random"], ["pointing_game"])
+    assert "another configuration" in board_conflict(tmp_path, ["edge"], ["pointing_game"], {"seed": 1})

@@ -61,12 +61,12 @@ def hand_curve(model, image: torch.Tensor, order: np.ndarray, steps: int) -> tup
     x = model.normalize(image[None])
     with torch.no_grad():
         target = int(model(x).argmax(1))
-        mean_colour = x[0].reshape(3, -1).mean(dim=1)
+        mean_color = x[0].reshape(3, -1).mean(dim=1)
         fractions, probabilities = [], []
         for k in range(steps + 1):
             count = (k * PIXELS) // steps
             deleted = x[0].reshape(3, PIXELS).clone()
-            deleted[:, torch.from_numpy(order[:count])] = mean_colour[:, None]
+            deleted[:, torch.from_numpy(order[:count])] = mean_color[:, None]
             probabilities.append(float(torch.softmax(model(deleted.view(1, 3, SIZE, SIZE)), 1)[0, target]))
             fractions.append(count / PIXELS)
     return fractions, probabilities

@@ -11,7 +11,7 @@ from matplotlib.colors import to_hex
 from matplotlib.image import AxesImage
 
 from saliency_bench.board.figures import map_norm, method_grid_plot
-from saliency_bench.checks.figure_style import (CONTROL_COLOUR, DIVERGING, OKABE_ITO, SEQUENTIAL, variant_groups,
+from saliency_bench.checks.figure_style import (CONTROL_COLOR, DIVERGING, OKABE_ITO, SEQUENTIAL, variant_groups,
                                                 wrap_name)
 from saliency_bench.checks.randomization_figure import MAX_LINES, draw_randomization_curves, randomization_plot
 
@@ -157,7 +157,7 @@ def images_by_title(fig) -> dict[str, list[AxesImage]]:
     return found
 
 
-def test_signed_maps_get_a_diverging_norm_centred_at_zero_and_non_negative_ones_a_sequential(grid):
+def test_signed_maps_get_a_diverging_norm_centered_at_zero_and_non_negative_ones_a_sequential(grid):
     fig, maps = grid
     images = images_by_title(fig)
     for row, image in enumerate(images["integrated_gradients"]):
@@ -170,7 +170,7 @@ def test_signed_maps_get_a_diverging_norm_centred_at_zero_and_non_negative_ones_
     assert all(image.get_cmap().name != "jet" for column in images.values() for image in column)
 
 
-def test_the_grid_has_a_colour_bar_for_each_kind_of_map_and_class_row_labels(grid):
+def test_the_grid_has_a_color_bar_for_each_kind_of_map_and_class_row_labels(grid):
     fig, _ = grid
     labels = [ax.get_xlabel() for ax in all_axes(fig)]
     assert any("negative" in label and "positive" in label for label in labels)
@@ -179,7 +179,7 @@ def test_the_grid_has_a_colour_bar_for_each_kind_of_map_and_class_row_labels(gri
     assert row_labels == {"class: cross", "class: ring"}
 
 
-def test_the_grid_only_shows_the_colour_bars_it_uses():
+def test_the_grid_only_shows_the_color_bars_it_uses():
     fig = method_grid_plot(np.zeros((4, 4, 3)), ["a", "b"], {"edge": [np.ones((4, 4)), np.eye(4)]}, "t")
     labels = [ax.get_xlabel() for ax in all_axes(fig)]
     plt.close(fig)
@@ -219,7 +219,7 @@ def test_curves_are_small_multiples_with_the_controls_in_every_panel(board):
             controls = [line for line in ax.lines if (line.get_gid() or "").startswith("control:")]
             assert 1 <= len(methods) <= min(8, MAX_LINES)
             assert sorted(line.get_gid() for line in controls) == ["control:edge", "control:random"]
-            assert all(to_hex(line.get_color()) == CONTROL_COLOUR for line in controls)
+            assert all(to_hex(line.get_color()) == CONTROL_COLOR for line in controls)
             assert all(line.get_linewidth() < min(m.get_linewidth() for m in methods) for line in controls)
             shown += [line.get_gid().split(":", 1)[1] for line in methods]
         expected = [n for n, e in board["methods"].items() if e["family"] != "control"
@@ -230,14 +230,14 @@ def test_curves_are_small_multiples_with_the_controls_in_every_panel(board):
 
 
 @pytest.mark.parametrize("board", boards())
-def test_lines_of_a_panel_differ_in_colour_and_in_marker_and_use_the_okabe_ito_palette(board):
+def test_lines_of_a_panel_differ_in_color_and_in_marker_and_use_the_okabe_ito_palette(board):
     fig = randomization_plot(board, "randomization")
     try:
         for ax in panels(fig):
             methods = [line for line in ax.lines if (line.get_gid() or "").startswith("method:")]
-            colours = [to_hex(line.get_color()) for line in methods]
-            assert set(colours) <= {c.lower() for c in OKABE_ITO}
-            assert len(set(colours)) == len(methods)
+            colors = [to_hex(line.get_color()) for line in methods]
+            assert set(colors) <= {c.lower() for c in OKABE_ITO}
+            assert len(set(colors)) == len(methods)
             assert len({line.get_marker() for line in methods}) == len(methods)  # apart in greyscale too
             assert len({(line.get_marker(), line.get_linestyle()) for line in methods}) == len(methods)
     finally:

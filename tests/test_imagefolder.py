@@ -9,16 +9,16 @@ import torch
 
 from saliency_bench import UserError
 from saliency_bench.datasets.imagefolder import load_imagefolder
-from voc_fixtures import folder_colour, make_image_folder
+from voc_fixtures import folder_color, make_image_folder
 
 SIZE = 28  # shorter side resized to round(28 * 256 / 224) = 32, then a 28 px centre crop
 MODEL = SimpleNamespace(input_size=SIZE)
 RED, BLUE = torch.tensor([1.0, 0.0, 0.0]), torch.tensor([0.0, 0.0, 1.0])
 
 
-def colour(rank: int) -> torch.Tensor:
+def color(rank: int) -> torch.Tensor:
     """The middle colour of the ``rank``-th written image, in [0,1]."""
-    return torch.tensor(folder_colour(rank), dtype=torch.float32) / 255
+    return torch.tensor(folder_color(rank), dtype=torch.float32) / 255
 
 
 def label_of(sample) -> int:
@@ -38,9 +38,9 @@ def test_sorted_folder_indices_and_round_robin_order(root):
     samples = [dataset[i] for i in range(len(dataset))]
     # round robin: first image of each class, then the second of each (a, c, b, d)
     assert [label_of(s) for s in samples] == [0, 1, 0, 1]
-    centres = [s["image"][:, SIZE // 2, SIZE // 2] for s in samples]
-    for centre, rank in zip(centres, [0, 2, 1, 3]):
-        assert torch.allclose(centre, colour(rank), atol=0.03)
+    centers = [s["image"][:, SIZE // 2, SIZE // 2] for s in samples]
+    for center, rank in zip(centers, [0, 2, 1, 3]):
+        assert torch.allclose(center, color(rank), atol=0.03)
     ordered = load_imagefolder(MODEL, root=root, order="sorted")
     assert [label_of(ordered[i]) for i in range(4)] == [0, 0, 1, 1]
 
@@ -61,16 +61,16 @@ def test_plain_folder_to_index_mapping(root, tmp_path):
     assert [label_of(dataset[i]) for i in range(4)] == [5, 2, 5, 2]
 
 
-def test_shorter_side_resize_then_centre_crop(root):
+def test_shorter_side_resize_then_center_crop(root):
     dataset = load_imagefolder(MODEL, root=root, order="sorted")
     landscape, portrait = dataset[0]["image"], dataset[1]["image"]  # 80x60 and 60x80, 8 px red/blue side bands
     assert landscape.shape == portrait.shape == (3, SIZE, SIZE)
     # landscape: 80x60 -> 42x32, the crop keeps columns 7..34 and drops both bands
-    assert torch.allclose(landscape, colour(0).view(3, 1, 1).expand_as(landscape), atol=0.03)
+    assert torch.allclose(landscape, color(0).view(3, 1, 1).expand_as(landscape), atol=0.03)
     # portrait: 60x80 -> 32x42, the crop keeps columns 2..29, inside both bands
     assert torch.allclose(portrait[:, :, 0], RED.view(3, 1).expand(3, SIZE), atol=0.03)
     assert torch.allclose(portrait[:, :, -1], BLUE.view(3, 1).expand(3, SIZE), atol=0.03)
-    assert torch.allclose(portrait[:, SIZE // 2, SIZE // 2], colour(1), atol=0.03)
+    assert torch.allclose(portrait[:, SIZE // 2, SIZE // 2], color(1), atol=0.03)
 
 
 def test_no_masks_and_collates(root):

@@ -102,7 +102,7 @@ class Hangs(InputGradient):
             pass
 
 
-def test_group_fails_the_culprit_restores_the_model_and_neighbours_match_a_clean_run():
+def test_group_fails_the_culprit_restores_the_model_and_neighbors_match_a_clean_run():
     inputs = torch.randn(3, 3, 8, 8, generator=torch.Generator().manual_seed(2))
     targets = torch.tensor([0, 1, 2])
     clean = MethodGroup([InputGradient()], small_model())(inputs, targets)["neighbour"]
@@ -184,7 +184,7 @@ def _pip(*args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=300)
 
 
-def test_installed_bad_plugins_fail_alone_and_neighbours_equal_a_clean_run(tmp_path):
+def test_installed_bad_plugins_fail_alone_and_neighbors_equal_a_clean_run(tmp_path):
     source = tmp_path / "bad_plugins"
     (source / "saliency_bench_bad").mkdir(parents=True)
     (source / "saliency_bench_bad" / "__init__.py").write_text(textwrap.dedent(BAD_PLUGIN))

@@ -27,7 +27,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 # -- pointing-game ties ------------------------------------------------------------------------
 
 
-def test_a_plateau_points_at_its_centre_not_its_first_index():
+def test_a_plateau_points_at_its_center_not_its_first_index():
     maps = torch.zeros(1, 20, 20)
     maps[0, 4:9, 10:17] = 1.0  # a 5 x 7 plateau: rows 4..8, cols 10..16
     assert argmax_points(maps).tolist() == [[6, 13]]
@@ -47,7 +47,7 @@ def test_a_border_plateau_from_upsampling_no_longer_lands_on_the_edge():
     assert float(maps[0, point[0, 0], point[0, 1]]) == float(maps.max())  # always a maximal pixel
 
 
-def test_a_constant_map_points_at_the_centre_and_a_nonconvex_plateau_stays_on_itself():
+def test_a_constant_map_points_at_the_center_and_a_nonconvex_plateau_stays_on_itself():
     constant = torch.zeros(1, 9, 9)
     assert argmax_points(constant).tolist() == [[4, 4]]
     ring = torch.zeros(1, 11, 11)
@@ -82,9 +82,9 @@ def test_pointing_game_records_and_applies_the_tie_rule():
     suite = make_suite()
     params = PointingGame().default_params(suite)
     assert params["tie_rule"] == "plateau_centre"
-    centre = run(PointingGame(), suite, [PlateauAtTarget()])["plateau"]
+    center = run(PointingGame(), suite, [PlateauAtTarget()])["plateau"]
     first = run(PointingGame(), suite, [PlateauAtTarget()], tie_rule="first_index")["plateau"]
-    assert value(centre, "accuracy") == 1.0 and value(first, "accuracy") == 0.0
+    assert value(center, "accuracy") == 1.0 and value(first, "accuracy") == 0.0
 
 
 # -- the restricted game's dataset reference points ----------------------------------------------
@@ -137,7 +137,7 @@ def test_overlapping_boxes_let_one_point_hit_two_classes():
 # -- randomisation: vanished maps, draws, re-initialisation ----------------------------------------
 
 
-class VanishesWhenRandomised(Edge):
+class VanishesWhenRandomized(Edge):
     """Edge maps on the trained model; all zero once any weight differs from it (LRP-epsilon underflowing)."""
 
     name = "vanishes"
@@ -154,7 +154,7 @@ class VanishesWhenRandomised(Edge):
 
 def test_a_vanished_map_counts_as_complete_change_in_every_measure():
     suite = make_suite()
-    result = run(CascadingRandomization(), suite, [VanishesWhenRandomised(suite.model)])["vanishes"]
+    result = run(CascadingRandomization(), suite, [VanishesWhenRandomized(suite.model)])["vanishes"]
     draws = CascadingRandomization().default_params(suite)["draws"]
     for measure in ("spearman_hog", "spearman_abs", "spearman_signed", "ssim"):
         final = result["metrics"][f"{measure}_final"]
@@ -201,7 +201,7 @@ def test_draws_widen_the_interval_to_cover_the_spread_between_draws():
     assert single["ci_low"] == single["ci_high"] == pytest.approx(0.2)
 
 
-def test_layer_std_reinitialisation_keeps_each_layers_trained_scale():
+def test_layer_std_reinitialization_keeps_each_layers_trained_scale():
     suite = make_suite()
     order = suite.model.randomization_order
     with torch.no_grad():
@@ -217,7 +217,7 @@ def test_layer_std_reinitialisation_keeps_each_layers_trained_scale():
         random_parameters(suite.model, order, 0.01, 0.0, seed=0, init="xavier")
 
 
-def test_gradient_randomisation_has_finite_curves_over_draws():
+def test_gradient_randomization_has_finite_curves_over_draws():
     result = run(CascadingRandomization(), make_suite(), [Gradient()], draws=2)["gradient"]
     final = result["metrics"]["spearman_hog_final"]
     assert final["draws"] == 2 and final["n"] == len(LAYOUT) and np.isfinite(final["value"])

@@ -77,7 +77,7 @@ class RecordMaps(MeanMap):
                 for name in self.seen if name in group.active}
 
 
-class Neighbour(Method):
+class Neighbor(Method):
     """Noise from torch's generator (in the default dtype), the model's forward and gradient, and block B5."""
 
     name, family, positive = "neighbour", "propagation", False
@@ -96,7 +96,7 @@ class Neighbour(Method):
 def _offender(name: str, act) -> Method:
     """A method that does ``act(model)`` and then computes as its neighbour does."""
 
-    class Offender(Neighbour):
+    class Offender(Neighbor):
         def attribute(self, model, inputs, targets):
             act(model)
             return super().attribute(model, inputs, targets)
@@ -136,7 +136,7 @@ class OffendersPlugin:
 
     @hookimpl
     def register_methods(self, register):
-        register(Neighbour())
+        register(Neighbor())
         for name, (act, _) in OFFENDERS.items():
             register(_offender(name, act))
 
@@ -168,7 +168,7 @@ def offenders(fakes):
 
 
 @pytest.mark.parametrize("offender", list(OFFENDERS))
-def test_an_offender_fails_alone_named_and_its_neighbours_maps_equal_a_clean_runs(offenders, capsys, tmp_path,
+def test_an_offender_fails_alone_named_and_its_neighbors_maps_equal_a_clean_runs(offenders, capsys, tmp_path,
                                                                                   offender):
     before = TorchState()
     code, clean, err = _run(capsys, tmp_path, "clean", "neighbour")
@@ -185,7 +185,7 @@ def test_an_offender_fails_alone_named_and_its_neighbours_maps_equal_a_clean_run
     assert (tmp_path / "dirty" / "leaderboard.json").is_file()
 
 
-class Interrupts(Neighbour):
+class Interrupts(Neighbor):
     name = "interrupts"
 
     def attribute(self, model, inputs, targets):
@@ -251,7 +251,7 @@ def test_a_plugin_that_changes_torchs_state_in_its_hook_is_named_and_left_out(pm
     class Plugin:
         @hookimpl
         def register_methods(self, register):
-            register(Neighbour())
+            register(Neighbor())
             torch.backends.mkldnn.enabled = False
 
     pm.register(Plugin(), name="mkldnn-off")

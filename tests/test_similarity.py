@@ -85,9 +85,9 @@ def test_ssim_matches_skimage(shape):
 def test_minmax_flags_constant_maps_and_the_constant_rule_applies_to_hog_and_ssim():
     noise = torch.rand(16, 16, generator=torch.Generator().manual_seed(6))
     maps = torch.stack([torch.full((16, 16), 2.0), noise])
-    normalised, valid = minmax(maps)
+    normalized, valid = minmax(maps)
     assert valid.tolist() == [False, True]
-    assert normalised[1].min() == 0 and normalised[1].max() == 1
+    assert normalized[1].min() == 0 and normalized[1].max() == 1
     for measure in (lambda a, b: hog_spearman(a, b, cell=2), ssim_minmax):
         same = measure(maps, maps)
         assert torch.isnan(same[0]) and same[1] == pytest.approx(1.0)  # two constant maps: undefined

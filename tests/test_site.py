@@ -35,8 +35,12 @@ SIZES = ((1280, 800), (390, 844))
 
 @pytest.fixture(scope="module")
 def registry():
-    """The shipped methods' registry (the pictures need the methods; the checks come with the core)."""
-    return shipped_registry()
+    """The shipped methods' and checks' registry (the pictures need the methods; the committed board also has the
+    checks of plugins/sanity-2023)."""
+    from saliency_bench.plugins import make_plugin_manager
+    from small_board import SHIPPED
+
+    return make_plugin_manager(allowlist=[*SHIPPED.split(","), "saliency-bench-sanity-2023"]).registry()
 
 
 @pytest.fixture(scope="module")
@@ -155,7 +159,7 @@ def test_the_committed_site_stays_small(site):
     assert code < 100_000, f"scripts and style are {code} bytes"
     assert data < 4_000_000, f"the data scripts are {data} bytes"
     sprites = [p.stat().st_size for p in (site / "img" / "tiny_vgg").glob("*.png") if not p.name.startswith(
-        ("maps_", "randomization"))]
+        ("maps_", "randomization", "emprt"))]  # the board's figures
     assert len(sprites) == len(PICTURED) and max(sprites) < 150_000  # about 37 x 3 such sprites fit the 15 MB
     assert site_bytes(site) < 15_000_000
 
@@ -266,8 +270,14 @@ def compare_text(row: dict) -> dict:
 @pytest.mark.parametrize("model,first,second", [("tiny_vgg", "gradcam@B5", "gradcam_pos@B5"),
                                                 ("tiny_vgg", "random", "gradient"),
                                                 ("tiny_vit", "guided_backprop", "gradcam@B2")])
-def test_the_compare_pages_numbers_are_compares(site, browser, capsys, model, first, second):
+def test_the_compare_pages_numbers_are_compares(site, browser, capsys, monkeypatch, model, first, second):
     from saliency_bench.cli import main
+    from saliency_bench.plugins import make_plugin_manager
+    from small_board import SHIPPED
+
+    # `compare` with the board's checks registered, those of plugins/sanity-2023 included
+    monkeypatch.setattr("saliency_bench.plugins._PM",
+                        make_plugin_manager(allowlist=[*SHIPPED.split(","), "saliency-bench-sanity-2023"]))
 
     board = ROOT / ("leaderboard.json" if model == "tiny_vgg" else f"boards/{model}/leaderboard.json")
     capsys.readouterr()

@@ -242,3 +242,15 @@ def test_a_model_whose_floor_pass_fails_is_a_user_error(fakes):
     model.network.forward = broken_forward
     with pytest.raises(UserError, match="floor pass failed .*no forward today"):
         measure(fakes.registry(), ["edge"], model, batch_size=2, rounds=1, peers=False)
+
+
+def test_a_method_n_a_on_one_check_only_is_still_timed_and_one_n_a_everywhere_is_not():
+    """Data randomisation is n/a for every method of a model without a twin: that says nothing of the methods."""
+    from saliency_bench.run.speed import untimed
+
+    store = SimpleNamespace(get=lambda name, check: None)
+    report = SimpleNamespace(methods=["gradient", "gradmid@B5", "broken"], checks=["pointing_game", "data_rand"],
+                             failures={"broken": "boom"}, reused=[], store=store,
+                             not_applicable={"gradient": {"data_rand"}, "gradmid@B5": {"pointing_game", "data_rand"}})
+    registry = SimpleNamespace(provenance=lambda name: "dist 1.0")
+    assert untimed(report, registry, {"batch_size": 64, "rounds": 3}, "cpu") == ["gradient"]

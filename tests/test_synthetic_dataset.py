@@ -85,8 +85,8 @@ def test_loader_sizes_to_model_and_defaults_to_benchmark():
 def test_unknown_split_and_option_are_user_errors():
     with pytest.raises(UserError, match="split"):
         load_shapes(None, split="training")
-    with pytest.raises(UserError, match="colour"):
-        load_shapes(None, colour="red")
+    with pytest.raises(UserError, match="color"):
+        load_shapes(None, color="red")
 
 
 def test_index_out_of_range_raises_index_error():

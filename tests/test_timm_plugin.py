@@ -81,7 +81,7 @@ def test_the_installed_distribution_declares_one_entry_point():
 
 
 # -- loading -----------------------------------------------------------------------------------------------------
-def test_resnet18_blocks_classes_and_normalisation(resnet, batch):
+def test_resnet18_blocks_classes_and_normalization(resnet, batch):
     info = [level["module"] for level in resnet.network.feature_info]
     assert info == ["act1", "layer1", "layer2", "layer3", "layer4"]
     # saliency-bench's ResNet rule (B1 the stem's max-pool, as for torchvision's resnet50); B2..B5 are feature_info's
@@ -210,7 +210,7 @@ def test_gradient_and_gradcam_give_finite_maps_of_the_input_size(model_name, blo
 
 
 # -- cascading randomisation -------------------------------------------------------------------------------------
-def test_resnet_cascade_randomises_every_parameter(resnet):
+def test_resnet_cascade_randomizes_every_parameter(resnet):
     blocks = [f"layer{i}.{j}" for i in (4, 3, 2, 1) for j in (1, 0)]
     assert resnet.randomization_order == ["fc", *blocks, ""]
     twin = resnet.copy()
@@ -218,7 +218,7 @@ def test_resnet_cascade_randomises_every_parameter(resnet):
     assert_cascade_changes_each_block_once(twin)
 
 
-def test_vit_cascade_randomises_every_parameter_layer_by_layer(vit):
+def test_vit_cascade_randomizes_every_parameter_layer_by_layer(vit):
     layers = [f"blocks.{i}" for i in reversed(range(12))]
     assert vit.randomization_order == ["head", "norm", *layers, ""]
     twin = vit.copy()

@@ -46,9 +46,9 @@ def test_masks_are_scaled_box_unions_with_difficult_boxes(devkit):
 def test_labels_trials_and_multiclass_membership(devkit):
     dataset = load_voc2007(MODEL, root=devkit)
     samples = [dataset[i] for i in range(len(dataset))]
-    labelled = [set(s["labels"].nonzero().flatten().tolist()) for s in samples]
+    labeled = [set(s["labels"].nonzero().flatten().tolist()) for s in samples]
     trials = [set(s["trials"].nonzero().flatten().tolist()) for s in samples]
-    assert labelled == [{C["dog"], C["person"]}, {C["cat"]}, {C["car"], C["bottle"]}]
+    assert labeled == [{C["dog"], C["person"]}, {C["cat"]}, {C["car"], C["bottle"]}]
     # bottle's only box is difficult: labelled but not a trial (TorchRay)
     assert trials == [{C["dog"], C["person"]}, {C["cat"]}, {C["car"]}]
     assert dataset.multiclass_indices() == [0, 2]
@@ -125,7 +125,7 @@ def test_unreadable_image_names_the_file(devkit):
 
 def test_unknown_option_is_a_user_error(devkit):
     with pytest.raises(UserError, match="no option"):
-        load_voc2007(MODEL, root=devkit, colour="blue")
+        load_voc2007(MODEL, root=devkit, color="blue")
     with pytest.raises(UserError, match="not a boolean"):
         load_voc2007(MODEL, root=devkit, multiclass_only="maybe")
 

@@ -61,8 +61,8 @@ def make_voc_tree(tmp_path: Path) -> Path:
     voc = devkit / "VOC2007"
     for sub in ("Annotations", "JPEGImages", "ImageSets/Main"):
         (voc / sub).mkdir(parents=True, exist_ok=True)
-    for image_id, (width, height, colour, objects) in VOC_IMAGES.items():
-        Image.new("RGB", (width, height), colour).save(voc / "JPEGImages" / f"{image_id}.jpg", quality=95)
+    for image_id, (width, height, color, objects) in VOC_IMAGES.items():
+        Image.new("RGB", (width, height), color).save(voc / "JPEGImages" / f"{image_id}.jpg", quality=95)
         (voc / "Annotations" / f"{image_id}.xml").write_text(annotation_xml(image_id, width, height, objects))
     for split, ids in VOC_SPLITS.items():
         (voc / "ImageSets" / "Main" / f"{split}.txt").write_text("".join(f"{i}\n" for i in ids))
@@ -77,7 +77,7 @@ def banded_image(width: int, height: int, middle, band: int = 8) -> Image.Image:
     return image
 
 
-def folder_colour(index: int) -> tuple[int, int, int]:
+def folder_color(index: int) -> tuple[int, int, int]:
     """A distinct middle colour for the ``index``-th image written by ``make_image_folder`` (sorted order)."""
     return (40 + 50 * index, 160, 90)
 
@@ -90,7 +90,7 @@ def make_image_folder(tmp_path: Path, with_index: bool = False) -> Path:
     for folder, files in FOLDER_IMAGES.items():
         (root / folder).mkdir(parents=True, exist_ok=True)
         for name, (width, height) in files:
-            image = banded_image(width, height, folder_colour(rank))
+            image = banded_image(width, height, folder_color(rank))
             fmt = "JPEG" if name.lower().endswith((".jpg", ".jpeg")) else "PNG"
             image.save(root / folder / name, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
             rank += 1

@@ -17,7 +17,7 @@ from .paired import reading
 from ..methods import is_control
 from .verdicts import PASS, columns_of, control_bars, rules_of, undecidable, verdicts
 
-NEIGHBOURS = 2  # recorded methods nearest to the candidate shown by default, besides the controls
+NEIGHBORS = 2  # recorded methods nearest to the candidate shown by default, besides the controls
 
 
 def rank(value: float | None, others: Sequence[float], better: str) -> int | None:
@@ -41,7 +41,7 @@ def recorded_values(board: Mapping, columns: Sequence) -> dict[str, dict[str, fl
     return {name: headline_values(entry.get("results", {}), columns) for name, entry in board["methods"].items()}
 
 
-def nearest(values: Mapping[str, float | None], board: Mapping, columns: Sequence, k: int = NEIGHBOURS) -> list[str]:
+def nearest(values: Mapping[str, float | None], board: Mapping, columns: Sequence, k: int = NEIGHBORS) -> list[str]:
     """The ``k`` recorded non-control methods closest to ``values`` (Euclidean over the columns both define)."""
     distances = []
     for name, other in recorded_values(board, columns).items():
@@ -115,7 +115,7 @@ def evaluate(board: Mapping, name: str, entry: Mapping, checks: Sequence, vs: Se
         "differences": {other: differences(results, board["methods"][other].get("results", {}), columns,
                                            None if pair is None else functools.partial(pair, other))
                         for other in compared},
-        "chosen_by": "--vs" if vs else f"the {NEIGHBOURS} nearest recorded methods and the controls",
+        "chosen_by": "--vs" if vs else f"the {NEIGHBORS} nearest recorded methods and the controls",
     }
 
 

@@ -47,7 +47,7 @@ def map_norm(m) -> tuple[str, float, float]:
     return DIVERGING, -bound, bound
 
 
-def _colour_bar(fig: Figure, cax, cmap: str, signed: bool) -> None:
+def _color_bar(fig: Figure, cax, cmap: str, signed: bool) -> None:
     norm = Normalize(-1.0, 1.0) if signed else Normalize(0.0, 1.0)
     bar = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), cax=cax, orientation="horizontal")
     if signed:
@@ -112,7 +112,7 @@ def method_grid_plot(picture: np.ndarray, class_names: Sequence[str], maps: Mapp
                 if i % 2 == 0:
                     cax.set_axis_off()
             for i, (cmap, signed) in enumerate(kinds):
-                _colour_bar(fig, caxes[1 + 2 * i], cmap, signed)
+                _color_bar(fig, caxes[1 + 2 * i], cmap, signed)
         fig.suptitle(title)
     return fig
 

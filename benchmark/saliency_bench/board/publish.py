@@ -97,8 +97,9 @@ def board_conflict(folder: str | Path, methods: Sequence[str], checks: Sequence[
                    config: dict | None = None) -> str | None:
     """Why writing a board of ``methods`` x ``checks`` (under ``config``) into ``folder`` would destroy another.
 
-    Allowed: no board there, or one of the same configuration (package versions aside) and checks whose rows
-    are all among ``methods`` (a rerun, or the same board with rows added). ``config=None`` skips that part.
+    Allowed: no board there, or one of the same configuration (package versions aside) whose rows are all among
+    ``methods`` and whose checks are all among ``checks`` (a rerun, or the same board with rows or checks added).
+    ``config=None`` skips that part.
     """
     path = Path(folder) / "leaderboard.json"
     if not path.exists() and not path.is_symlink():
@@ -114,9 +115,9 @@ def board_conflict(folder: str | Path, methods: Sequence[str], checks: Sequence[
     if lost:
         shown = ", ".join(lost[:3]) + (", ..." if len(lost) > 3 else "")
         return f"{path} holds {len(lost)} row(s) this run does not compute ({shown})"
-    recorded = sorted(existing.get("checks") or {})
-    if recorded and recorded != sorted(checks):
-        return f"{path} is a board of other checks ({', '.join(recorded)})"
+    dropped = sorted(set(existing.get("checks") or {}) - set(checks))
+    if dropped:
+        return f"{path} holds check(s) this run does not compute ({', '.join(dropped)})"
     if config is not None and isinstance(existing.get("config"), dict):
         old = {k: v for k, v in existing["config"].items() if k != "versions"}
         new = {k: v for k, v in config.items() if k != "versions"}

@@ -53,8 +53,8 @@ def argmax_points(maps: torch.Tensor) -> torch.Tensor:
     cols = torch.arange(width, device=maps.device, dtype=torch.float64).repeat(height)
     weight = maximal.double()
     count = weight.sum(1, keepdim=True)
-    centre_row, centre_col = (weight * rows).sum(1, keepdim=True) / count, (weight * cols).sum(1, keepdim=True) / count
-    distance = ((rows - centre_row) ** 2 + (cols - centre_col) ** 2).masked_fill(~maximal, float("inf"))
+    center_row, center_col = (weight * rows).sum(1, keepdim=True) / count, (weight * cols).sum(1, keepdim=True) / count
+    distance = ((rows - center_row) ** 2 + (cols - center_col) ** 2).masked_fill(~maximal, float("inf"))
     index = distance.argmin(1)
     return torch.stack([index // width, index % width], dim=1)
 

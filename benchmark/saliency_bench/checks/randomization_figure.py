@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from .figure_style import CONTROL_COLOUR, CONTROL_FAMILY, CONTROL_STYLES, DPI, FONT, line_style, variant_groups  # noqa: E402
+from .figure_style import CONTROL_COLOR, CONTROL_FAMILY, CONTROL_STYLES, DPI, FONT, line_style, variant_groups  # noqa: E402
 
 MAX_LINES = 7  # method curves per panel (the controls come on top)
 LEGACY = (CONTROL_FAMILY, "baseline")  # the controls' family, and its name on boards written earlier
@@ -91,7 +91,7 @@ def randomization_plot(board: dict, check: str) -> Figure | None:
             x = range(len(layers))
             ax.axhline(0, color="#cccccc", lw=0.6, zorder=0)
             for j, (name, vs) in enumerate(controls):
-                ax.plot(x, vs[:len(layers)], color=CONTROL_COLOUR, lw=1.0, label=f"{name} (control)",
+                ax.plot(x, vs[:len(layers)], color=CONTROL_COLOR, lw=1.0, label=f"{name} (control)",
                         linestyle=CONTROL_STYLES[j % len(CONTROL_STYLES)], zorder=2, gid=f"control:{name}")
             for j, (name, vs) in enumerate(lines):
                 ax.plot(x, vs[:len(layers)], label=_curve_label(name, vs, lines[:j]), lw=1.3, markersize=4,

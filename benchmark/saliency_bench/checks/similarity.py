@@ -113,26 +113,26 @@ def hog(images: torch.Tensor, cell: int, block: int = 3, orientations: int = 9, 
 class Ranked(NamedTuple):
     """Rows ready for rank correlation: centred average ranks, their norms, and which rows are constant."""
 
-    centred: torch.Tensor  # [N, D] float64
+    centered: torch.Tensor  # [N, D] float64
     norm: torch.Tensor  # [N]
     constant: torch.Tensor  # [N] bool
 
     def rows(self, index) -> "Ranked":
         """The same for a subset (slice or index) of the rows."""
-        return Ranked(self.centred[index], self.norm[index], self.constant[index])
+        return Ranked(self.centered[index], self.norm[index], self.constant[index])
 
 
 def ranked(values: torch.Tensor, undefined: torch.Tensor | None = None) -> Ranked:
     """Average ranks of each row of ``values`` ``[N, D]``, centred; rows constant or flagged ``undefined`` are marked."""
-    centred = average_ranks(values)
-    centred -= centred.mean(1, keepdim=True)
+    centered = average_ranks(values)
+    centered -= centered.mean(1, keepdim=True)
     # centred ranks are multiples of 1/2, so sums of their products are exact in any summation order (rows below
     # ~3e5 values keep every partial sum under 2**51): vecdot gives the same norms and dot products as mul-and-sum
-    norm = torch.sqrt(torch.linalg.vecdot(centred, centred))
+    norm = torch.sqrt(torch.linalg.vecdot(centered, centered))
     constant = norm == 0  # all ranks equal: one run of ties, i.e. min == max (a NaN is a run of its own)
     if undefined is not None:
         constant = constant | undefined
-    return Ranked(centred, norm, constant)
+    return Ranked(centered, norm, constant)
 
 
 # A map is constant when its value range is at most this fraction of the larger range of the pair compared:
@@ -164,7 +164,7 @@ def rank_correlation(a: Ranked, b: Ranked, constant: tuple[torch.Tensor, torch.T
 
     ``constant`` adds the maps' own constancy (:func:`constant_pair`) to that of the ranked rows.
     """
-    rho = torch.linalg.vecdot(a.centred, b.centred) / (a.norm * b.norm).clamp_min(torch.finfo(torch.float64).tiny)
+    rho = torch.linalg.vecdot(a.centered, b.centered) / (a.norm * b.norm).clamp_min(torch.finfo(torch.float64).tiny)
     a_constant, b_constant = a.constant, b.constant
     if constant is not None:
         a_constant, b_constant = a_constant | constant[0], b_constant | constant[1]
@@ -178,8 +178,8 @@ def spearman(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 def hog_ranked(maps: torch.Tensor, cell: int, block: int = 3, orientations: int = 9) -> Ranked:
     """Ranked HOG features of min-max normalised maps (Adebayo et al. 2018); constant maps are undefined."""
-    normalised, valid = minmax(maps)
-    return ranked(hog(normalised, cell, block, orientations), undefined=~valid)
+    normalized, valid = minmax(maps)
+    return ranked(hog(normalized, cell, block, orientations), undefined=~valid)
 
 
 def hog_spearman(a: torch.Tensor, b: torch.Tensor, cell: int, block: int = 3, orientations: int = 9) -> torch.Tensor:
@@ -264,9 +264,9 @@ class MapProfile:
     """
 
     def __init__(self, maps: torch.Tensor, params: dict):
-        self.normalised, self.valid = minmax(maps)  # valid = not exactly constant
+        self.normalized, self.valid = minmax(maps)  # valid = not exactly constant
         self.range = map_range(maps)
-        self.hog = ranked(hog(self.normalised, **hog_args(params)), undefined=~self.valid)  # = hog_ranked(maps)
+        self.hog = ranked(hog(self.normalized, **hog_args(params)), undefined=~self.valid)  # = hog_ranked(maps)
         self.signed = ranked(maps.flatten(1))
         # on the CPU skip a second ranking when |map| = map; on a GPU ranking is cheaper than the host sync
         nonnegative = maps.device.type == "cpu" and bool((maps >= 0).all())
@@ -276,7 +276,7 @@ class MapProfile:
     def ssim_stats(self, window: int) -> SsimStats:
         """The SSIM statistics of the min-max maps for ``window`` (similarity.ssim_stats), computed once."""
         if window not in self._ssim:
-            self._ssim[window] = ssim_stats(self.normalised, window)
+            self._ssim[window] = ssim_stats(self.normalized, window)
         return self._ssim[window]
 
     def compare(self, other: "MapProfile", ssim_window: int) -> dict[str, torch.Tensor]:

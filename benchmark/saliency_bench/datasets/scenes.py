@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .synthetic import (
-    CLASS_NAMES, NOISE_STD, ShapesDataset, background, image_rng, object_colour, shape_mask, shape_turn, unit_frame,
+    CLASS_NAMES, NOISE_STD, ShapesDataset, background, image_rng, object_color, shape_mask, shape_turn, unit_frame,
 )
 
 OBJECT_COUNTS = (1, 2, 3, 4)
@@ -179,16 +179,16 @@ def render_scene(split: str, seed: int, index: int, size: int) -> tuple[np.ndarr
     """
     rng = image_rng(split, seed, index)
     objects = layout_objects(rng, size)
-    bg_colour = rng.uniform(0.15, 0.85, size=3)
-    image = background(rng, size, bg_colour)
+    bg_color = rng.uniform(0.15, 0.85, size=3)
+    image = background(rng, size, bg_color)
     order = draw_order(objects)
     visible = visible_masks([o["shape"] for o in objects], order)
-    colours: list[np.ndarray] = []
+    colors: list[np.ndarray] = []
     for index_ in order:
-        colour = object_colour(rng, bg_colour, avoid=colours)
-        colours.append(colour)
+        color = object_color(rng, bg_color, avoid=colors)
+        colors.append(color)
         shade = 1.0 + 0.1 * rng.uniform(-1.0, 1.0)
-        image[:, objects[index_]["shape"]] = (colour * shade)[:, None]
+        image[:, objects[index_]["shape"]] = (color * shade)[:, None]
     if rng.uniform() < P_DISTRACTOR:
         distractor = place_distractor(rng, size, objects)
         if distractor is not None:

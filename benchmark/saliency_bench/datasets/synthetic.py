@@ -84,11 +84,11 @@ def place_objects(rng: np.random.Generator, size: int, count: int) -> list[tuple
     return placed
 
 
-def background(rng: np.random.Generator, size: int, colour: np.ndarray) -> np.ndarray:
+def background(rng: np.random.Generator, size: int, color: np.ndarray) -> np.ndarray:
     """A textured background: base colour + two random colour gratings sin(2pi(fx x + fy y) + phase), ``[3,S,S]``."""
     coords = (np.arange(size, dtype=np.float32) + 0.5) / size
     image = np.empty((3, size, size), dtype=np.float32)
-    image[:] = colour.astype(np.float32)[:, None, None]
+    image[:] = color.astype(np.float32)[:, None, None]
     for _ in range(2):
         freq = rng.uniform(1.0, 6.0, size=2) * rng.choice([-1.0, 1.0], size=2)
         phase = rng.uniform(0, 2 * np.pi)
@@ -101,17 +101,17 @@ def background(rng: np.random.Generator, size: int, colour: np.ndarray) -> np.nd
     return image
 
 
-def object_colour(
-    rng: np.random.Generator, background_colour: np.ndarray, avoid: list[np.ndarray] | None = None
+def object_color(
+    rng: np.random.Generator, background_color: np.ndarray, avoid: list[np.ndarray] | None = None
 ) -> np.ndarray:
     """A random RGB colour at least MIN_CONTRAST away from the background colour (and from ``avoid``'s colours)."""
-    others = [background_colour, *(avoid or [])]
-    colour = rng.uniform(0.0, 1.0, size=3)
+    others = [background_color, *(avoid or [])]
+    color = rng.uniform(0.0, 1.0, size=3)
     for _ in range(50):
-        if all(np.linalg.norm(colour - other) >= MIN_CONTRAST for other in others):
+        if all(np.linalg.norm(color - other) >= MIN_CONTRAST for other in others):
             break
-        colour = rng.uniform(0.0, 1.0, size=3)
-    return colour.astype(np.float32)
+        color = rng.uniform(0.0, 1.0, size=3)
+    return color.astype(np.float32)
 
 
 def render(split: str, seed: int, index: int, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -120,14 +120,14 @@ def render(split: str, seed: int, index: int, size: int) -> tuple[np.ndarray, np
     num_classes = len(CLASS_NAMES)
     count = int(rng.integers(1, 4))
     kinds = rng.permutation(num_classes)[:count]
-    bg_colour = rng.uniform(0.15, 0.85, size=3)
-    image = background(rng, size, bg_colour)
+    bg_color = rng.uniform(0.15, 0.85, size=3)
+    image = background(rng, size, bg_color)
     masks = np.zeros((num_classes, size, size), dtype=bool)
     for kind, (cx, cy, radius) in zip(kinds, place_objects(rng, size, count)):
         masks[kind] = shape_mask(int(kind), *unit_frame(size, cx, cy, radius), shape_turn(rng, int(kind)))
-        colour = object_colour(rng, bg_colour)
+        color = object_color(rng, bg_color)
         shade = 1.0 + 0.1 * rng.uniform(-1.0, 1.0)
-        image[:, masks[kind]] = (colour * shade)[:, None]
+        image[:, masks[kind]] = (color * shade)[:, None]
     image += NOISE_STD * rng.standard_normal(image.shape, dtype=np.float32)
     labels = masks.any(axis=(1, 2)).astype(np.float32)
     return np.clip(image, 0.0, 1.0, out=image), labels, masks

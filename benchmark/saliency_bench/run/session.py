@@ -29,7 +29,7 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def summarised_names(names) -> list[str]:
+def summarized_names(names) -> list[str]:
     """Names for a message: plain ones as they are, each prefixed family (``timm:*``) once, with its count."""
     plain, families = [], {}
     for name in names:
@@ -44,7 +44,7 @@ def summarised_names(names) -> list[str]:
 def lookup(table: dict, kind: str, name: str):
     """The registered object ``name`` of ``table`` (the registry's models, datasets or checks); unknown: user error."""
     if name not in table:
-        raise UserError(f"unknown {kind} '{name}' (known: {', '.join(summarised_names(sorted(table))) or 'none'}; "
+        raise UserError(f"unknown {kind} '{name}' (known: {', '.join(summarized_names(sorted(table))) or 'none'}; "
                         "every one: saliency-bench list)")
     return table[name].obj
 

@@ -304,11 +304,13 @@ def measure_floor(model: ModelWrapper, options) -> float | None:
 
 
 def untimed(report, registry: Registry, params: dict, device: str) -> list[str]:
-    """The methods to time: not failed, not n/a anywhere, and with no ``ok`` speed record of this device, timing
-    parameters and plugin (those are reused, noted in ``report``)."""
+    """The methods to time: not failed, not n/a on every check (no map on this model; a check that is n/a for
+    every method, data randomisation without a twin, says nothing of the method), and with no ``ok`` speed record
+    of this device, timing parameters and plugin (those are reused, noted in ``report``)."""
     pending = []
     for name in report.methods:
-        if name in report.failures or report.not_applicable.get(name):  # failed (hung, changed the model) or n/a
+        not_applicable = report.not_applicable.get(name, set())
+        if name in report.failures or (not_applicable and not_applicable >= set(report.checks)):
             continue
         stored = report.store.get(name, SPEED)
         if (stored is not None and stored.get("status") == "ok" and stored.get("params") == params

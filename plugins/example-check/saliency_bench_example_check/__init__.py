@@ -74,7 +74,7 @@ def deletion_fractions(suite, steps: int) -> np.ndarray:
     return np.asarray(deletion_counts(pixels, steps), dtype=float) / pixels
 
 
-def normalised_auc(fractions: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
+def normalized_auc(fractions: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
     """Trapezoid area under each row of ``probabilities`` ``[n, K+1]`` over ``fractions`` (0 .. 1): in [0, 1]."""
     widths = np.diff(fractions)
     return ((probabilities[:, 1:] + probabilities[:, :-1]) / 2.0 * widths).sum(axis=1)
@@ -138,7 +138,7 @@ class DeletionAUC(PerImageCheck):
         results = {}
         for name in group.active:
             found = np.concatenate(curves[name]) if curves[name] else np.zeros((0, steps + 1))
-            results[name] = {"curve": found, METRIC: normalised_auc(fractions, found) if len(found) else np.zeros(0)}
+            results[name] = {"curve": found, METRIC: normalized_auc(fractions, found) if len(found) else np.zeros(0)}
         return results
 
     def summarize(self, values: dict[str, np.ndarray], params: dict, suite) -> dict:
@@ -170,7 +170,7 @@ class DeletionAUC(PerImageCheck):
 
         figure = Figure(figsize=(7.5, 3.8), dpi=100, layout="constrained")
         axes = figure.add_subplot()
-        colours = cycle(("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000"))
+        colors = cycle(("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000"))
         markers = cycle(("o", "s", "^", "D", "v", "P", "X", "*"))
         dashes = cycle(((0, (6, 2)), (0, (1, 1.5)), (0, (3, 1, 1, 1))))
         for name, entry in rows:
@@ -178,7 +178,7 @@ class DeletionAUC(PerImageCheck):
             value = result["metrics"][METRIC].get("value")
             control = is_control(entry.get("family"))  # the controls: grey, dashed
             axes.plot(result["curve"]["fraction"], result["curve"]["probability"], marker=next(markers), markersize=4,
-                      color="#777777" if control else next(colours), linestyle=next(dashes) if control else "-",
+                      color="#777777" if control else next(colors), linestyle=next(dashes) if control else "-",
                       label=f"{name} ({'–' if value is None else f'{value:.3f}'})")
         axes.set_xlim(0.0, 1.0)
         axes.set_ylim(0.0, 1.02)

@@ -60,6 +60,7 @@ NOISE_LEVELS = (0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.08, 0.1, 0.12, 0.15, 0.2)
 
 
 @torch.no_grad()
+@torch.no_grad()
 def top1_kept(model, inputs: torch.Tensor, noise_level: float, n_samples: int = 16, seed: int = 0) -> float:
     """The fraction of noisy copies x + N(0, (level * range(x))^2) whose top-1 class is the clean input's."""
     network = network_of(model)

@@ -41,7 +41,7 @@ IMAGES = 12  # 2 x 50 maps per image and method: see the module docstring and th
 REFERENCE = (0, 0)  # the model-state key of the trained model's denoised maps (draw 0, step 0)
 
 
-def randomisations(suite, params: dict) -> list:
+def randomizations(suite, params: dict) -> list:
     """Per weight draw the fully randomised model (``states=final``) or the cascade walked on one shared copy."""
     if params["states"] == "final":
         return randomized_models(suite, params)
@@ -50,13 +50,13 @@ def randomisations(suite, params: dict) -> list:
             for draw in range(int(params["draws"]))]
 
 
-def model_states(group, randomisation, layers: int):
+def model_states(group, randomization, layers: int):
     """``(step, model)``: how many of the ``layers`` cascade steps are randomised, and the model in that state."""
-    if not isinstance(randomisation, Cascade):
-        yield layers, randomisation  # fully randomised: the cascade's last step
+    if not isinstance(randomization, Cascade):
+        yield layers, randomization  # fully randomised: the cascade's last step
         return
-    for step, _ in enumerate(randomisation.states(group), start=1):
-        yield step, randomisation.copy
+    for step, _ in enumerate(randomization.states(group), start=1):
+        yield step, randomization.copy
 
 
 class SmoothMPRT(PerImageCheck):
@@ -94,7 +94,7 @@ class SmoothMPRT(PerImageCheck):
 
     def run_images(self, suite, group, params: dict) -> dict[str, dict[str, np.ndarray]]:
         """Per image ``[draws, steps]`` values of every measure (steps: 1, or the cascade's)."""
-        models = randomisations(suite, params)
+        models = randomizations(suite, params)
         rows: dict[str, dict[str, list[np.ndarray]]] = {name: {m: [] for m in MEASURES} for name in group.active}
         for batch in suite.batches(desc=self.name):
             for name, found in self.batch_values(suite, group, params, batch, models).items():

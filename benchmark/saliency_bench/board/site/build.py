@@ -14,7 +14,7 @@ import shutil
 from pathlib import Path
 from typing import Callable, Sequence
 
-from ...checks.figure_style import CONTROL_COLOUR, OKABE_ITO
+from ...checks.figure_style import CONTROL_COLOR, OKABE_ITO
 from ...plugins import get_plugin_manager
 from ..leaderboard import board_checks
 from .details import method_detail
@@ -133,7 +133,7 @@ def build_model(section: Section, key: str, out: Path, registry, log: Callable[[
 
 def palette_document() -> dict:
     """The figures' colour-blind palette (Okabe & Ito) and the controls' grey, for the pages' curves."""
-    return {"lines": list(OKABE_ITO), "control": CONTROL_COLOUR}
+    return {"lines": list(OKABE_ITO), "control": CONTROL_COLOR}
 
 
 def build_site(sections: Sequence[Section], out_dir: str | Path, registry=None,

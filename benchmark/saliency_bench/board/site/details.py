@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
-from ..candidate import NEIGHBOURS, differences, nearest
+from ..candidate import NEIGHBORS, differences, nearest
 from ...methods import is_control
 from ..verdicts import columns_of, rules_of
 from .rows import paper_text, speed_cell
@@ -52,7 +52,7 @@ def verdict_line(rule, entry: dict, thresholds: dict) -> dict:
     else:
         test = f"{rule.metric} {SYMBOLS[rule.pass_if]} {rule.value}"
     measured = interval_text(found) if found is not None and "ci_low" in found else (
-        "–" if found is None else f"{found['value']:+.3f}")
+        "–" if found is None else f"{found['value']:+.3f}" if " - " in rule.metric else f"{found['value']:.3f}")
     return {"key": rule.key, "letter": rule.letter, "verdict": verdict, "test": "pass if " + test,
             "measured": measured, "reason": rule.reason}
 
@@ -116,7 +116,7 @@ def peer_rows(section: Section, name: str, checks: Sequence, pair: Pair) -> list
     results = methods[name].get("results", {})
     values = {c.key: (None if c.read(results) is None else float(c.read(results)["value"])) for c in columns}
     others = {other: entry for other, entry in methods.items() if other != name}
-    near = nearest(values, {"methods": others}, columns, NEIGHBOURS)
+    near = nearest(values, {"methods": others}, columns, NEIGHBORS)
     controls = sorted(o for o, e in others.items() if is_control(e.get("family")))
     return [{"name": other, "why": "control" if other in controls else "nearest on the board's columns",
              "rows": differences(results, methods[other].get("results", {}), columns,

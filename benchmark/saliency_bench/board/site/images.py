@@ -16,7 +16,7 @@ import numpy as np
 from matplotlib import colormaps
 from PIL import Image, ImageDraw
 
-from ...checks.figure_style import CONTROL_COLOUR, DIVERGING, OKABE_ITO, SEQUENTIAL
+from ...checks.figure_style import CONTROL_COLOR, DIVERGING, OKABE_ITO, SEQUENTIAL
 from ..figures import map_norm
 
 LEVELS = 32  # colour steps per colour map
@@ -26,18 +26,18 @@ SEQ, DIV = 0, LEVELS  # first palette index of each colour map
 WHITE, BLACK, GREY, PEAK = 2 * LEVELS, 2 * LEVELS + 1, 2 * LEVELS + 2, 2 * LEVELS + 3  # overlay colours
 
 
-def _rgb(hex_colour: str) -> list[int]:
-    return [int(hex_colour[i:i + 2], 16) for i in (1, 3, 5)]
+def _rgb(hex_color: str) -> list[int]:
+    return [int(hex_color[i:i + 2], 16) for i in (1, 3, 5)]
 
 
 def palette() -> list[int]:
     """The sprites' palette: both colour maps in ``LEVELS`` steps, then white, black, grey and the peak's colour."""
-    colours = []
+    colors = []
     for name in (SEQUENTIAL, DIVERGING):
         table = colormaps[name](np.linspace(0.0, 1.0, LEVELS))[:, :3]
-        colours += [int(round(c * 255)) for rgb in table for c in rgb]
-    colours += [255, 255, 255, 0, 0, 0] + _rgb(CONTROL_COLOUR) + _rgb(OKABE_ITO[4])
-    return colours
+        colors += [int(round(c * 255)) for rgb in table for c in rgb]
+    colors += [255, 255, 255, 0, 0, 0] + _rgb(CONTROL_COLOR) + _rgb(OKABE_ITO[4])
+    return colors
 
 
 def map_indices(m: np.ndarray) -> np.ndarray:
