@@ -1,6 +1,8 @@
 """Tiny model, dataset, check and methods registered as fake plugins by the core tests."""
 from __future__ import annotations
 
+import contextlib
+import io
 import time
 from contextlib import contextmanager
 
@@ -162,3 +164,28 @@ def fake_plugins_registered(pm, suffix: str = ""):
     finally:
         pm.unregister(name=f"fakes{suffix}")
         pm.unregister(name=f"broken{suffix}")
+
+
+class Captured:
+    """stdout and stderr of one in-process CLI call (capsys cannot be reset between hypothesis examples)."""
+
+    def __enter__(self):
+        self._out, self._err = io.StringIO(), io.StringIO()
+        self._stack = contextlib.ExitStack()
+        self._stack.enter_context(contextlib.redirect_stdout(self._out))
+        self._stack.enter_context(contextlib.redirect_stderr(self._err))
+        return self
+
+    def __exit__(self, *exc):
+        self._stack.close()
+        self.out, self.err = self._out.getvalue(), self._err.getvalue()
+        return False
+
+
+def small_model() -> ModelWrapper:
+    """A 3-class conv net on 8 px inputs, seeded: the isolation and guard tests' model."""
+    torch.manual_seed(0)
+    network = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                            nn.Linear(4, 3))
+    return ModelWrapper(network, name="small", class_names=["a", "b", "c"], input_size=8, blocks={"B1": "1"},
+                        randomization_order=["4", "0"])

@@ -7,8 +7,6 @@ arguments. They are refused by the parser or by the options' checks, before any 
 runs in this process. A second, listed set needs the (fake, 32 px) model or a file: values beyond the dataset,
 unknown names, parameters a check cannot use, boards that cannot be read.
 """
-import contextlib
-import io
 import json
 import os
 from pathlib import Path
@@ -18,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from saliency_bench.cli import main
+from fakes import Captured
 
 HUGE = str(2**70)
 BAD_INTEGERS = ["-1", HUGE, "18446744073709551616", "1" * 400, "1e30", "1.5", "nan", "", " ", "abc", "0x10",
@@ -74,20 +73,6 @@ def bad_command_lines(draw) -> list[str]:
     return line
 
 
-class Captured:
-    """stdout and stderr of one in-process call (capsys cannot be reset between hypothesis examples)."""
-
-    def __enter__(self):
-        self._out, self._err = io.StringIO(), io.StringIO()
-        self._stack = contextlib.ExitStack()
-        self._stack.enter_context(contextlib.redirect_stdout(self._out))
-        self._stack.enter_context(contextlib.redirect_stderr(self._err))
-        return self
-
-    def __exit__(self, *exc):
-        self._stack.close()
-        self.out, self.err = self._out.getvalue(), self._err.getvalue()
-        return False
 
 
 def refused(argv: list[str]) -> tuple[int, str]:

@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from saliency_bench.cli import main
+from fakes import Captured
 
 KEYS = {
     "pointing_game": ["tolerance", "tie_rule", "min_classes", "bootstrap_samples", "ci_level", "seed", "images"],
@@ -74,7 +75,7 @@ def test_run_exits_0_1_or_2_and_user_errors_are_one_line(fake_plugins, scratch, 
         out = {"fresh": folder / "out", "file": folder / "file", "under_file": folder / "file" / "sub"}[out_kind]
         argv = ["run", "-m", "edge", "--model", "fake_vgg", "--checks", check, "--limit", "1", "--no-progress",
                 "--no-speed", "--out", str(out), *params]
-        capture = _Capture()
+        capture = Captured()
         with capture:
             code = main(argv)
         err = "\n".join(line for line in capture.err.splitlines() if not line.startswith("warning: plugin "))
@@ -91,20 +92,3 @@ def test_run_exits_0_1_or_2_and_user_errors_are_one_line(fake_plugins, scratch, 
         shutil.rmtree(folder, ignore_errors=True)
 
 
-class _Capture:
-    """stdout/stderr of one in-process CLI call (capsys cannot be reset between hypothesis examples)."""
-
-    def __enter__(self):
-        import contextlib
-        import io
-
-        self._out, self._err = io.StringIO(), io.StringIO()
-        self._stack = contextlib.ExitStack()
-        self._stack.enter_context(contextlib.redirect_stdout(self._out))
-        self._stack.enter_context(contextlib.redirect_stderr(self._err))
-        return self
-
-    def __exit__(self, *exc):
-        self._stack.close()
-        self.out, self.err = self._out.getvalue(), self._err.getvalue()
-        return False

@@ -13,19 +13,14 @@ import pytest
 import torch
 from torch import nn
 
-from saliency_bench import Method, MethodGroup, ModelWrapper
+from saliency_bench import Method, MethodGroup
 from saliency_bench.harness.isolation import ModelGuard
 from saliency_bench.harness.timeouts import MethodTimeout, time_limit
+from fakes import small_model
 
 DRIVER = str(Path(__file__).with_name("cli_driver.py"))
 
 
-def small_model() -> ModelWrapper:
-    torch.manual_seed(0)
-    network = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                            nn.Linear(4, 3))
-    return ModelWrapper(network, name="small", class_names=["a", "b", "c"], input_size=8, blocks={"B1": "1"},
-                        randomization_order=["4", "0"])
 
 
 @pytest.mark.parametrize("change, named", [

@@ -18,7 +18,7 @@ import pytest
 import torch
 from torch import nn
 
-from fakes import MeanMap, SquaresDataset, load_model
+from fakes import MeanMap, SquaresDataset, load_model, small_model
 from saliency_bench import Method, MethodGroup, ModelWrapper, hookimpl
 from saliency_bench.cli import main
 from saliency_bench.controls import EdgeMap
@@ -30,12 +30,6 @@ RELU_FORWARD, F_RELU = nn.ReLU.forward, nn.functional.relu
 
 
 # -- bitwise comparison ----------------------------------------------------------------------------------------------
-def small_model() -> ModelWrapper:
-    torch.manual_seed(0)
-    network = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                            nn.Linear(4, 3))
-    return ModelWrapper(network, name="small", class_names=["a", "b", "c"], input_size=8, blocks={"B1": "1"},
-                        randomization_order=["4", "0"])
 
 
 @pytest.mark.parametrize("flat", [(), ("cpu",)], ids=["per-tensor", "flat-copy"])

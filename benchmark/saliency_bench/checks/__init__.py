@@ -1,1 +1,1 @@
-"""The four sanity checks (DESIGN.md "The four sanity checks"), registered as default plugins."""
+"""The four sanity checks (docs/protocol.md, "The four checks"), registered as default plugins."""

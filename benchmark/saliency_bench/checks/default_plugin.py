@@ -1,4 +1,4 @@
-"""Default plugin of the core: registers the four sanity checks (DESIGN.md "The four sanity checks")."""
+"""Default plugin of the core: registers the four sanity checks (docs/protocol.md, "The four checks")."""
 from __future__ import annotations
 
 from ..hookspecs import hookimpl

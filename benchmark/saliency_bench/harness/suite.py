@@ -19,7 +19,7 @@ def batch_seed(seed: int, first_image: int) -> int:
 
 @dataclass
 class Suite:
-    """The fixed context every check runs in (DESIGN.md "Data flow")."""
+    """The fixed context every check runs in (docs/design.md)."""
 
     model: ModelWrapper
     dataset: Dataset

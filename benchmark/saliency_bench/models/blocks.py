@@ -60,7 +60,7 @@ ROOT = ""  # the cascade step "what remains": the root module's name in ``named_
 
 
 def derive_blocks(features: nn.Module, prefix: str = "features") -> dict[str, str]:
-    """Name B1..Bn the last ReLU before each max-pool of a VGG-like ``features`` sequence (DESIGN.md)."""
+    """Name B1..Bn the last ReLU before each max-pool of a VGG-like ``features`` sequence (docs/models-and-data.md, "Blocks per architecture")."""
     blocks: dict[str, str] = {}
     last_relu: str | None = None
     for name, module in features.named_children():
