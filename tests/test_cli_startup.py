@@ -91,6 +91,16 @@ def test_registering_the_models_imports_neither_torchvision_nor_timm():
     assert "vit_b_16 torchvision vit_b_16 (ViT_B_16_Weights.IMAGENET1K_V1), 224 px" in listing
 
 
+def test_loading_the_embedded_vgg_imports_no_torchvision_nor_reference_operators():
+    """What `check NEW` pays before its first map: the default model traces its blocks with one real pass (it is small
+    and in eval mode) instead of the meta device, whose ``torch.func.functional_call`` imports ``torch._dynamo``,
+    sympy and triton (about 2 s), and asks whether it is torchvision's Swin without importing torchvision."""
+    code = "from saliency_bench.models.tiny_vgg import load_tiny_vgg\nprint(sorted(load_tiny_vgg().block_names))"
+    heavy, first, out = heavy_modules_after(code, [])
+    check_light(heavy, first)
+    assert out.strip() == "['B1', 'B2', 'B3', 'B4', 'B5']"
+
+
 def test_recorded_torchvision_models_are_torchvisions():
     live = sorted(torchvision.models.list_models(module=torchvision.models))
     assert tvm.installed_version("torchvision") == tvm.TORCHVISION_VERSION, \

@@ -123,8 +123,8 @@ class MethodGroup:
             if not model.precision.is_default:  # maps are compared in float32 whatever the compute precision
                 out = {name: value.float() if torch.is_tensor(value) and value.is_floating_point() else value
                        for name, value in out.items()}
-        except NotApplicable as exc:
-            out = {name: exc for name in names}
+        except NotApplicable as exc:  # the reason alone: the traceback holds the method's frames and their tensors
+            out = {name: NotApplicable(exc.reason) for name in names}
         except MethodTimeout:
             out = None
             self._fail(names, f"timed out (over {self.timeout:g} s on this check)")

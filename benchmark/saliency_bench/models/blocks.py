@@ -43,6 +43,7 @@ model is re-initialised exactly once by the end of the cascade.
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from itertools import chain
 
@@ -101,11 +102,15 @@ def is_staged(network: nn.Module) -> bool:
 
 
 def is_channels_last(network: nn.Module) -> bool:
-    """torchvision's Swin Transformer: its stages output ``[B, h, w, C]`` (Liu et al. 2021, torchvision layout)."""
-    try:
-        from torchvision.models import SwinTransformer
-    except ImportError:  # pragma: no cover - torchvision is a dependency
+    """torchvision's Swin Transformer: its stages output ``[B, h, w, C]`` (Liu et al. 2021, torchvision layout).
+
+    A network can only be torchvision's Swin once torchvision is imported: without it the answer is no, and
+    asking costs no import (torchvision takes about 2 s to import; the embedded VGG never needs it).
+    """
+    if "torchvision" not in sys.modules:
         return False
+    from torchvision.models import SwinTransformer
+
     return isinstance(network, SwinTransformer)
 
 
@@ -142,8 +147,9 @@ def trace(network: nn.Module, input_size: int | None = None, names: list[str] | 
     """Hook every module (or the modules ``names``): pre-hook: call order, hook: output shape, through one forward
     pass of zeros ``[1, 3, side, side]``.
 
-    The pass runs on the ``meta`` device (shapes only, no compute, no memory) via ``torch.func.functional_call``;
-    a network that cannot run on ``meta`` gets one real no-grad pass on its own device. Public as
+    A small network in eval mode gets one real no-grad pass on its own device; a larger one (or one in training
+    mode) runs on the ``meta`` device (shapes only, no compute, no memory) via ``torch.func.functional_call``, and
+    a network that cannot run on ``meta`` gets the real pass too. Public as
     ``saliency_bench.trace_modules`` (model plugins read their networks' layout with it).
     """
     first_call: dict[str, int] = {}
@@ -168,19 +174,34 @@ def trace(network: nn.Module, input_size: int | None = None, names: list[str] | 
     side = trace_size(network, input_size)
     first = next(chain(network.parameters(), network.buffers()), None)
     dtype = first.dtype if first is not None and first.is_floating_point() else torch.float32
+    device = first.device if first is not None else torch.device("cpu")
     try:
         with torch.no_grad():
+            if _cheap_to_run(network):
+                network(torch.zeros(1, 3, side, side, device=device, dtype=dtype))
+                return Trace(first_call, shapes)
             try:
                 _meta_pass(network, side, dtype)
             except Exception:  # noqa: BLE001 - an operator without a meta kernel: trace for real
                 first_call.clear()
                 shapes.clear()
-                device = first.device if first is not None else torch.device("cpu")
                 network(torch.zeros(1, 3, side, side, device=device, dtype=dtype))
     finally:
         for handle in handles:
             handle.remove()
     return Trace(first_call, shapes)
+
+
+# Below this many parameters one real pass of a single image costs less than the meta pass's first use, whose
+# ``torch.func.functional_call`` imports torch._dynamo, sympy and triton (about 2 s on 2 cores): the embedded
+# models trace for real.
+REAL_TRACE_MAX_PARAMETERS = 5_000_000
+
+
+def _cheap_to_run(network: nn.Module) -> bool:
+    """A small network in eval mode (a real pass then changes no batch-norm statistics): trace it for real."""
+    small = sum(p.numel() for p in network.parameters()) <= REAL_TRACE_MAX_PARAMETERS
+    return small and not any(module.training for module in network.modules())
 
 
 def _meta_pass(network: nn.Module, side: int, dtype: torch.dtype) -> None:

@@ -51,7 +51,7 @@ class SharedPass:
         self.capture = capture
         self.size = size
         self.layers = layers
-        self.cache: dict[tuple, torch.Tensor | NotApplicable] = {}
+        self.cache: dict[tuple, torch.Tensor | str] = {}  # a block map, or why it is undefined
         self.decomposition: FullGradDecomposition | None = None
         self.constant: dict[str, bool] | None = None  # per captured block: df/dA constant in space
 
@@ -80,20 +80,20 @@ class SharedPass:
             raw_activations, raw_grads = self.capture.single(self.model.block_names[block])
             activations, grads = self.model.to_grid(raw_activations), self.model.to_grid(raw_grads)
             if patches_unreached(raw_grads, self.model.prefix_tokens):
-                self.cache[key] = NotApplicable(
+                self.cache[key] = (
                     f"{method.stem} at {block} is undefined on '{self.model.name}': only the prefix (class) token of "
                     "this block reaches the output, df/dA is zero on every patch token"
                 )
             elif method.undefined_where_gradient_is_constant and self.gradient_constant(block):
-                self.cache[key] = NotApplicable(
+                self.cache[key] = (
                     f"{method.stem} at {block} is undefined on '{self.model.name}': df/dA is constant in space there "
                     "(global-average-pool head), so the map would show the pool's routing, not the gradient"
                 )
             else:
                 self.cache[key] = method.formula(activations, grads)
         value = self.cache[key]
-        if isinstance(value, NotApplicable):
-            raise value
+        if isinstance(value, str):  # the reason is kept, never a raised exception: its traceback holds this pass's
+            raise NotApplicable(value)  # frames, a reference cycle that kept every capture alive until a full gc
         return value
 
     def defined(self, method: BlockFormula, block: str) -> bool:
@@ -134,6 +134,6 @@ def compute_maps(
     for method in methods:
         try:
             maps[method.name] = method.compute(shared)
-        except NotApplicable as reason:
-            maps[method.name] = reason
+        except NotApplicable as reason:  # without its traceback, which holds the capture's frames
+            maps[method.name] = NotApplicable(reason.reason)
     return maps
