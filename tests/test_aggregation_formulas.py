@@ -326,3 +326,27 @@ def test_a_live_method_left_out_of_the_run_under_a_shipped_name_changes_nothing(
     for name in maps:
         assert torch.equal(maps[name], alone[name])
     assert impostor.name == "gradcam@B3"
+
+
+def test_spatially_constant_gradients_by_hand():
+    """df/dA equal at every routed cell (a GAP head) is constant in space; one sample that varies makes it not; one
+    non-zero cell per channel proves nothing; the CPU's first-sample shortcut gives the full test's answer."""
+    from saliency_bench_aggregation.formulas import _constant_per_sample, spatially_constant, spatially_constant_flag
+
+    routed = torch.zeros(3, 2, 4, 4)
+    routed[:, :, ::2, ::2] = torch.tensor([0.25, -0.5]).view(1, 2, 1, 1)  # w_k / (h w) wherever the pool routes
+    assert spatially_constant(routed)
+    varied = routed.clone()
+    varied[2, 1, 0, 0] = 0.75  # the last sample only: the first-sample shortcut must not decide alone
+    assert not spatially_constant(varied)
+    varied_first = routed.clone()
+    varied_first[0, 0, 2, 2] = 1.0
+    assert not spatially_constant(varied_first)
+    single = torch.zeros(3, 2, 4, 4)
+    single[:, :, 1, 1] = 1.0  # one non-zero cell per channel
+    assert not spatially_constant(single)
+    assert not spatially_constant(torch.zeros(3, 2, 4, 4))  # a vanished gradient: zeros, not this case
+    for grads in (routed, varied, varied_first, single, torch.randn(3, 2, 4, 4),
+                  routed.contiguous(memory_format=torch.channels_last)):
+        repeated, constant = _constant_per_sample(grads, 1e-5)
+        assert bool(spatially_constant_flag(grads)) == bool(repeated.any() & constant.all())

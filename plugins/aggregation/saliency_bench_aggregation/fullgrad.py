@@ -102,11 +102,16 @@ def fullgrad_decomposition(network: nn.Module, inputs: torch.Tensor, targets: to
 
 
 def postprocess(term: torch.Tensor, eps: float = POSTPROCESS_EPS) -> torch.Tensor:
-    """Official ``_postProcess``: psi = |.|, then per sample subtract the min and divide by (max + eps) over (C,H,W)."""
-    term = term.abs()
-    shape = (-1,) + (1,) * (term.dim() - 1)
-    term = term - term.flatten(start_dim=1).min(dim=1).values.view(shape)
-    return term / (term.flatten(start_dim=1).max(dim=1).values.view(shape) + eps)
+    """Official ``_postProcess``: psi = |.|, then per sample subtract the min and divide by (max + eps) over (C,H,W).
+
+    Reduced over the non-batch dims in place of a flattened copy (channels-last terms cannot be flattened without
+    one); max(|t| - min) is taken as max|t| - min, the same float (rounding is monotone), so the bits are the
+    official order's.
+    """
+    magnitude = term.abs()
+    dims = tuple(range(1, term.dim()))
+    low, high = magnitude.amin(dims, keepdim=True), magnitude.amax(dims, keepdim=True)
+    return magnitude.sub_(low).div_((high - low).add_(eps))
 
 
 def spatial_terms(decomposition: FullGradDecomposition) -> list[torch.Tensor]:

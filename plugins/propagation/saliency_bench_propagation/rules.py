@@ -64,7 +64,7 @@ def above_percentile(values: torch.Tensor, q: float) -> torch.Tensor:
     This is the exact-arithmetic mask; numpy or torch.quantile, rounding the interpolated tau, can land on
     v_(low+2) itself when the two are one ulp apart and then leave that value out.
     """
-    flat = values.reshape(values.shape[0], -1)
+    flat = per_sample_rows(values)
     count = flat.shape[1]
     low = min(int(math.floor(q / 100.0 * (count - 1))), count - 1)
     keep = count - low
@@ -73,6 +73,14 @@ def above_percentile(values: torch.Tensor, q: float) -> torch.Tensor:
     else:
         cut = flat.kthvalue(low + 1, dim=1).values
     return values > cut.view(-1, *([1] * (values.dim() - 1)))
+
+
+def per_sample_rows(values: torch.Tensor) -> torch.Tensor:
+    """``[B, n]``: each sample's values in memory order, a view where the layout allows (a channels-last tensor is
+    read as NHWC instead of copied to NCHW; a percentile does not depend on the order)."""
+    if values.dim() == 4 and not values.is_contiguous() and values.is_contiguous(memory_format=torch.channels_last):
+        return values.permute(0, 2, 3, 1).reshape(values.shape[0], -1)
+    return values.reshape(values.shape[0], -1)
 
 
 def rectified(q: float = 98.0, tau: float | None = None, absolute: bool = False) -> ReLURule:
