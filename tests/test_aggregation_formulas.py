@@ -350,3 +350,27 @@ def test_spatially_constant_gradients_by_hand():
                   routed.contiguous(memory_format=torch.channels_last)):
         repeated, constant = _constant_per_sample(grads, 1e-5)
         assert bool(spatially_constant_flag(grads)) == bool(repeated.any() & constant.all())
+
+
+def test_fullgrad_postprocess_is_the_official_order_bit_for_bit():
+    """psi reduced over (C,H,W) without a flattened copy equals the official ``_postProcess`` (abs, subtract the
+    flattened min, divide by the flattened max + eps) bit for bit, in both memory layouts."""
+    import inspect
+
+    from saliency_bench_aggregation.fullgrad import postprocess
+
+    eps = inspect.signature(postprocess).parameters["eps"].default
+
+    def official(term):
+        term = term.abs()
+        shape = (-1,) + (1,) * (term.dim() - 1)
+        term = term - term.flatten(start_dim=1).min(dim=1).values.view(shape)
+        return term / (term.flatten(start_dim=1).max(dim=1).values.view(shape) + eps)
+
+    generator = torch.Generator().manual_seed(0)
+    for scale in (1e-6, 1.0, 1e4):
+        term = torch.randn(4, 8, 12, 12, generator=generator) * scale
+        for layout in (torch.contiguous_format, torch.channels_last):
+            laid = term.contiguous(memory_format=layout)
+            assert torch.equal(postprocess(laid.clone()), official(laid.clone()))
+            assert torch.equal(postprocess(laid.clone()).sum(1), official(laid.clone()).sum(1))
