@@ -285,3 +285,22 @@ def test_on_cuda_ranks_equal_the_cpu_ranks_and_hog_and_profiles_repeat_bit_for_b
         for measure, value in first.items():
             assert torch.equal(value.isnan(), again[measure].isnan()), (kind, measure)
             assert torch.equal(value.nan_to_num(), again[measure].nan_to_num()), (kind, measure)
+
+
+def test_float64_ranks_where_neighbours_differ_in_the_last_bits_only():
+    """The float64 path sorts keys cut to their top bits: rows where two distinct values share the cut key (one ulp
+    apart) must be ranked exactly all the same (by argsort), and rows without such pairs by the packed sort."""
+    from saliency_bench.checks.ranking import _packed_order64
+
+    g = torch.Generator().manual_seed(3)
+    close = torch.rand(6, 4000, dtype=torch.float64, generator=g)
+    close[:, 1::2] = torch.nextafter(close[:, ::2], torch.tensor(2.0, dtype=torch.float64))  # one ulp above
+    close[:, 7], close[:, 9] = -0.0, 0.0
+    close[0, 11], close[1, 12] = float("-inf"), float("inf")
+    close[2, :100] = -close[2, :100]
+    plain = torch.randn(6, 4000, dtype=torch.float64, generator=g)
+    plain[:, ::5] = 0.0
+    for rows, mixed in ((close, True), (plain, False)):
+        assert bool(_packed_order64(rows.numpy())[2].all()) is mixed and bool(_packed_order64(rows.numpy())[2].any()) is mixed
+        np.testing.assert_array_equal(average_ranks_numpy(rows).numpy(), rankdata(rows.numpy(), axis=1))
+    assert _packed_order64(torch.tensor([[1.0, float("nan")]], dtype=torch.float64).numpy()) is None
