@@ -184,6 +184,43 @@ def test_a_run_folders_site_adds_its_stored_per_image_values(tmp_path, registry)
         for m in recorded for c in recorded[m] for k in recorded[m][c])
 
 
+def test_site_after_adds_a_run_folder_only_where_no_committed_board_was_written(tmp_path, monkeypatch):
+    """``run --site``: a default run rewrites a committed board (the site is the checkout's); a run into its own
+    folder adds that folder as a section; ``boards_written`` finds the folders of the written leaderboard.json."""
+    from saliency_bench.board.site import command
+
+    asked = []
+    monkeypatch.setattr(command, "site_command", lambda out, run=None, **kwargs: asked.append(run) or "site: ok")
+    (tmp_path / "boards" / "tiny_resnet").mkdir(parents=True)
+    for folder in (tmp_path, tmp_path / "boards" / "tiny_resnet", tmp_path / "runs" / "mine"):
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "leaderboard.json").write_text("{}")
+    written = [tmp_path / "runs" / "mine" / "leaderboard.md", tmp_path / "runs" / "mine" / "leaderboard.json",
+               tmp_path / "leaderboard.json", tmp_path / "figures" / "maps.png"]
+    assert command.boards_written(written) == [tmp_path / "runs" / "mine", tmp_path]
+    command.site_after(command.boards_written(written), None, root=tmp_path)
+    command.site_after([tmp_path / "runs" / "mine"], None, root=tmp_path)
+    command.site_after([], None, root=tmp_path)
+    assert asked == [None, tmp_path / "runs" / "mine", None]
+
+
+def test_run_site_writes_the_web_board_of_the_run(tmp_path, monkeypatch, capsys):
+    """``saliency-bench run ... --site`` ends with the site of its board (in a folder without committed boards)."""
+    from saliency_bench.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SALIENCY_BENCH_PLUGINS", "saliency-bench-propagation")
+    code = main(["run", "-m", "gradient", "--checks", "pointing_game", "--limit", "8", "--no-speed", "--no-progress",
+                 "--out", "mine", "--site", "--device", "cpu"])
+    assert code == 0
+    assert (tmp_path / "site" / "index.html").is_file()
+    data = (tmp_path / "site" / "data" / "site.js").read_text()
+    assert "tiny_vgg (run mine)" in data and '"gradient"' in data
+    assert "site: 1 board(s)" in capsys.readouterr().err
+    assert main(["check", "gradient", "--against", "mine/leaderboard.json", "--site"]) == 2
+    assert "--site writes the web board of the board --add writes" in capsys.readouterr().err
+
+
 # -------------------------------------------------------------------------------------------- in the browser
 
 

@@ -568,11 +568,19 @@ def check_command(args, log) -> int:
     regression or a new method that fails ``--require``."""
     from ..plugins import load_registry
 
+    if args.site and args.add is None:
+        raise UserError("--site writes the web board of the board --add writes: add --add DIR (or run "
+                        "`saliency-bench site` to rebuild the committed one)")
+    registry = load_registry(log)
     outcome = check_against_board(
         args.against, args.methods, tolerance=args.tolerance, vs=args.vs, require=args.require, add=args.add,
         device=args.device, out=args.out, data_root=args.data_root, weights=args.weights, blocks=args.blocks,
-        progress=not args.no_progress, log=log, registry=load_registry(log))
+        progress=not args.no_progress, log=log, registry=registry)
     for note in outcome.notes:
         log(note)
     print(format_outcome(outcome, args.against))
+    if args.site:
+        from .site.command import boards_written, site_after
+
+        log(site_after(boards_written(outcome.added), registry, log))
     return 0 if outcome.ok else 1

@@ -17,9 +17,14 @@ def run_command(args, log: Callable[[str], None]) -> int:
     options = options_from_arguments(args)
     if args.fresh:
         confirm_fresh(options.run_folder, args.yes)
-    report = run_benchmark(options, registry=load_registry(log), log=log)
+    registry = load_registry(log)
+    report = run_benchmark(options, registry=registry, log=log)
     for line in summary_lines(report):
         log(line)
+    if args.site:
+        from ..board.site.command import boards_written, site_after
+
+        log(site_after(boards_written(report.written), registry, log))
     return 1 if report.failures else 0
 
 

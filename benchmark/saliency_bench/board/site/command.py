@@ -1,4 +1,4 @@
-"""``saliency-bench site``: the committed boards (and a run folder) as one site; what ``run`` and ``check`` call."""
+"""``saliency-bench site``: the committed boards (and a run folder) as one site; ``run --site`` and ``check --site``."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -64,6 +64,25 @@ def site_command(out: str | Path, run: str | Path | None = None, registry=None, 
         attach_pictures(sections, registry, device, log)
     written = build_site(sections, out, registry, log)
     return summary(sections, Path(out), written)
+
+
+def site_after(boards_written: Sequence[Path], registry, log: Log = print, out: str | Path = "site",
+               root: str | Path = ".") -> str:
+    """``run --site`` / ``check --add DIR --site``: the site of ``root``'s committed boards, plus the first folder
+    the command wrote a board to when none of those folders is a committed one (a run into its own ``--out``)."""
+    committed = {folder.resolve() for folder in committed_folders(Path(root))}
+    folders = [Path(folder) for folder in boards_written]
+    run = None if any(folder.resolve() in committed for folder in folders) or not folders else folders[0]
+    return site_command(out, run=run, registry=registry, log=log, root=root)
+
+
+def boards_written(written: Sequence[Path]) -> list[Path]:
+    """The folders among the files a command wrote that received a board (its ``leaderboard.json``), in order."""
+    folders: list[Path] = []
+    for path in written:
+        if Path(path).name == BOARD and Path(path).parent not in folders:
+            folders.append(Path(path).parent)
+    return folders
 
 
 def board_site(folder: str | Path, registry, log: Log = print, maps: bool = True, device: str = "auto") -> str:
