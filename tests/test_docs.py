@@ -54,6 +54,8 @@ def commands(code: str) -> list[list[str]]:
                 words.pop(0)
             if words and words[0] in ("/usr/bin/time", "time", "sudo", "$(command"):
                 words.pop(0)
+                while words and words[0] in ("-v", "-f", "-o"):  # time's own options (-f and -o take a value)
+                    words = words[2:] if words[0] in ("-f", "-o") else words[1:]
             if words:
                 found.append(words)
     return found
@@ -63,6 +65,8 @@ def test_every_page_has_code_and_the_probe_reads_it():
     assert len(blocks("bash")) >= 10 and len(blocks("python")) >= 3
     assert commands("A=1 saliency-bench run --all \\\n  --limit 4 && pip install -e . # note") == [
         ["saliency-bench", "run", "--all", "--limit", "4"], ["pip", "install", "-e", "."]]
+    assert commands("/usr/bin/time -v saliency-bench list\n/usr/bin/time -f '%e s' saliency-bench list") == [
+        ["saliency-bench", "list"], ["saliency-bench", "list"]]
 
 
 @pytest.mark.parametrize("where, code", [b for b in blocks("python") + blocks("toml") if b[1].startswith("# file: ")],

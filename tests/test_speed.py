@@ -254,3 +254,15 @@ def test_a_method_n_a_on_one_check_only_is_still_timed_and_one_n_a_everywhere_is
                              not_applicable={"gradient": {"data_rand"}, "gradmid@B5": {"pointing_game", "data_rand"}})
     registry = SimpleNamespace(provenance=lambda name: "dist 1.0")
     assert untimed(report, registry, {"batch_size": 64, "rounds": 3}, "cpu") == ["gradient"]
+
+
+def test_the_bench_table_says_n_a_for_an_undefined_method_and_error_for_a_failed_one():
+    from saliency_bench.run.speed import format_speed
+
+    table = format_speed({"rows": [{"name": "gradmid@B5", "kind": "method", "error": "n/a: undefined at B5"},
+                                   {"name": "broken", "kind": "method", "error": "raised ValueError: bad"}],
+                          "model": "m", "batch_size": 64, "device": "cpu", "floor_ms_per_image": 2.0, "rounds": 3})
+    undefined = next(line for line in table.splitlines() if line.startswith("gradmid@B5"))
+    failed = next(line for line in table.splitlines() if line.startswith("broken"))
+    assert undefined.split()[2:4] == ["n/a", "undefined"] and "error" not in undefined
+    assert failed.split()[2:4] == ["error", "raised"]

@@ -226,7 +226,9 @@ def format_speed(result: dict) -> str:
     rows = []
     for row in result["rows"]:
         if "error" in row:
-            rows.append([row["name"], row["kind"], row.get("of") or "", "error", row["error"][:60], ""])
+            text = row["error"]  # a method undefined on the model says so, it has not failed
+            label, reason = ("n/a", text[len("n/a: "):]) if text.startswith("n/a: ") else ("error", text)
+            rows.append([row["name"], row["kind"], row.get("of") or "", label, reason[:60], ""])
         else:
             rows.append([row["name"], row["kind"], row.get("of") or "", f"{row['ms_per_image']:.2f}",
                          f"{1000.0 / row['ms_per_image']:.0f}", f"{row['ratio_to_floor']:.2f}x"])
