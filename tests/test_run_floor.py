@@ -68,3 +68,19 @@ def test_smoothgrad_and_integrated_gradients_declare_one_pass_per_sample_or_step
     from saliency_bench_propagation.path import IntegratedGradients, SmoothGrad
 
     assert (SmoothGrad(n_samples=7).passes, IntegratedGradients(n_steps=5).passes) == (7, 5)
+
+
+def test_only_run_times_the_floor_check_reruns_without_it(fakes, tmp_path, monkeypatch):
+    """``check``'s rerun prints no floor line, so it does not spend a second timing one; ``run`` does."""
+    from saliency_bench.run import options as run_options
+    from saliency_bench.run import pipeline, speed
+
+    timed = []
+    monkeypatch.setattr(speed, "measure_floor", lambda *args, **kwargs: timed.append(1) or 2.0)
+    for command in ("check", "run"):
+        options = run_options.RunOptions(methods=["edge"], model="fake_vgg", checks=["mean_map"], speed=False,
+                                         out=str(tmp_path / command), progress=False)
+        report = pipeline.run_benchmark(options, log=lambda message: None, command=command)
+        assert report.passes > 0
+        assert (report.floor_ms_per_image is None) == (command == "check")
+    assert timed == [1]

@@ -42,7 +42,7 @@ def run_benchmark(options: RunOptions, registry: Registry | None = None,
             read_index(targets)  # under the lock of the top-level folder
         store = open_store(resolved, log, command)
         try:
-            report = execute_and_publish(resolved, registry, store, targets, log, began)
+            report = execute_and_publish(resolved, registry, store, targets, log, began, floor=command == "run")
         except BaseException:
             store.close()
             raise
@@ -76,8 +76,11 @@ def remove_board_temporaries(locks: list) -> None:
 
 
 def execute_and_publish(resolved: Resolved, registry: Registry, store: ResultStore, targets: "Targets | None",
-                        log: Callable[[str], None], began: float) -> RunReport:
-    """Steps 2 to 5 in the open store: plan, execute, record (and time), publish."""
+                        log: Callable[[str], None], began: float, floor: bool = True) -> RunReport:
+    """Steps 2 to 5 in the open store: plan, execute, record (and time), publish.
+
+    ``floor``: time one forward+backward pass for the run's floor line when the speed step did not (``check``'s
+    rerun states no floor, and skips the second it costs)."""
     from ..board.publish import publish
 
     options = resolved.options
@@ -95,7 +98,7 @@ def execute_and_publish(resolved: Resolved, registry: Registry, store: ResultSto
 
     if options.speed:
         measure_speed(report, registry, options, log)
-    if report.floor_ms_per_image is None and report.passes:  # the floor this run's passes are weighed against
+    if floor and report.floor_ms_per_image is None and report.passes:  # the floor the passes are weighed against
         report.floor_ms_per_image = measure_floor(report.suite.model, options)
     report.wall_seconds = time.perf_counter() - began  # the board's speed file records the run's compute time
     if targets is not None:
