@@ -208,16 +208,15 @@ def test_run_site_writes_the_web_board_of_the_run(tmp_path, monkeypatch, capsys)
     """``saliency-bench run ... --site`` ends with the site of its board (in a folder without committed boards)."""
     from saliency_bench.cli import main
 
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("SALIENCY_BENCH_PLUGINS", "saliency-bench-propagation")
-    code = main(["run", "-m", "gradient", "--checks", "pointing_game", "--limit", "8", "--no-speed", "--no-progress",
+    monkeypatch.chdir(tmp_path)  # a control of the core: whatever plugins the process-wide manager holds
+    code = main(["run", "-m", "edge", "--checks", "pointing_game", "--limit", "8", "--no-speed", "--no-progress",
                  "--out", "mine", "--site", "--device", "cpu"])
     assert code == 0
     assert (tmp_path / "site" / "index.html").is_file()
     data = (tmp_path / "site" / "data" / "site.js").read_text()
-    assert "tiny_vgg (run mine)" in data and '"gradient"' in data
+    assert "tiny_vgg (run mine)" in data and '"edge"' in data
     assert "site: 1 board(s)" in capsys.readouterr().err
-    assert main(["check", "gradient", "--against", "mine/leaderboard.json", "--site"]) == 2
+    assert main(["check", "edge", "--against", "mine/leaderboard.json", "--site"]) == 2
     assert "--site writes the web board of the board --add writes" in capsys.readouterr().err
 
 

@@ -148,7 +148,7 @@ def _run(run: argparse.ArgumentParser) -> None:
     run.add_argument("--data-seed", type=SEED, default=None, help="another sample of a generated dataset")
     run.add_argument("--out", type=path, default=None, help="results folder (default: runs/<model>-<dataset>[-...])")
     run.add_argument("--board-dir", type=path, default=None, metavar="DIR", help="also write the board here")
-    run.add_argument("--site", action="store_true", help=SITE_HELP)
+    run.add_argument("--site", action="store_true", help="then rebuild site/ as `saliency-bench site` (minutes)")
     run.add_argument("--fresh", action="store_true", help="delete the results stored in --out first (asks; --yes)")
     run.add_argument("--yes", action="store_true", help="confirm --fresh without asking")
     run.add_argument("--wait", action="store_true", help="wait for another run using --out instead of refusing")
@@ -167,10 +167,6 @@ def _run(run: argparse.ArgumentParser) -> None:
     _precision_options(run)
 
 
-SITE_HELP = ("then rebuild the web board in site/, as `saliency-bench site` (the checkout's boards, and this one's "
-             "folder where it is not one of them; pictures the maps: minutes)")
-
-
 def _check(check: argparse.ArgumentParser) -> None:
     check.add_argument("methods", nargs="+", type=name, metavar="METHOD", help="method names or globs")
     check.add_argument("--against", type=path, required=True, metavar="LEADERBOARD_JSON", help="the recorded board")
@@ -178,7 +174,7 @@ def _check(check: argparse.ArgumentParser) -> None:
     check.add_argument("--vs", nargs="+", action="extend", type=name, metavar="NAME", help="recorded ones to compare")
     check.add_argument("--require", type=name, metavar="CRITERIA", help="verdicts a new method must pass")
     check.add_argument("--add", type=path, default=None, metavar="DIR", help="write the board with the new rows here")
-    check.add_argument("--site", action="store_true", help=SITE_HELP + " (with --add: its board too)")
+    check.add_argument("--site", action="store_true", help="with --add: then rebuild site/ with that board too")
     check.add_argument("--out", type=path, default=None, help="keep the rerun here (default: a temporary folder)")
     check.add_argument("--device", type=name, default="auto", help=f"{DEVICES} (default: auto)")
     check.add_argument("--data-root", type=path, default=None, help="the dataset's folder, for a board of real data")
