@@ -172,7 +172,8 @@ def test_every_option_of_every_command_says_what_it_does(capsys):
 
 @pytest.mark.parametrize("argv", [["--help"], ["--version"], ["run", "--help"], ["check", "--help"], ["run"],
                                   ["run", "--all", "-m", "x"], ["run", "--all", "--limit", "1e30"],
-                                  ["run", "--all", "--model", ""], ["compare", "a"]])
+                                  ["run", "--all", "--model", ""], ["compare", "a"],
+                                  ["check", "m", "--against", "board.json", "--site"]])
 def test_help_version_and_user_errors_that_need_no_model_import_no_torch(argv):
     """``--help``, ``--version`` and every usage error answer without importing torch (issue 27: a CLI that starts in
     a second)."""

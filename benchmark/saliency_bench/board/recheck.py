@@ -568,9 +568,6 @@ def check_command(args, log) -> int:
     regression or a new method that fails ``--require``."""
     from ..plugins import load_registry
 
-    if args.site and args.add is None:
-        raise UserError("--site writes the web board of the board --add writes: add --add DIR (or run "
-                        "`saliency-bench site` to rebuild the committed one)")
     registry = load_registry(log)
     outcome = check_against_board(
         args.against, args.methods, tolerance=args.tolerance, vs=args.vs, require=args.require, add=args.add,

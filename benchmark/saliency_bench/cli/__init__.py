@@ -32,10 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``saliency-bench`` console script."""
     try:
         args = build_parser().parse_args(argv)
-        if args.command == "run":
-            from ..run.options import options_from_arguments
+        from ..run.options import refuse_conflicts
 
-            options_from_arguments(args)  # conflicting options are refused before anything heavy is imported
+        refuse_conflicts(args)  # conflicting options are refused before anything heavy is imported
         if args.command != "list":
             from ..harness.allocator import keep_freed_memory
 

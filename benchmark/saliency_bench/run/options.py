@@ -59,6 +59,17 @@ class RunOptions:
         return self.out if self.out is not None else default_out(self)
 
 
+def refuse_conflicts(args) -> None:
+    """Options of a command that exclude each other, refused from the parsed arguments alone (no torch imported)."""
+    from ..errors import UserError
+
+    if args.command == "run":
+        options_from_arguments(args)
+    elif args.command == "check" and args.site and args.add is None:
+        raise UserError("--site writes the web board of the board --add writes: add --add DIR (or run "
+                        "`saliency-bench site` to rebuild the committed one)")
+
+
 def options_from_arguments(args) -> RunOptions:
     """``saliency-bench run``'s parsed arguments as RunOptions; conflicting options are refused here."""
     from ..errors import UserError

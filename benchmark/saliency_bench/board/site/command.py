@@ -83,12 +83,3 @@ def boards_written(written: Sequence[Path]) -> list[Path]:
         if Path(path).name == BOARD and Path(path).parent not in folders:
             folders.append(Path(path).parent)
     return folders
-
-
-def board_site(folder: str | Path, registry, log: Log = print, maps: bool = True, device: str = "auto") -> str:
-    """The site of one board folder, into ``folder/site`` (``check --add DIR`` and a run's ``--board-dir``)."""
-    section = read_section(folder, registry)
-    if maps:
-        attach_pictures([section], registry, device, log)
-    out = Path(folder) / "site"
-    return summary([section], out, build_site([section], out, registry, log))
